@@ -1,0 +1,40 @@
+"""Extension table only; all metadata lives in pyproject.toml.
+
+SWARM_DEBUG_BUILD=1 turns on bounds checks and wraparound in the kernels.
+No -march=native: the wheel must run on any x86-64 / aarch64 machine.
+"""
+import os
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+DEBUG = os.environ.get("SWARM_DEBUG_BUILD") == "1"
+
+EXTENSIONS = {
+    "swarm_engine._native._envs": ["swarm_engine/_native/_envs.pyx"],
+    "swarm_engine._native._kernel": ["swarm_engine/_native/_kernel.pyx"],
+}
+
+DIRECTIVES = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": DEBUG,
+    "initializedcheck": DEBUG,
+    "cdivision": True,
+    "embedsignature": True,
+}
+
+extensions = [
+    Extension(
+        name,
+        sources,
+        include_dirs=[numpy.get_include(), "csrc"],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        extra_compile_args=["-O0", "-g"] if DEBUG else ["-O3"],
+    )
+    for name, sources in EXTENSIONS.items()
+]
+
+setup(ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES,
+                            include_path=["."], annotate=False))

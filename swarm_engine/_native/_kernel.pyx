@@ -1,0 +1,891 @@
+# cython: language_level=3
+"""The exploration kernel: graph map, frontier, selectors and the tick loop.
+
+One ``Kernel`` holds one run at a time. A tick is ``_plan`` (assign open nodes
+to idle workers through the selector), an environment step over the whole
+batch, and ``_commit`` (close nodes, expand successors with dedup, update
+statistics, log events, judge termination). ``run_batch`` runs many seeds back
+to back in one call with the GIL released; ``step`` advances one run a number
+of ticks; ``plan_tick`` / ``commit_tick`` split the tick around a Python
+environment. A call returns ``ST_NEED_ROOM`` when a buffer must grow (or the
+event log be drained); the Python face grows it and calls again, and the run
+resumes exactly where it stopped.
+
+Frontier: open nodes wait in one FIFO queue per group, a group being an
+(action, target) pair (``granular``) or an action. Selector scores depend only
+on group statistics, so a tick scores each non-empty group once and keeps them
+in a max-heap: picking costs O(log G) per worker however long the queues are.
+Workers picked in the same tick add a virtual visit to their group (the
+"virtual loss" of parallel tree search) so they spread over candidates.
+"""
+from libc.math cimport sqrt, log, INFINITY
+from libc.string cimport memset
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+from swarm_engine._native._hashmap cimport (swarm_index_init, swarm_index_free, swarm_index_clear,
+                                            swarm_index_get_or_put, swarm_index_bytes)
+from swarm_engine._native._rng cimport swarm_rng_seed, swarm_rng_beta
+from swarm_engine._native._envs cimport (env_state_size, env_max_discoveries, env_reset,
+                                         env_step, ENV_PYTHON, OUT_OK, OUT_FAIL, OUT_ERROR)
+
+import numpy as np
+
+cdef enum:
+    ACTION_BITS = 12
+    TARGET_BITS = 28
+    ARG_BITS = 24
+    MAX_ACTIONS = (1 << ACTION_BITS) - 1
+    MAX_TARGET = (1 << TARGET_BITS) - 2
+    MAX_ARG = (1 << ARG_BITS) - 2
+    FLAG_DONE = 1
+    FLAG_SUCCESS = 2
+
+LIMITS = {"actions": MAX_ACTIONS, "target": MAX_TARGET, "arg": MAX_ARG}
+
+
+cdef inline uint64_t pack_key(int32_t a, int32_t t, int32_t x) noexcept nogil:
+    return ((<uint64_t>a) << (TARGET_BITS + ARG_BITS)) | ((<uint64_t>(t + 1)) << ARG_BITS) | <uint64_t>(x + 1)
+
+
+cdef inline int32_t key_action(uint64_t k) noexcept nogil:
+    return <int32_t>(k >> (TARGET_BITS + ARG_BITS))
+
+
+cdef inline int32_t key_target(uint64_t k) noexcept nogil:
+    return <int32_t>((k >> ARG_BITS) & ((1 << TARGET_BITS) - 1)) - 1
+
+
+cdef inline int32_t key_arg(uint64_t k) noexcept nogil:
+    return <int32_t>(k & ((1 << ARG_BITS) - 1)) - 1
+
+
+cdef inline double now_seconds() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + ts.tv_nsec * 1e-9
+
+
+def _i32(values):
+    return np.ascontiguousarray(values, dtype=np.int32)
+
+
+cdef class Kernel:
+    """Native state of one run; see the module docstring. Built by
+    ``swarm_engine.exploration.compile`` from a validated spec; not meant to be
+    constructed by hand."""
+
+    def __cinit__(self):
+        self.node_index.slots = NULL
+        self.group_index.slots = NULL
+
+    def __dealloc__(self):
+        swarm_index_free(&self.node_index)
+        swarm_index_free(&self.group_index)
+
+    def __init__(self, *, int n_actions, succ_ptr, succ_act, is_terminal, var_ptr, var_val,
+                 start_act, start_tgt, start_arg, int n_workers, int64_t max_ticks,
+                 int term_strategy, int on_exhausted, int max_consec_errors, int max_retries,
+                 int escalate_after, int manage_kind, int manage_param, bint granular,
+                 int selector, double ucb1_c, double learning_weight, double greedy_weight,
+                 int64_t maturity_threshold, double error_rate_threshold, bonus3,
+                 int env_kind, env_params, env_ops, int env_max_disc,
+                 bint record_events, int64_t node_capacity=1024, int64_t event_capacity=4096):
+        if not 0 < n_actions <= MAX_ACTIONS:
+            raise ValueError(f"n_actions must be in 1..{MAX_ACTIONS}")
+        if n_workers <= 0:
+            raise ValueError("n_workers must be positive")
+        self.n_actions = n_actions
+        self.succ_ptr = _i32(succ_ptr)
+        self.succ_act = _i32(succ_act)
+        self.is_terminal = np.ascontiguousarray(is_terminal, dtype=np.uint8)
+        self.var_ptr = _i32(var_ptr)
+        self.var_val = _i32(var_val)
+        self.start_act = _i32(start_act)
+        self.start_tgt = _i32(start_tgt)
+        self.start_arg = _i32(start_arg)
+        self.n_workers = n_workers
+        self.max_ticks = max_ticks
+        self.term_strategy = term_strategy
+        self.on_exhausted = on_exhausted
+        self.max_consec_errors = max_consec_errors
+        self.max_retries = max_retries
+        self.escalate_after = escalate_after
+        self.manage_kind = manage_kind
+        self.manage_param = max(1, manage_param)
+        self.granular = granular
+        self.selector = selector
+        self.ucb1_c = ucb1_c
+        self.learning_weight = learning_weight
+        self.greedy_weight = greedy_weight
+        self.maturity_threshold = maturity_threshold
+        self.error_rate_threshold = error_rate_threshold
+        self.bonus_now = np.zeros(n_actions, dtype=np.float64)
+        self.set_bonus(bonus3)
+        self.env_params = np.ascontiguousarray(env_params, dtype=np.float64)
+        self.env_ops = _i32(env_ops)
+        self.env.kind = env_kind
+        self.env.n_params = self.env_params.shape[0]
+        self.env.params = &self.env_params[0] if self.env.n_params else NULL
+        self.env.op_of_action = &self.env_ops[0]
+        self.env_state = np.zeros(max(1, env_state_size(env_kind, self.env.params, self.env.n_params)),
+                                  dtype=np.int32)
+        self.env.state = &self.env_state[0]
+        if env_kind == ENV_PYTHON:
+            self.max_disc = max(0, env_max_disc)
+        else:
+            self.max_disc = env_max_discoveries(env_kind, self.env.params, self.env.n_params)
+
+        cdef int a, fan, nv, fan_max = 0, nd = max(1, self.max_disc)
+        for a in range(n_actions):
+            fan = 0
+            for e in range(self.succ_ptr[a], self.succ_ptr[a + 1]):
+                nv = self.var_ptr[self.succ_act[e] + 1] - self.var_ptr[self.succ_act[e]]
+                fan += nd * max(1, nv)
+            fan_max = max(fan_max, fan)
+        self.max_children = fan_max
+
+        node_capacity = max(node_capacity, self.start_act.shape[0] + 16)
+        self._alloc_nodes(node_capacity)
+        self._alloc_groups(n_actions if not granular else 64)
+        if swarm_index_init(&self.node_index, node_capacity) != 0:
+            raise MemoryError("dedup index")
+        if granular and swarm_index_init(&self.group_index, 64) != 0:
+            raise MemoryError("group index")
+        self.a_visits = np.zeros(n_actions, dtype=np.int64)
+        self.a_succ = np.zeros(n_actions, dtype=np.int64)
+        self.a_fail = np.zeros(n_actions, dtype=np.int64)
+        self.a_disc = np.zeros(n_actions, dtype=np.int64)
+        self.a_dur = np.zeros(n_actions, dtype=np.float64)
+        self.cum_visits = np.zeros(n_actions, dtype=np.int64)
+        self.cum_succ = np.zeros(n_actions, dtype=np.int64)
+        self.cum_fail = np.zeros(n_actions, dtype=np.int64)
+        self.cum_dur = np.zeros(n_actions, dtype=np.float64)
+        W = n_workers
+        self.w_node = np.full(W, -1, dtype=np.int32)
+        self.w_group = np.full(W, -1, dtype=np.int32)
+        self.w_result = np.zeros(W, dtype=np.uint8)
+        self.w_flags = np.zeros(W, dtype=np.uint8)
+        self.w_consec = np.zeros(W, dtype=np.uint16)
+        self.w_actions = np.zeros(W, dtype=np.uint32)
+        self.as_worker = np.zeros(W, dtype=np.int32)
+        self.as_act = np.zeros(W, dtype=np.int32)
+        self.as_tgt = np.zeros(W, dtype=np.int32)
+        self.as_arg = np.zeros(W, dtype=np.int32)
+        self.as_outcome = np.zeros(W, dtype=np.int8)
+        self.as_disc_ptr = np.zeros(W + 1, dtype=np.int32)
+        self.disc_cap = max(1, W * self.max_disc)
+        self.as_disc = np.zeros(self.disc_cap, dtype=np.int32)
+        self.as_dur = np.zeros(W, dtype=np.float32)
+        self.record_events = record_events
+        self.event_cap = max(event_capacity, W) if record_events else 1
+        self._alloc_events(self.event_cap)
+        self.verdict = V_RUNNING
+        self.run_index = -1
+
+    # ------------------------------------------------------------------ memory
+    def _alloc_nodes(self, int64_t cap):
+        if cap > 2**31 - 2:
+            raise MemoryError("graph map is limited to 2^31 nodes")
+        self.n_key = _grow(self.n_key, cap, np.uint64) if self.node_cap else np.zeros(cap, np.uint64)
+        self.n_parent = _grow(self.n_parent, cap, np.int32) if self.node_cap else np.zeros(cap, np.int32)
+        self.n_next = _grow(self.n_next, cap, np.int32) if self.node_cap else np.zeros(cap, np.int32)
+        self.n_tick = _grow(self.n_tick, cap, np.int32) if self.node_cap else np.zeros(cap, np.int32)
+        self.n_state = _grow(self.n_state, cap, np.uint8) if self.node_cap else np.zeros(cap, np.uint8)
+        self.n_retries = _grow(self.n_retries, cap, np.uint8) if self.node_cap else np.zeros(cap, np.uint8)
+        self.node_cap = cap
+
+    def _alloc_groups(self, int64_t cap):
+        fresh = self.group_cap == 0
+        self.g_key = np.zeros(cap, np.uint64) if fresh else _grow(self.g_key, cap, np.uint64)
+        self.g_head = np.zeros(cap, np.int32) if fresh else _grow(self.g_head, cap, np.int32)
+        self.g_tail = np.zeros(cap, np.int32) if fresh else _grow(self.g_tail, cap, np.int32)
+        self.g_count = np.zeros(cap, np.int32) if fresh else _grow(self.g_count, cap, np.int32)
+        self.g_active_pos = np.zeros(cap, np.int32) if fresh else _grow(self.g_active_pos, cap, np.int32)
+        self.g_vv = np.zeros(cap, np.int32) if fresh else _grow(self.g_vv, cap, np.int32)
+        self.g_score = np.zeros(cap, np.float64) if fresh else _grow(self.g_score, cap, np.float64)
+        self.g_visits = np.zeros(cap, np.int64) if fresh else _grow(self.g_visits, cap, np.int64)
+        self.g_succ = np.zeros(cap, np.int64) if fresh else _grow(self.g_succ, cap, np.int64)
+        self.g_disc = np.zeros(cap, np.int64) if fresh else _grow(self.g_disc, cap, np.int64)
+        self.g_dur = np.zeros(cap, np.float64) if fresh else _grow(self.g_dur, cap, np.float64)
+        self.active = np.zeros(cap, np.int32) if fresh else _grow(self.active, cap, np.int32)
+        self.heap = np.zeros(cap, np.int32) if fresh else _grow(self.heap, cap, np.int32)
+        self.group_cap = cap
+
+    def _alloc_events(self, int64_t cap):
+        self.ev_run = np.zeros(cap, np.int32)
+        self.ev_tick = np.zeros(cap, np.int32)
+        self.ev_worker = np.zeros(cap, np.int32)
+        self.ev_node = np.zeros(cap, np.int32)
+        self.ev_action = np.zeros(cap, np.int32)
+        self.ev_target = np.zeros(cap, np.int32)
+        self.ev_arg = np.zeros(cap, np.int32)
+        self.ev_outcome = np.zeros(cap, np.int8)
+        self.ev_ndisc = np.zeros(cap, np.int32)
+        self.ev_dur = np.zeros(cap, np.float32)
+        self.event_cap = cap
+        self.n_events = 0
+
+    def make_room(self):
+        """Grow whatever the next tick could overflow (called on ST_NEED_ROOM
+        after the caller drained the event log)."""
+        cdef int64_t need = <int64_t>self.n_workers * max(1, self.max_children)
+        if self.n_nodes + need > self.node_cap:
+            self._alloc_nodes(max(2 * self.node_cap, self.n_nodes + need))
+        if self.granular and self.n_groups + need > self.group_cap:
+            self._alloc_groups(max(2 * self.group_cap, self.n_groups + need))
+        if self.record_events and self.n_events + self.n_workers > self.event_cap:
+            raise RuntimeError("event log full: drain it with take_events() first")
+
+    cdef bint _has_room(self) noexcept nogil:
+        cdef int64_t need = <int64_t>self.n_workers * (self.max_children if self.max_children > 0 else 1)
+        if self.n_nodes + need > self.node_cap:
+            return False
+        if self.granular and self.n_groups + need > self.group_cap:
+            return False
+        if self.record_events and self.n_events + self.n_workers > self.event_cap:
+            return False
+        return True
+
+    def set_bonus(self, bonus3):
+        """Install the learned bonus table, shape ((A+1)**2 * A,) or empty."""
+        arr = np.ascontiguousarray(bonus3 if bonus3 is not None else [], dtype=np.float64).ravel()
+        A = self.n_actions
+        if arr.shape[0] not in (0, (A + 1) * (A + 1) * A):
+            raise ValueError(f"bonus table must have (A+1)^2*A = {(A + 1) ** 2 * A} entries")
+        self.bonus3 = arr
+
+    # ------------------------------------------------------------------ run
+    cdef int _reset(self, uint64_t seed) except -1 nogil:
+        cdef int32_t i, g
+        self.seed = seed
+        swarm_rng_seed(&self.rng, seed, 1)
+        if env_reset(&self.env, seed) < 0:
+            return -1
+        swarm_index_clear(&self.node_index)
+        if self.granular:
+            swarm_index_clear(&self.group_index)
+            self.n_groups = 0
+        else:
+            self.n_groups = self.n_actions
+            for g in range(self.n_actions):
+                self.g_key[g] = pack_key(g, -1, -1)
+        for g in range(self.n_groups):
+            self.g_head[g] = -1
+            self.g_tail[g] = -1
+            self.g_count[g] = 0
+            self.g_active_pos[g] = -1
+            self.g_vv[g] = 0
+            self.g_visits[g] = 0
+            self.g_succ[g] = 0
+            self.g_disc[g] = 0
+            self.g_dur[g] = 0.0
+        self.n_active = 0
+        self.n_nodes = 0
+        self.n_open = 0
+        for i in range(self.n_actions):
+            self.a_visits[i] = 0
+            self.a_succ[i] = 0
+            self.a_fail[i] = 0
+            self.a_disc[i] = 0
+            self.a_dur[i] = 0.0
+        for i in range(self.n_workers):
+            self.w_node[i] = -1
+            self.w_group[i] = -1
+            self.w_result[i] = W_IDLE
+            self.w_flags[i] = 0
+            self.w_consec[i] = 0
+            self.w_actions[i] = 0
+        self.tick = 0
+        self.verdict = V_RUNNING
+        self.task_done = False
+        self.total_visits = 0
+        self.total_fail = 0
+        self.consec_errors = 0
+        self.last_manage_tick = -1
+        self.prev_action = -1
+        self.prev_prev_action = -1
+        self.n_assigned = 0
+        for i in range(self.start_act.shape[0]):
+            if self._add_node(self.start_act[i], self.start_tgt[i], self.start_arg[i], -1) == -1:
+                return -1
+        return 0
+
+    cdef int32_t _group_of(self, int32_t action, int32_t target) except -2 nogil:
+        cdef int32_t g
+        cdef uint64_t key
+        if not self.granular:
+            return action
+        key = pack_key(action, target, -1)
+        g = swarm_index_get_or_put(&self.group_index, &self.g_key[0], key, self.n_groups)
+        if g == -2:
+            return -2
+        if g == self.n_groups:
+            self.g_key[g] = key
+            self.g_head[g] = -1
+            self.g_tail[g] = -1
+            self.g_count[g] = 0
+            self.g_active_pos[g] = -1
+            self.g_vv[g] = 0
+            self.g_visits[g] = 0
+            self.g_succ[g] = 0
+            self.g_disc[g] = 0
+            self.g_dur[g] = 0.0
+            self.n_groups += 1
+        return g
+
+    cdef void _push_open(self, int32_t g, int32_t node) noexcept nogil:
+        self.n_state[node] = NODE_OPEN
+        self.n_next[node] = -1
+        if self.g_tail[g] >= 0:
+            self.n_next[self.g_tail[g]] = node
+        else:
+            self.g_head[g] = node
+        self.g_tail[g] = node
+        self.g_count[g] += 1
+        self.n_open += 1
+        if self.g_active_pos[g] < 0:
+            self.g_active_pos[g] = self.n_active
+            self.active[self.n_active] = g
+            self.n_active += 1
+
+    cdef int32_t _add_node(self, int32_t action, int32_t target, int32_t arg,
+                           int32_t parent) except -2 nogil:
+        """Add (action, target, arg) unless known; returns its id, -1 if it was
+        a duplicate, -2 on failure (bad id or out of memory)."""
+        cdef uint64_t key
+        cdef int32_t node, g
+        if target > MAX_TARGET or arg > MAX_ARG or target < -1 or arg < -1:
+            with gil:
+                raise OverflowError(f"target {target} / arg {arg} outside the packed key range")
+        key = pack_key(action, target, arg)
+        node = swarm_index_get_or_put(&self.node_index, &self.n_key[0], key, self.n_nodes)
+        if node == -2:
+            with gil:
+                raise MemoryError("dedup index")
+        if node != self.n_nodes:
+            return -1
+        g = self._group_of(action, target)
+        if g == -2:
+            with gil:
+                raise MemoryError("group index")
+        self.n_key[node] = key
+        self.n_parent[node] = parent
+        self.n_tick[node] = <int32_t>self.tick
+        self.n_retries[node] = 0
+        self.n_nodes += 1
+        self._push_open(g, node)
+        return node
+
+    # ------------------------------------------------------------------ select
+    cdef double _score(self, int32_t g, int mode, double log_total) noexcept nogil:
+        cdef int32_t a = key_action(self.g_key[g])
+        cdef int64_t s, n
+        cdef double n_eff, bonus = self.bonus_now[a]
+        if mode == SEL_FIFO:
+            return 0.0
+        if mode == SEL_GREEDY:
+            return self.greedy_weight * bonus
+        if self.granular and self.g_visits[g] > 0:
+            s = self.g_succ[g]
+            n = self.g_visits[g]
+        else:
+            s = self.a_succ[a]
+            n = self.a_visits[a]
+        n_eff = <double>(n + self.g_vv[g])
+        if mode == SEL_UCB1:
+            if n_eff == 0.0:
+                return INFINITY
+            return s / n_eff + self.ucb1_c * sqrt(log_total / n_eff) + self.learning_weight * bonus
+        if mode == SEL_THOMPSON:
+            return (s + 1.0) / (n_eff + 2.0) + self.learning_weight * bonus
+        # SEL_THOMPSON_SAMPLED
+        return swarm_rng_beta(&self.rng, s + 1.0, n_eff - s + 1.0) + self.learning_weight * bonus
+
+    cdef bint _better(self, int32_t g1, int32_t g2) noexcept nogil:
+        cdef double s1 = self.g_score[g1], s2 = self.g_score[g2]
+        if s1 != s2:
+            return s1 > s2
+        return self.g_head[g1] < self.g_head[g2]
+
+    cdef void _sift_down(self, int32_t i) noexcept nogil:
+        cdef int32_t n = self.n_heap, c, g = self.heap[i]
+        while True:
+            c = 2 * i + 1
+            if c >= n:
+                break
+            if c + 1 < n and self._better(self.heap[c + 1], self.heap[c]):
+                c += 1
+            if not self._better(self.heap[c], g):
+                break
+            self.heap[i] = self.heap[c]
+            i = c
+        self.heap[i] = g
+
+    cdef int _plan(self) except -1 nogil:
+        """Manage phase: give open nodes to idle workers. Returns the number of
+        assignments written to as_*."""
+        cdef int32_t w, g, node, i, W = self.n_workers, A = self.n_actions
+        cdef int mode = self.selector
+        cdef bint due
+        cdef double log_total
+        cdef int64_t row
+        cdef uint64_t key
+        cdef int n = 0
+        if self.manage_kind == MANAGE_FIXED_INTERVAL:
+            due = self.tick % self.manage_param == 0
+        elif self.manage_kind == MANAGE_COMPLETION_BASED:
+            due = True
+            for w in range(W):
+                if self.w_node[w] >= 0:
+                    due = self.tick - self.last_manage_tick >= self.manage_param
+                    break
+        else:
+            due = True
+        if not due:
+            for w in range(W):
+                if self.w_node[w] < 0 and not (self.w_flags[w] & FLAG_DONE):
+                    self.w_result[w] = W_IDLE
+            self.n_assigned = 0
+            return 0
+        self.last_manage_tick = self.tick
+        if mode == SEL_ADAPTIVE:
+            if self.total_visits < self.maturity_threshold:
+                mode = SEL_UCB1
+            elif self.total_fail < self.error_rate_threshold * self.total_visits:
+                mode = SEL_GREEDY
+            else:
+                mode = SEL_THOMPSON
+        if self.bonus3.shape[0]:
+            row = ((self.prev_prev_action + 1) * (A + 1) + (self.prev_action + 1)) * A
+            for i in range(A):
+                self.bonus_now[i] = self.bonus3[row + i]
+        log_total = log(<double>self.total_visits) if self.total_visits > 1 else 0.0
+        # score every non-empty group once, heapify
+        self.n_heap = self.n_active
+        for i in range(self.n_active):
+            g = self.active[i]
+            self.g_vv[g] = 0
+            self.g_score[g] = self._score(g, mode, log_total)
+            self.heap[i] = g
+        i = self.n_heap // 2 - 1
+        while i >= 0:
+            self._sift_down(i)
+            i -= 1
+        for w in range(W):
+            if self.w_node[w] >= 0 or (self.w_flags[w] & FLAG_DONE):
+                continue
+            if self.n_heap == 0:
+                self.w_result[w] = W_NEEDS_GUIDANCE
+                continue
+            g = self.heap[0]
+            node = self.g_head[g]
+            self.g_head[g] = self.n_next[node]
+            self.g_count[g] -= 1
+            self.n_open -= 1
+            self.n_state[node] = NODE_ASSIGNED
+            key = self.n_key[node]
+            self.w_node[w] = node
+            self.w_group[w] = g
+            self.as_worker[n] = w
+            self.as_act[n] = key_action(key)
+            self.as_tgt[n] = key_target(key)
+            self.as_arg[n] = key_arg(key)
+            n += 1
+            self.g_vv[g] += 1
+            if self.g_count[g] == 0:
+                self.g_tail[g] = -1
+                i = self.g_active_pos[g]
+                self.n_active -= 1
+                self.active[i] = self.active[self.n_active]
+                self.g_active_pos[self.active[i]] = i
+                self.g_active_pos[g] = -1
+                self.n_heap -= 1
+                self.heap[0] = self.heap[self.n_heap]
+            else:
+                self.g_score[g] = self._score(g, mode, log_total)
+            if self.n_heap > 0:
+                self._sift_down(0)
+        self.n_assigned = n
+        return n
+
+    # ------------------------------------------------------------------ merge
+    cdef int _commit(self, int n, int env_done) except -1 nogil:
+        """Merge phase for the n assignments of this tick, then advance."""
+        cdef int i, j, k, nd, nt
+        cdef int32_t w, node, g, a, t, x, b, e, v, tt
+        cdef int8_t out
+        cdef float32_t dur
+        cdef bint all_done, busy
+        for i in range(n):
+            w = self.as_worker[i]
+            node = self.w_node[w]
+            g = self.w_group[w]
+            a = self.as_act[i]
+            t = self.as_tgt[i]
+            x = self.as_arg[i]
+            out = self.as_outcome[i]
+            nd = self.as_disc_ptr[i + 1] - self.as_disc_ptr[i]
+            dur = self.as_dur[i]
+            self.a_visits[a] += 1
+            self.a_dur[a] += dur
+            self.a_disc[a] += nd
+            self.total_visits += 1
+            if self.granular:
+                self.g_visits[g] += 1
+                self.g_dur[g] += dur
+                self.g_disc[g] += nd
+            if out == OUT_OK:
+                self.a_succ[a] += 1
+                if self.granular:
+                    self.g_succ[g] += 1
+                self.consec_errors = 0
+                self.w_consec[w] = 0
+            else:
+                self.a_fail[a] += 1
+                self.total_fail += 1
+                self.consec_errors += 1
+                if self.w_consec[w] < 65535:
+                    self.w_consec[w] += 1
+            if self.record_events:
+                k = self.n_events
+                self.ev_run[k] = <int32_t>self.run_index
+                self.ev_tick[k] = <int32_t>self.tick
+                self.ev_worker[k] = w
+                self.ev_node[k] = node
+                self.ev_action[k] = a
+                self.ev_target[k] = t
+                self.ev_arg[k] = x
+                self.ev_outcome[k] = out
+                self.ev_ndisc[k] = nd
+                self.ev_dur[k] = dur
+                self.n_events += 1
+            if out == OUT_ERROR and self.n_retries[node] < self.max_retries:
+                self.n_retries[node] += 1
+                self._push_open(g, node)
+            elif out == OUT_OK:
+                self.n_state[node] = NODE_DONE_OK
+                for e in range(self.succ_ptr[a], self.succ_ptr[a + 1]):
+                    b = self.succ_act[e]
+                    nt = nd if nd > 0 else 1
+                    for j in range(nt):
+                        tt = self.as_disc[self.as_disc_ptr[i] + j] if nd > 0 else t
+                        if self.var_ptr[b] == self.var_ptr[b + 1]:
+                            self._add_node(b, tt, -1, node)
+                        else:
+                            for v in range(self.var_ptr[b], self.var_ptr[b + 1]):
+                                self._add_node(b, tt, self.var_val[v], node)
+                if self.is_terminal[a]:
+                    self.task_done = True
+                    self.w_flags[w] |= FLAG_SUCCESS
+                    if self.term_strategy == TERM_ALL_SUCCEED:
+                        self.w_flags[w] |= FLAG_DONE
+            else:
+                self.n_state[node] = NODE_DONE_FAIL
+            self.w_node[w] = -1
+            self.w_group[w] = -1
+            self.w_actions[w] += 1
+            if self.escalate_after > 0 and self.w_consec[w] >= self.escalate_after:
+                self.w_result[w] = W_ESCALATE
+            elif self.w_flags[w] & FLAG_DONE:
+                self.w_result[w] = W_DONE
+            else:
+                self.w_result[w] = W_ACTED
+            self.prev_prev_action = self.prev_action
+            self.prev_action = a
+        if env_done:
+            self.task_done = True
+        self.n_assigned = 0
+        # ---- termination judge ----
+        busy = False
+        for i in range(self.n_workers):
+            if self.w_node[i] >= 0:
+                busy = True
+                break
+        if self.task_done and self.term_strategy == TERM_FIRST_SUCCESS:
+            self.verdict = V_SUCCESS
+        elif self.term_strategy == TERM_ALL_SUCCEED and self._all_workers_succeeded():
+            self.verdict = V_SUCCESS
+        elif self.max_consec_errors > 0 and self.consec_errors >= self.max_consec_errors:
+            self.verdict = V_MAX_ERRORS
+        elif self.n_open == 0 and not busy:
+            if self.term_strategy == TERM_ALL_COMPLETE and self.task_done:
+                self.verdict = V_SUCCESS
+            elif self.term_strategy == TERM_ALL_SUCCEED and self.task_done:
+                self.verdict = V_INCOMPLETE
+            elif self.on_exhausted == EXHAUSTED_SUCCESS:
+                self.verdict = V_SUCCESS
+            elif self.on_exhausted == EXHAUSTED_FAIL:
+                self.verdict = V_EXHAUSTED
+        self.tick += 1
+        if self.verdict == V_RUNNING and self.max_ticks > 0 and self.tick >= self.max_ticks:
+            self.verdict = V_TIMEOUT
+        if self.verdict != V_RUNNING:
+            for i in range(self.n_workers):
+                if self.verdict == V_SUCCESS and (self.w_flags[i] & FLAG_SUCCESS):
+                    self.w_result[i] = W_DONE
+                self.w_flags[i] |= FLAG_DONE
+        return 0
+
+    cdef bint _all_workers_succeeded(self) noexcept nogil:
+        cdef int i
+        for i in range(self.n_workers):
+            if not (self.w_flags[i] & FLAG_SUCCESS):
+                return False
+        return True
+
+    cdef int _native_tick(self) except -1 nogil:
+        cdef int n = self._plan()
+        cdef int done = 0
+        if n > 0:
+            done = env_step(&self.env, n, &self.as_act[0], &self.as_tgt[0], &self.as_arg[0],
+                            &self.as_outcome[0], &self.as_disc_ptr[0], &self.as_disc[0],
+                            &self.as_dur[0])
+            if done < 0:
+                with gil:
+                    raise RuntimeError("environment step failed")
+        else:
+            self.as_disc_ptr[0] = 0
+        return self._commit(n, done)
+
+    # ------------------------------------------------------------------ Python face
+    def reset(self, uint64_t seed):
+        """Start a new run from its seed."""
+        self.run_index = 0
+        self.n_events = 0
+        with nogil:
+            self._reset(seed)
+
+    def step(self, int64_t n_ticks):
+        """Advance the current run up to n_ticks with the native environment.
+        Returns ST_OK (ran, or the run has a verdict) or ST_NEED_ROOM."""
+        if self.env.kind == ENV_PYTHON:
+            raise RuntimeError("a Python environment is stepped through plan_tick/commit_tick")
+        cdef int64_t k = 0
+        cdef int status = ST_OK
+        with nogil:
+            while k < n_ticks and self.verdict == V_RUNNING:
+                if not self._has_room():
+                    status = ST_NEED_ROOM
+                    break
+                self._native_tick()
+                k += 1
+        return status
+
+    def run_batch(self, const uint64_t[::1] seeds, int64_t start, bint resume,
+                  uint8_t[::1] out_success, int8_t[::1] out_verdict, int64_t[::1] out_ticks,
+                  int64_t[::1] out_actions, int64_t[::1] out_failed, float64_t[::1] out_wall,
+                  int64_t[:, ::1] out_by_action, double time_budget=0.0):
+        """Run seeds[start:] to their verdicts, writing one row per run.
+
+        Returns (next_index, status). With ``resume`` the run in progress (the
+        one at ``start``) continues instead of being reset. ``time_budget`` > 0
+        returns early after that many seconds (for progress bars and Ctrl-C).
+        """
+        if self.env.kind == ENV_PYTHON:
+            raise RuntimeError("run_batch needs a native environment")
+        cdef int64_t r = start, R = seeds.shape[0]
+        cdef int status = ST_OK
+        cdef int a
+        cdef double t0, call_start
+        cdef bint first = True
+        with nogil:
+            call_start = now_seconds()
+            while r < R:
+                if not (resume and first):
+                    self._reset(seeds[r])
+                    self.run_index = r
+                    out_wall[r] = 0.0
+                first = False
+                t0 = now_seconds()
+                while self.verdict == V_RUNNING:
+                    if not self._has_room():
+                        status = ST_NEED_ROOM
+                        break
+                    self._native_tick()
+                out_wall[r] += now_seconds() - t0
+                if status == ST_NEED_ROOM:
+                    break
+                out_success[r] = self.verdict == V_SUCCESS
+                out_verdict[r] = <int8_t>self.verdict
+                out_ticks[r] = self.tick
+                out_actions[r] = self.total_visits
+                out_failed[r] = self.total_fail
+                for a in range(self.n_actions):
+                    out_by_action[r, a] = self.a_visits[a]
+                    self.cum_visits[a] += self.a_visits[a]
+                    self.cum_succ[a] += self.a_succ[a]
+                    self.cum_fail[a] += self.a_fail[a]
+                    self.cum_dur[a] += self.a_dur[a]
+                r += 1
+                if time_budget > 0.0 and now_seconds() - call_start > time_budget:
+                    break
+        return r, status
+
+    def plan_tick(self):
+        """Manage phase for a Python environment: returns the assignments as
+        (workers, actions, targets, args) int32 arrays (copies)."""
+        if self.verdict != V_RUNNING:
+            return 0
+        cdef int n
+        if not self._has_room():
+            self.make_room()
+        with nogil:
+            n = self._plan()
+        return n
+
+    def assignments(self):
+        n = self.n_assigned
+        return (np.asarray(self.as_worker[:n]).copy(), np.asarray(self.as_act[:n]).copy(),
+                np.asarray(self.as_tgt[:n]).copy(), np.asarray(self.as_arg[:n]).copy())
+
+    def commit_tick(self, outcome, disc_ptr, disc, duration_ms, bint env_done):
+        """Merge phase for a Python environment's results of plan_tick()."""
+        cdef int n = self.n_assigned
+        out = np.ascontiguousarray(outcome, dtype=np.int8)
+        ptr = np.ascontiguousarray(disc_ptr, dtype=np.int32)
+        dsc = np.ascontiguousarray(disc, dtype=np.int32)
+        dur = np.ascontiguousarray(duration_ms, dtype=np.float32)
+        if out.shape[0] != n or ptr.shape[0] != n + 1 or dur.shape[0] != n:
+            raise ValueError(f"expected {n} results (and {n + 1} discovery offsets)")
+        if n and (ptr[0] != 0 or ptr[n] != dsc.shape[0] or np.any(np.diff(ptr) < 0)):
+            raise ValueError("discovery offsets must start at 0, rise, and end at len(disc)")
+        if np.any((out < 0) | (out > 2)):
+            raise ValueError("outcomes must be 0 (fail), 1 (ok) or 2 (error)")
+        if dsc.shape[0] > self.disc_cap:
+            self.as_disc = np.zeros(dsc.shape[0], np.int32)
+            self.disc_cap = dsc.shape[0]
+        if dsc.shape[0] > 0:
+            nd = int(np.max(np.diff(ptr))) if n else 0
+            if nd > self.max_disc:
+                self.max_disc = nd
+                self._recompute_fanout()
+                self.make_room()
+        self.as_outcome[:n] = out
+        self.as_disc_ptr[:n + 1] = ptr
+        self.as_disc[:dsc.shape[0]] = dsc
+        self.as_dur[:n] = dur
+        with nogil:
+            self._commit(n, env_done)
+
+    def _recompute_fanout(self):
+        cdef int a, e, fan, fan_max = 0, nd = max(1, self.max_disc)
+        for a in range(self.n_actions):
+            fan = 0
+            for e in range(self.succ_ptr[a], self.succ_ptr[a + 1]):
+                fan += nd * max(1, self.var_ptr[self.succ_act[e] + 1] - self.var_ptr[self.succ_act[e]])
+            fan_max = max(fan_max, fan)
+        self.max_children = fan_max
+
+    def stop(self):
+        """Give the run the verdict 'stopped' (Ctrl-C, a user hook)."""
+        if self.verdict == V_RUNNING:
+            self.verdict = V_STOPPED
+
+    def force_verdict(self, int verdict):
+        """Set the verdict from outside (conditions evaluated in Python)."""
+        self.verdict = verdict
+
+    def take_events(self):
+        """Return the logged events as a dict of arrays (copies) and empty the log."""
+        n = self.n_events
+        out = {
+            "run": np.asarray(self.ev_run[:n]).copy(),
+            "tick": np.asarray(self.ev_tick[:n]).copy(),
+            "worker": np.asarray(self.ev_worker[:n]).copy(),
+            "node": np.asarray(self.ev_node[:n]).copy(),
+            "action": np.asarray(self.ev_action[:n]).copy(),
+            "target": np.asarray(self.ev_target[:n]).copy(),
+            "arg": np.asarray(self.ev_arg[:n]).copy(),
+            "outcome": np.asarray(self.ev_outcome[:n]).copy(),
+            "n_discoveries": np.asarray(self.ev_ndisc[:n]).copy(),
+            "duration_ms": np.asarray(self.ev_dur[:n]).copy(),
+        }
+        self.n_events = 0
+        return out
+
+    def nodes(self):
+        """The graph map as a dict of arrays (copies)."""
+        n = self.n_nodes
+        keys = np.asarray(self.n_key[:n]).copy()
+        return {
+            "action": (keys >> np.uint64(TARGET_BITS + ARG_BITS)).astype(np.int32),
+            "target": ((keys >> np.uint64(ARG_BITS)) & np.uint64((1 << TARGET_BITS) - 1)).astype(np.int32) - 1,
+            "arg": (keys & np.uint64((1 << ARG_BITS) - 1)).astype(np.int32) - 1,
+            "parent": np.asarray(self.n_parent[:n]).copy(),
+            "state": np.asarray(self.n_state[:n]).copy(),
+            "tick": np.asarray(self.n_tick[:n]).copy(),
+            "retries": np.asarray(self.n_retries[:n]).copy(),
+        }
+
+    def groups(self):
+        """Frontier groups and their (action, target) statistics (copies)."""
+        n = self.n_groups
+        keys = np.asarray(self.g_key[:n]).copy()
+        return {
+            "action": (keys >> np.uint64(TARGET_BITS + ARG_BITS)).astype(np.int32),
+            "target": ((keys >> np.uint64(ARG_BITS)) & np.uint64((1 << TARGET_BITS) - 1)).astype(np.int32) - 1,
+            "open": np.asarray(self.g_count[:n]).copy(),
+            "visits": np.asarray(self.g_visits[:n]).copy(),
+            "successes": np.asarray(self.g_succ[:n]).copy(),
+            "discoveries": np.asarray(self.g_disc[:n]).copy(),
+            "duration_ms": np.asarray(self.g_dur[:n]).copy(),
+        }
+
+    def selector_scores(self):
+        """Score of each non-empty group as the selector sees it now (no
+        virtual visits), as (group ids, scores); for -v snapshots and prompts."""
+        cdef int mode = self.selector
+        cdef int i
+        if mode == SEL_ADAPTIVE:
+            if self.total_visits < self.maturity_threshold:
+                mode = SEL_UCB1
+            elif self.total_fail < self.error_rate_threshold * self.total_visits:
+                mode = SEL_GREEDY
+            else:
+                mode = SEL_THOMPSON
+        if mode == SEL_THOMPSON_SAMPLED:
+            mode = SEL_THOMPSON   # report the mean, do not consume the stream
+        log_total = log(<double>self.total_visits) if self.total_visits > 1 else 0.0
+        gids = np.zeros(self.n_active, np.int32)
+        scores = np.zeros(self.n_active, np.float64)
+        for i in range(self.n_active):
+            g = self.active[i]
+            self.g_vv[g] = 0
+            gids[i] = g
+            scores[i] = self._score(g, mode, log_total)
+        return gids, scores
+
+    def action_stats(self, bint cumulative=False):
+        """Per-action statistics of this run (or summed over every batched run)."""
+        if cumulative:
+            return {"visits": np.asarray(self.cum_visits).copy(), "successes": np.asarray(self.cum_succ).copy(),
+                    "failures": np.asarray(self.cum_fail).copy(), "duration_ms": np.asarray(self.cum_dur).copy()}
+        return {"visits": np.asarray(self.a_visits).copy(), "successes": np.asarray(self.a_succ).copy(),
+                "failures": np.asarray(self.a_fail).copy(), "discoveries": np.asarray(self.a_disc).copy(),
+                "duration_ms": np.asarray(self.a_dur).copy()}
+
+    def workers(self):
+        """Worker state arrays (copies): node, result, flags, consecutive failures, actions."""
+        return {"node": np.asarray(self.w_node).copy(), "result": np.asarray(self.w_result).copy(),
+                "done": (np.asarray(self.w_flags) & FLAG_DONE).astype(bool),
+                "succeeded": (np.asarray(self.w_flags) & FLAG_SUCCESS).astype(bool),
+                "consecutive_failures": np.asarray(self.w_consec).copy(),
+                "actions": np.asarray(self.w_actions).copy()}
+
+    def memory_bytes(self):
+        """Bytes held per part: nodes (arrays + dedup index), groups, workers, events."""
+        node_b = self.node_cap * (8 + 4 + 4 + 4 + 1 + 1) + swarm_index_bytes(&self.node_index)
+        group_b = self.group_cap * (8 + 4 * 6 + 8 * 5 + 4 * 2)
+        if self.granular:
+            group_b += swarm_index_bytes(&self.group_index)
+        worker_b = self.n_workers * (4 + 4 + 1 + 1 + 2 + 4) + self.n_workers * (4 * 4 + 1 + 4 + 4) \
+            + self.disc_cap * 4
+        event_b = self.event_cap * (4 * 8 + 1 + 4) if self.record_events else 0
+        return {"nodes": node_b, "node_capacity": self.node_cap, "groups": group_b,
+                "workers": worker_b, "events": event_b}
+
+
+def _grow(view, int64_t cap, dtype):
+    old = np.asarray(view)
+    new = np.zeros(cap, dtype=dtype)
+    new[:old.shape[0]] = old
+    return new
