@@ -234,3 +234,8 @@ def grid_blocked(const float64_t[::1] params, uint64_t seed, int64_t cell):
     st[2] = <int32_t>(seed & 0xFFFFFFFFULL)
     st[3] = <int32_t>(seed >> 32)
     return cell != 0 and _grid_blocked(st, cell, params[2] if params.shape[0] > 2 else 0.0)
+
+
+# The enums' members as plain module-level ints (ENV_GRID, OUT_OK, ...).
+for _enum in (EnvKind, Outcome):
+    globals().update({_k: int(_v) for _k, _v in _enum.__members__.items()})

@@ -721,16 +721,39 @@ cdef class Kernel:
         return r, status
 
     def plan_tick(self):
-        """Manage phase for a Python environment: returns the assignments as
-        (workers, actions, targets, args) int32 arrays (copies)."""
+        """Manage phase: give open nodes to idle workers. Returns how many
+        were assigned; read them with assignments()."""
+        cdef int n
         if self.verdict != V_RUNNING:
             return 0
-        cdef int n
         if not self._has_room():
             self.make_room()
         with nogil:
             n = self._plan()
         return n
+
+    def act_tick(self):
+        """Act phase with the native environment on the assignments of
+        plan_tick(); returns whether the environment reports the task done.
+        Split from commit_native() so manager hooks can see the plan."""
+        cdef int n = self.n_assigned, done = 0
+        if self.env.kind == ENV_PYTHON:
+            raise RuntimeError("a Python environment's results go through commit_tick")
+        with nogil:
+            if n > 0:
+                done = env_step(&self.env, n, &self.as_act[0], &self.as_tgt[0], &self.as_arg[0],
+                                &self.as_outcome[0], &self.as_disc_ptr[0], &self.as_disc[0],
+                                &self.as_dur[0])
+            else:
+                self.as_disc_ptr[0] = 0
+        if done < 0:
+            raise RuntimeError("environment step failed")
+        return bool(done)
+
+    def commit_native(self, bint env_done):
+        """Merge phase after act_tick()."""
+        with nogil:
+            self._commit(self.n_assigned, env_done)
 
     def assignments(self):
         n = self.n_assigned
@@ -889,3 +912,9 @@ def _grow(view, int64_t cap, dtype):
     new = np.zeros(cap, dtype=dtype)
     new[:old.shape[0]] = old
     return new
+
+
+# The enums' members as plain module-level ints (SEL_UCB1, V_SUCCESS, ...).
+for _enum in (SelectorKind, ManageKind, TermStrategy, OnExhausted, Verdict, NodeState,
+              WorkerResult, Status):
+    globals().update({_k: int(_v) for _k, _v in _enum.__members__.items()})

@@ -1,0 +1,92 @@
+"""Every error the engine raises on purpose.
+
+::
+
+    SwarmError                      anything the user can fix; the CLI prints one line
+    ├── ScenarioError               a scenario file: syntax, schema, graph, variant
+    ├── ConfigError                 config.toml, CLI flags, API arguments
+    ├── EnvironmentError_           an environment failed or was misused
+    ├── LlmError                    an LLM backend
+    │   ├── LlmTransientError       retry with backoff (timeouts, 5xx, refused)
+    │   └── LlmPermanentError       do not retry (4xx, bad model)
+    └── StoreError                  learning store, reports, files on disk
+
+Library exceptions (msgspec, tomllib, httpx, llama_cpp) are mapped to these at
+the boundary with ``raise ... from``; anything else escaping is a bug and keeps
+its traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SwarmError",
+    "ScenarioError",
+    "ConfigError",
+    "EnvironmentError_",
+    "LlmError",
+    "LlmTransientError",
+    "LlmPermanentError",
+    "StoreError",
+]
+
+
+class SwarmError(Exception):
+    """Base of the engine's deliberate errors: one line that names what and where."""
+
+
+class ScenarioError(SwarmError):
+    """A scenario file is malformed.
+
+    Parameters
+    ----------
+    message:
+        What was expected.
+    path:
+        The file.
+    line:
+        1-based line in the file, when TOML or the locator can tell.
+    field:
+        Dotted field path, e.g. ``app_config.max_ticks``.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None,
+                 field: str | None = None) -> None:
+        self.message = message
+        self.path = path
+        self.line = line
+        self.field = field
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        where = self.path or "<scenario>"
+        if self.line:
+            where += f":{self.line}"
+        field = f" [{self.field}]" if self.field else ""
+        return f"{where}:{field} {self.message}"
+
+
+class ConfigError(SwarmError):
+    """Bad configuration: config.toml, a CLI flag or an API argument."""
+
+
+class EnvironmentError_(SwarmError):
+    """An environment failed or was given something it cannot run.
+
+    The trailing underscore keeps clear of the builtin ``EnvironmentError``.
+    """
+
+
+class LlmError(SwarmError):
+    """An LLM backend failed."""
+
+
+class LlmTransientError(LlmError):
+    """Worth retrying: timeouts, 5xx answers, refused connections."""
+
+
+class LlmPermanentError(LlmError):
+    """Not worth retrying: 4xx answers, a missing or broken model."""
+
+
+class StoreError(SwarmError):
+    """Reading or writing the engine's files (reports, learning store) failed."""

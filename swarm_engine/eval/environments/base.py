@@ -1,0 +1,92 @@
+"""What every environment face provides to the scenario loader."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from swarm_engine.core.environment import EnvironmentBinding
+from swarm_engine.errors import ScenarioError
+from swarm_engine.exploration.rules import DependencyGraph
+
+__all__ = ["EnvironmentFace", "ParamSpec", "normalize", "map_ops"]
+
+
+def normalize(name: str) -> str:
+    """Action names match loosely: 'ReadLogs', 'read_logs' and 'read-logs' are one."""
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def map_ops(env_name: str, ops: Sequence[str], actions: Sequence[str], source: str | None) -> np.ndarray:
+    """Scenario action id -> environment op id; unknown actions are an error."""
+    table = {normalize(op): i for i, op in enumerate(ops)}
+    out = np.empty(len(actions), np.int32)
+    for i, name in enumerate(actions):
+        op = table.get(normalize(name))
+        if op is None:
+            raise ScenarioError(f"action '{name}' is not supported by environment '{env_name}' "
+                                f"(it supports: {', '.join(ops)})", path=source,
+                                field=f"actions.actions[{i}].name")
+        out[i] = op
+    return out
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One environment parameter: type, default and bounds."""
+
+    default: Any
+    kind: type = float
+    lo: float | None = None
+    hi: float | None = None
+    help: str = ""
+
+    def convert(self, env: str, key: str, value: Any, source: str | None) -> Any:
+        bad = isinstance(value, bool) or not isinstance(value, (int, float)) or (
+            self.kind is int and isinstance(value, float) and not value.is_integer())
+        if bad:
+            raise ScenarioError(f"expected {self.kind.__name__}, got {value!r}", path=source,
+                                field=f"environment.params.{key}")
+        value = self.kind(value)
+        if (self.lo is not None and value < self.lo) or (self.hi is not None and value > self.hi):
+            raise ScenarioError(f"{value} is outside {self.lo}..{self.hi} for environment '{env}'",
+                                path=source, field=f"environment.params.{key}")
+        return value
+
+
+@dataclass(frozen=True)
+class EnvironmentFace:
+    """A built-in environment: its operations, parameters, default graph and renderer."""
+
+    name: str
+    kind: int
+    ops: tuple[str, ...]
+    params: dict[str, ParamSpec]
+    default_graph: Callable[[Sequence[str], dict], DependencyGraph]
+    target_name: Callable[[int, dict], str]
+    render: Callable[[dict, int, dict], str]
+    description: str = ""
+
+    def resolve_params(self, raw: dict[str, Any], source: str | None) -> dict[str, Any]:
+        out = {}
+        for key in raw:
+            if key not in self.params:
+                raise ScenarioError(f"unknown parameter '{key}' for environment '{self.name}' "
+                                    f"(known: {', '.join(self.params)})", path=source,
+                                    field=f"environment.params.{key}")
+        for key, spec in self.params.items():
+            out[key] = spec.convert(self.name, key, raw.get(key, spec.default), source)
+        return out
+
+    def bind(self, raw_params: dict[str, Any], actions: Sequence[str], source: str | None) -> EnvironmentBinding:
+        params = self.resolve_params(raw_params, source)
+        vector = np.array([float(params[k]) for k in self.params], np.float64)
+        ops = map_ops(self.name, self.ops, actions, source)
+        return EnvironmentBinding(
+            name=self.name, kind=self.kind, params=vector, ops=ops,
+            target_names=lambda t, p=params: self.target_name(t, p),
+            renderer=lambda ev, seed, p=params: self.render(ev, seed, p),
+            extra={"params": params})

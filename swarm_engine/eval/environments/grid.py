@@ -1,0 +1,51 @@
+"""Grid: flood-fill exploration of a width x height grid of cells.
+
+The large-swarm workload: every cell is a node (10^6 cells = 10^6 nodes),
+Explore(cell) discovers the 4-neighbours, blocked cells fail (a stateless hash
+of seed and cell, so the grid costs no memory), and reaching ``goal`` completes
+the task (goal -1: no goal, explore everything; -2: a random cell).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from swarm_engine._native import _envs
+from swarm_engine.eval.environments.base import EnvironmentFace, ParamSpec
+from swarm_engine.exploration.rules import DependencyGraph
+
+__all__ = ["GRID"]
+
+
+def _default_graph(actions: Sequence[str], params: dict) -> DependencyGraph:
+    return DependencyGraph(actions=list(actions), edges=[("Explore", "Explore", 1.0)],
+                           start=["Explore"], terminal=[], start_target=0)
+
+
+def _cell(t: int, params: dict) -> str:
+    w = int(params["width"])
+    return f"({t % w},{t // w})" if t >= 0 else ""
+
+
+def _render(event: dict, seed: int, params: dict) -> str:
+    cell = _cell(event["target"], params)
+    if event["outcome"] == 1:
+        return f"cell {cell} open; neighbours discovered"
+    return f"cell {cell} blocked"
+
+
+GRID = EnvironmentFace(
+    name="grid",
+    kind=_envs.ENV_GRID,
+    ops=("Explore",),
+    params={
+        "width": ParamSpec(100, int, 1, 1 << 24),
+        "height": ParamSpec(100, int, 1, 1 << 24),
+        "block_rate": ParamSpec(0.0, float, 0.0, 1.0, "probability that a cell is blocked"),
+        "goal": ParamSpec(-2, int, -2, None, "goal cell; -1 none, -2 random"),
+    },
+    default_graph=_default_graph,
+    target_name=_cell,
+    render=_render,
+    description="Flood-fill a grid (the large-swarm benchmark workload)",
+)

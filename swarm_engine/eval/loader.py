@@ -1,0 +1,224 @@
+"""``load_scenario()``: TOML file -> validated, compiled :class:`Scenario`.
+
+Steps: parse TOML (syntax errors keep their line), pick a variant and
+deep-merge its overrides, convert to the msgspec schema (errors name the field
+path and its line), bind the environment, build and validate the dependency
+graph, and derive the SwarmConfig. Every failure is one ScenarioError line.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from swarm_engine.core.config import ManagementStrategy, SwarmConfig, TerminationConfig
+from swarm_engine.core.environment import EnvironmentBinding
+from swarm_engine.errors import ConfigError, ScenarioError
+from swarm_engine.eval import schema
+from swarm_engine.eval.environments import bind_environment, default_graph
+from swarm_engine.eval.locate import locate, parse_path
+from swarm_engine.exploration.rules import DependencyGraph
+from swarm_engine.exploration.selectors import SelectorConfig
+
+__all__ = ["Scenario", "load_scenario", "parse_scenario", "deep_merge", "list_variants"]
+
+_STATIC_PATTERNS = {"", "code_search", "file_exploration"}
+
+
+@dataclass
+class Scenario:
+    """A loaded scenario: the validated file, its environment and compiled rules."""
+
+    spec: schema.ScenarioFile
+    path: str | None
+    sha256: str
+    variant: str | None
+    graph: DependencyGraph
+    binding: EnvironmentBinding
+    config: SwarmConfig
+
+    @property
+    def name(self) -> str:
+        return self.spec.meta.name
+
+    @property
+    def id(self) -> str:
+        return self.spec.meta.id or Path(self.path or "scenario").stem
+
+    @property
+    def actions(self) -> list[str]:
+        return [a.name for a in self.spec.actions.actions]
+
+    def swarm(self, seed: int = 42, *, record_events: bool = False, config: SwarmConfig | None = None):
+        """A :class:`swarm_engine.core.orchestrator.Swarm` ready to run this scenario."""
+        from swarm_engine.core.orchestrator import Swarm
+
+        return Swarm(self.graph, self.binding, config or self.config, seed=seed, record_events=record_events)
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """Tables merge key by key; any other value (arrays too) replaces."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _syntax_error(exc: tomllib.TOMLDecodeError, source: str | None) -> ScenarioError:
+    msg = str(exc)
+    m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
+    line = int(m.group(1)) if m else None
+    msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", msg)
+    if m:
+        msg += f" (column {m.group(2)})"
+    return ScenarioError(f"TOML syntax error: {msg}", path=source, line=line)
+
+
+def _schema_error(exc: msgspec.ValidationError, text: str, source: str | None) -> ScenarioError:
+    msg = str(exc)
+    m = re.search(r" - at `([^`]*)`$", msg)
+    path = m.group(1) if m else "$"
+    msg = msg[:m.start()] if m else msg
+    extra = re.search(r"(unknown|missing required) field `([^`]+)`", msg)
+    parts = parse_path(path)
+    if extra:
+        parts.append(extra.group(2))
+    field = ".".join(f"[{p}]" if isinstance(p, int) else p for p in parts).replace(".[", "[")
+    msg = msg.replace("Object contains unknown field", "unknown field").replace(
+        "Object missing required field", "missing required field")
+    return ScenarioError(msg, path=source, line=locate(text, parts) if parts else None, field=field or None)
+
+
+def list_variants(raw: dict) -> list[tuple[str, str]]:
+    return [(v.get("name", "?"), v.get("description", "")) for v in raw.get("variants", []) or []
+            if isinstance(v, dict)]
+
+
+def _apply_variant(raw: dict, variant: str | None, source: str | None) -> dict:
+    if variant is None:
+        return raw
+    for v in raw.get("variants", []) or []:
+        if isinstance(v, dict) and v.get("name") == variant:
+            overrides = v.get("overrides", {})
+            if not isinstance(overrides, dict):
+                raise ScenarioError("variant overrides must be a table", path=source,
+                                    field=f"variants[{variant}].overrides")
+            bad = [k for k in overrides if k in ("variants", "meta")]
+            if bad:
+                raise ScenarioError(f"a variant cannot override [{bad[0]}]", path=source,
+                                    field=f"variants[{variant}].overrides.{bad[0]}")
+            return deep_merge(raw, overrides)
+    names = [n for n, _ in list_variants(raw)]
+    raise ScenarioError(f"unknown variant '{variant}' (available: {', '.join(names) or 'none'})",
+                        path=source, field="variants")
+
+
+def _graph(spec: schema.ScenarioFile, binding: EnvironmentBinding, text: str, source: str | None) -> DependencyGraph:
+    actions = [a.name for a in spec.actions.actions]
+    g = spec.dependency_graph
+    if isinstance(g, schema.StaticGraph):
+        if g.pattern not in _STATIC_PATTERNS and g.pattern != binding.name:
+            raise ScenarioError(f"unknown static pattern '{g.pattern}' (expected '' or '{binding.name}')",
+                                path=source, line=locate(text, ["dependency_graph", "pattern"]),
+                                field="dependency_graph.pattern")
+        return default_graph(binding, actions, source)
+    if isinstance(g, schema.LlmGraph):
+        raise ScenarioError("dependency_graph type 'llm' needs the LLM layer with a configured [llm] "
+                            "provider; use type = \"static\" or \"custom\" for exploration-only runs",
+                            path=source, line=locate(text, ["dependency_graph", "type"]),
+                            field="dependency_graph.type")
+    variants = {}
+    for i, pv in enumerate(g.param_variants):
+        if pv.action in variants:
+            raise ScenarioError(f"action '{pv.action}' has param_variants twice", path=source,
+                                field=f"dependency_graph.param_variants[{i}].action")
+        variants[pv.action] = (pv.key, [str(v) for v in pv.values])
+    graph = DependencyGraph(actions=actions, edges=[(e.from_, e.to, e.confidence) for e in g.edges],
+                            start=list(g.start), terminal=list(g.terminal), param_variants=variants)
+    try:
+        graph.validate(source)
+    except ScenarioError as exc:
+        exc.line = locate(text, parse_path(exc.field or ""))
+        raise ScenarioError(exc.message, path=source, line=exc.line, field=exc.field) from None
+    cycle = graph.find_cycle()
+    if cycle and not g.allow_cycles:
+        raise ScenarioError(f"the graph has a cycle: {' -> '.join(cycle)} (set allow_cycles = true "
+                            "if that is intended; dedup then ends the search)", path=source,
+                            line=locate(text, ["dependency_graph", "edges"]), field="dependency_graph.edges")
+    return graph
+
+
+def _config(spec: schema.ScenarioFile, source: str | None) -> SwarmConfig:
+    app = spec.app_config
+    sel, term, man = app.selection, app.termination, app.management
+    try:
+        return SwarmConfig(
+            workers=spec.agents.worker_count(), max_ticks=app.max_ticks,
+            tick_duration_ms=app.tick_duration_ms,
+            management=ManagementStrategy(man.type, man.interval, man.max_wait_ticks),
+            termination=TerminationConfig(term.strategy, term.on_exhausted, term.max_consecutive_errors,
+                                          term.graceful_shutdown_ticks, term.max_retries,
+                                          term.escalate_after),
+            selector=SelectorConfig(sel.strategy, sel.ucb1_c, sel.learning_weight, sel.greedy_weight,
+                                    sel.ngram_weight, sel.maturity_threshold, sel.error_rate_threshold,
+                                    sel.granularity))
+    except ConfigError as exc:
+        raise ScenarioError(str(exc), path=source, field="app_config") from None
+
+
+def parse_scenario(text: str, source: str | None = None, variant: str | None = None,
+                   overrides: dict[str, Any] | None = None) -> Scenario:
+    """Load a scenario from TOML text (``source`` names it in errors)."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise _syntax_error(exc, source) from None
+    raw = _apply_variant(raw, variant, source)
+    if overrides:
+        raw = deep_merge(raw, overrides)
+    try:
+        spec = msgspec.convert(raw, schema.ScenarioFile, strict=True)
+    except msgspec.ValidationError as exc:
+        raise _schema_error(exc, text, source) from None
+    actions = [a.name for a in spec.actions.actions]
+    seen: dict[str, int] = {}
+    for i, name in enumerate(actions):
+        if name in seen:
+            raise ScenarioError(f"action '{name}' is defined twice", path=source,
+                                line=locate(text, ["actions", "actions", i, "name"]),
+                                field=f"actions.actions[{i}].name")
+        seen[name] = i
+    try:
+        binding = bind_environment(spec.environment.env_type, dict(spec.environment.params), actions, source)
+    except ScenarioError as exc:
+        if exc.line is None and exc.field:
+            exc = ScenarioError(exc.message, path=source, line=locate(text, parse_path(exc.field)),
+                                field=exc.field)
+        raise exc from None
+    graph = _graph(spec, binding, text, source)
+    config = _config(spec, source)
+    return Scenario(spec=spec, path=source, sha256=hashlib.sha256(text.encode()).hexdigest(),
+                    variant=variant, graph=graph, binding=binding, config=config)
+
+
+def load_scenario(path: str | Path, variant: str | None = None,
+                  overrides: dict[str, Any] | None = None) -> Scenario:
+    """Load and validate a scenario file; every problem is one ScenarioError line."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError("file not found", path=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"cannot read: {exc}", path=str(path)) from None
+    return parse_scenario(text, str(path), variant, overrides)

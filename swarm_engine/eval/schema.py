@@ -1,0 +1,244 @@
+"""The scenario file format as msgspec Structs (TOML -> dict -> these).
+
+Section and field names follow the original SwarmEngine's scenario files, so
+a file written for it loads unchanged where the sections mean the same thing.
+Every struct is frozen, keyword-only and rejects unknown fields: a typo is an
+error with its field path, never a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+__all__ = [
+    "Base",
+    "Meta_",
+    "TaskContext",
+    "Task",
+    "Llm",
+    "Manager",
+    "ActionParam",
+    "ActionDef",
+    "Actions",
+    "Management",
+    "Selection",
+    "Termination",
+    "AppConfig",
+    "Environment",
+    "WorkerTemplate",
+    "Agents",
+    "Condition",
+    "Conditions",
+    "Edge",
+    "ParamVariant",
+    "StaticGraph",
+    "CustomGraph",
+    "LlmGraph",
+    "Milestone",
+    "Variant",
+    "ScenarioFile",
+    "CompareOp",
+]
+
+PositiveInt = Annotated[int, Meta(gt=0)]
+NonNegInt = Annotated[int, Meta(ge=0)]
+NonNegFloat = Annotated[float, Meta(ge=0.0)]
+Probability = Annotated[float, Meta(ge=0.0, le=1.0)]
+Name = Annotated[str, Meta(min_length=1)]
+CompareOp = Literal["eq", "ne", "gt", "gte", "lt", "lte"]
+
+
+class Base(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Common options of every section."""
+
+
+class Meta_(Base):
+    name: Name
+    id: str = ""
+    version: str = "1.0.0"
+    description: str = ""
+    tags: list[str] = []
+
+
+class TaskContext(Base):
+    target_path: str | None = None
+    # free-form extra context shown to LLM managers
+    notes: str | None = None
+    data: dict[str, Any] = {}
+
+
+class Task(Base):
+    goal: Name
+    expected: str | None = None
+    context: TaskContext = TaskContext()
+
+
+class Llm(Base):
+    provider: Literal["llama-server", "llama-cpp", "ollama", "openai", "none"] = "none"
+    model: str | None = None
+    endpoint: str | None = None
+    temperature: NonNegFloat = 0.0
+    max_tokens: PositiveInt = 64
+    timeout: Annotated[float, Meta(gt=0.0)] = 30.0
+    seed: int | None = None
+    n_ctx: PositiveInt = 4096
+    n_gpu_layers: int = 0
+    parallel: PositiveInt = 8
+    lora: list[str] = []
+    api_key_env: str | None = None
+    extra: dict[str, Any] = {}
+
+
+class Manager(Base):
+    process_every_tick: bool = False
+    process_interval_ticks: PositiveInt = 5
+    immediate_on_escalation: bool = True
+    confidence_threshold: Probability = 0.3
+
+
+class ActionParam(Base):
+    name: Name
+    description: str = ""
+    required: bool = False
+
+
+class ActionDef(Base):
+    name: Name
+    description: str = ""
+    category: Literal["node_expand", "node_state_change"] = "node_expand"
+    params: list[ActionParam] = []
+
+
+class Actions(Base):
+    actions: Annotated[list[ActionDef], Meta(min_length=1)]
+
+
+class Management(Base):
+    type: Literal["every_tick", "fixed_interval", "completion_based"] = "every_tick"
+    interval: PositiveInt = 10          # fixed_interval
+    max_wait_ticks: PositiveInt = 10    # completion_based
+
+
+class Selection(Base):
+    strategy: Literal["fifo", "ucb1", "thompson", "thompson_sampled", "greedy", "adaptive"] = "ucb1"
+    ucb1_c: NonNegFloat = 1.4142135623730951
+    learning_weight: NonNegFloat = 0.3
+    greedy_weight: NonNegFloat = 1.0
+    ngram_weight: NonNegFloat = 1.0
+    maturity_threshold: NonNegInt = 10
+    error_rate_threshold: Probability = 0.3
+    # statistics and frontier groups per (action, target) or per action
+    granularity: Literal["action_target", "action"] = "action_target"
+
+
+class Termination(Base):
+    strategy: Literal["first_success", "all_complete", "all_succeed"] = "first_success"
+    on_exhausted: Literal["fail", "success", "wait"] = "fail"
+    max_consecutive_errors: NonNegInt = 0       # 0 = no limit
+    graceful_shutdown_ticks: NonNegInt = 0
+    max_retries: NonNegInt = 1                  # of a node after a transient error
+    escalate_after: NonNegInt = 3               # consecutive failures before a worker escalates
+
+
+class AppConfig(Base):
+    tick_duration_ms: NonNegFloat = 0.0         # 0 = free-running
+    max_ticks: NonNegInt = 1000                 # 0 = unlimited
+    management: Management = Management()
+    selection: Selection = Selection()
+    termination: Termination = Termination()
+
+
+class Environment(Base):
+    env_type: Name
+    params: dict[str, Any] = {}
+
+
+class WorkerTemplate(Base):
+    count: PositiveInt = 1
+    id_prefix: str = "worker"
+    role: str = ""
+
+
+class Agents(Base):
+    workers: PositiveInt | list[WorkerTemplate] = 1
+    managers: NonNegInt | list[dict[str, Any]] = 1
+
+    def worker_count(self) -> int:
+        if isinstance(self.workers, int):
+            return self.workers
+        return sum(t.count for t in self.workers)
+
+
+class Condition(Base):
+    metric: Name
+    op: CompareOp
+    value: bool | int | float | str
+    name: str = ""
+
+
+class Conditions(Base):
+    success: list[Condition] = []
+    failure: list[Condition] = []
+    on_timeout: Literal["fail", "success", "partial"] = "fail"
+
+
+class Edge(Base, rename={"from_": "from"}, kw_only=True):
+    from_: Name
+    to: Name
+    confidence: Probability = 1.0
+
+
+class ParamVariant(Base):
+    action: Name
+    key: Name
+    values: Annotated[list[str | int], Meta(min_length=1)]
+
+
+class StaticGraph(Base, tag="static", tag_field="type", kw_only=True):
+    pattern: str = ""          # "" = the environment's own graph
+
+
+class CustomGraph(Base, tag="custom", tag_field="type", kw_only=True):
+    edges: list[Edge] = []
+    start: Annotated[list[Name], Meta(min_length=1)]
+    terminal: list[Name] = []
+    param_variants: list[ParamVariant] = []
+    allow_cycles: bool = False
+
+
+class LlmGraph(Base, tag="llm", tag_field="type", kw_only=True):
+    hint: str = ""
+
+
+class Milestone(Base):
+    name: Name
+    condition: Condition
+    weight: NonNegFloat = 1.0
+    description: str = ""
+    partial: bool = False
+    partial_config: dict[str, Any] = {}
+
+
+class Variant(Base):
+    name: Name
+    description: str = ""
+    overrides: dict[str, Any] = {}
+
+
+class ScenarioFile(Base):
+    meta: Meta_
+    task: Task
+    actions: Actions
+    environment: Environment
+    llm: Llm = Llm()
+    manager: Manager = Manager()
+    batch_processor: dict[str, Any] = {}
+    app_config: AppConfig = AppConfig()
+    agents: Agents = Agents()
+    conditions: Conditions = Conditions()
+    dependency_graph: StaticGraph | CustomGraph | LlmGraph = StaticGraph()
+    milestones: list[Milestone] = []
+    variants: list[Variant] = []
