@@ -673,7 +673,8 @@ cdef class Kernel:
     def run_batch(self, const uint64_t[::1] seeds, int64_t start, bint resume,
                   uint8_t[::1] out_success, int8_t[::1] out_verdict, int64_t[::1] out_ticks,
                   int64_t[::1] out_actions, int64_t[::1] out_failed, float64_t[::1] out_wall,
-                  int64_t[:, ::1] out_by_action, double time_budget=0.0):
+                  int64_t[:, ::1] out_by_action, double time_budget=0.0,
+                  uint8_t[::1] out_done=None):
         """Run seeds[start:] to their verdicts, writing one row per run.
 
         Returns (next_index, status). With ``resume`` the run in progress (the
@@ -687,6 +688,7 @@ cdef class Kernel:
         cdef int a
         cdef double t0, call_start
         cdef bint first = True
+        cdef bint want_done = out_done is not None
         with nogil:
             call_start = now_seconds()
             while r < R:
@@ -709,6 +711,8 @@ cdef class Kernel:
                 out_ticks[r] = self.tick
                 out_actions[r] = self.total_visits
                 out_failed[r] = self.total_fail
+                if want_done:
+                    out_done[r] = self.task_done
                 for a in range(self.n_actions):
                     out_by_action[r, a] = self.a_visits[a]
                     self.cum_visits[a] += self.a_visits[a]

@@ -22,6 +22,7 @@ from swarm_engine.core.config import ManagementStrategy, SwarmConfig, Terminatio
 from swarm_engine.core.environment import EnvironmentBinding
 from swarm_engine.errors import ConfigError, ScenarioError
 from swarm_engine.eval import schema
+from swarm_engine.eval.conditions import check_metrics
 from swarm_engine.eval.environments import bind_environment, default_graph
 from swarm_engine.eval.locate import locate, parse_path
 from swarm_engine.exploration.rules import DependencyGraph
@@ -205,6 +206,11 @@ def parse_scenario(text: str, source: str | None = None, variant: str | None = N
             exc = ScenarioError(exc.message, path=source, line=locate(text, parse_path(exc.field)),
                                 field=exc.field)
         raise exc from None
+    try:
+        check_metrics(spec, source)
+    except ScenarioError as exc:
+        raise ScenarioError(exc.message, path=source, line=locate(text, parse_path(exc.field or "")),
+                            field=exc.field) from None
     graph = _graph(spec, binding, text, source)
     config = _config(spec, source)
     return Scenario(spec=spec, path=source, sha256=hashlib.sha256(text.encode()).hexdigest(),

@@ -1,0 +1,3 @@
+"""Command-line interface: ``swarm`` and ``swarm-bench``."""
+
+__all__: list[str] = []

@@ -1,0 +1,160 @@
+"""``swarm eval``: run scenarios N times, print a table, write the JSON report."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from swarm_engine.cli import options
+from swarm_engine.core.hooks import Hook
+from swarm_engine.errors import ScenarioError
+from swarm_engine.eval.loader import Scenario, list_variants, load_scenario
+from swarm_engine.eval.report import build_report, write_json_atomic
+from swarm_engine.eval.runner import EvalResult, run_eval
+
+__all__ = ["register", "SnapshotHook"]
+
+console = Console()
+
+
+class SnapshotHook(Hook):
+    """-v: one block per tick: who did what, frontier size, best selector scores."""
+
+    def __init__(self, scenario: Scenario, out: Console, top: int = 4) -> None:
+        self.scenario = scenario
+        self.out = out
+        self.top = top
+
+    def on_action(self, swarm, events) -> None:
+        b = self.scenario.binding
+        name = b.target_names or str
+        self.out.print(f"[bold]tick {swarm.tick - 1}[/]  frontier {swarm.kernel.n_open}  "
+                       f"actions {swarm.kernel.total_visits}", highlight=False)
+        for row in (events.rows() if events is not None else []):
+            target = name(row["target"]) if row["target"] >= 0 else ""
+            text = ""
+            if b.renderer is not None:
+                text = b.renderer({"op": int(b.ops[row["action"]]), "target": row["target"],
+                                   "arg": row["arg"], "outcome": {"fail": 0, "ok": 1, "error": 2}[row["outcome"]]},
+                                  swarm.seed)
+            self.out.print(f"  w{row['worker']} {self.scenario.actions[row['action']]}({target}) "
+                           f"-> {row['outcome']}  {text}", highlight=False, soft_wrap=True)
+        scores = swarm.frontier_scores()[: self.top]
+        if scores:
+            self.out.print("  next: " + ", ".join(f"{a}({t or ''})={s:.3f}" for a, t, _, s in scores),
+                           highlight=False)
+
+
+def _expand(paths: list[Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found = sorted(p.glob("*.toml"))
+            if not found:
+                raise ScenarioError("no *.toml scenario files in this directory", path=str(p))
+            out.extend(found)
+        else:
+            out.append(p)
+    return out
+
+
+def _fmt_ci(lo: float, hi: float) -> str:
+    return f"[{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
+def _row(result: EvalResult, report: dict) -> list[str]:
+    s = report["summary"]
+    aps = s["actions_per_sec"]
+    return [result.scenario.name + (f" [{result.scenario.variant}]" if result.scenario.variant else ""),
+            f"{s['runs']}", f"{100 * s['success_rate']:.1f}% {_fmt_ci(*s['success_rate_ci95'])}",
+            f"{s['ticks']['mean']:.2f} / {s['ticks']['p95']:.0f}" if s["runs"] else "-",
+            f"{s['actions']['mean']:.2f} / {s['actions']['p95']:.0f}" if s["runs"] else "-",
+            f"{aps:,.0f}" if aps else "-", f"{s['wall_seconds']:.3f}"]
+
+
+def _table(rows: list[list[str]], title: str) -> Table:
+    t = Table(title=title, title_justify="left")
+    for col, just in (("Scenario", "left"), ("Runs", "right"), ("Success (95% CI)", "right"),
+                      ("Ticks mean/p95", "right"), ("Actions mean/p95", "right"),
+                      ("Actions/s", "right"), ("Engine s", "right")):
+        t.add_column(col, justify=just)
+    for r in rows:
+        t.add_row(*r)
+    return t
+
+
+def _run_one(scenario: Scenario, runs: int, seed: int, quiet: bool, trace: Optional[Path]) -> EvalResult:
+    if quiet:
+        return run_eval(scenario, runs, seed, trace=trace)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("ok {task.fields[ok]}"), TimeElapsedColumn(), console=console,
+                  transient=True) as bar:
+        task = bar.add_task(scenario.name, total=runs, ok=0)
+        return run_eval(scenario, runs, seed, trace=trace,
+                        progress=lambda done, ok: bar.update(task, completed=done, ok=ok))
+
+
+def eval_command(
+    scenarios: list[Path] = typer.Argument(..., help="Scenario files or directories of them."),
+    runs: int = options.RUNS,
+    seed: int = options.SEED,
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the JSON report here."),
+    verbose: bool = options.VERBOSE,
+    quiet: bool = options.QUIET,
+    variant: Optional[str] = options.VARIANT,
+    list_variants_: bool = typer.Option(False, "--list-variants", help="List the variants and exit."),
+    trace: Optional[Path] = typer.Option(None, "--trace", help="Write one JSON line per action event."),
+    fail_under: Optional[float] = typer.Option(None, "--fail-under", min=0.0, max=1.0,
+                                               help="Exit 1 when a success rate is below this."),
+) -> None:
+    """Run each scenario RUNS times with seeds SEED, SEED+1, ... and report."""
+    files = _expand(scenarios)
+    if list_variants_:
+        for f in files:
+            try:
+                raw = tomllib.loads(f.read_text(encoding="utf-8"))
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise ScenarioError(f"cannot read variants: {exc}", path=str(f)) from None
+            variants = list_variants(raw)
+            console.print(f"[bold]{f}[/]: " + ("" if variants else "no variants"), highlight=False)
+            for name, desc in variants:
+                console.print(f"  {name}  {desc}", highlight=False)
+        return
+    loaded = [load_scenario(f, variant) for f in files]   # every file validated before any runs
+    rows, reports = [], []
+    for i, sc in enumerate(loaded):
+        if verbose:
+            sw = sc.swarm(seed)
+            sw.add_hook(SnapshotHook(sc, console))
+            res = sw.run()
+            console.print(f"[bold]run seed {seed}:[/] {res.verdict.reason} in {res.ticks} ticks, "
+                          f"{res.actions} actions", highlight=False)
+        t = trace if len(loaded) == 1 or trace is None else trace.with_name(f"{trace.stem}.{i}{trace.suffix}")
+        result = _run_one(sc, runs, seed, quiet, t)
+        report = build_report(result)
+        reports.append(report)
+        rows.append(_row(result, report))
+        if result.stopped:
+            console.print(f"[yellow]stopped: {result.runs} of {runs} runs finished[/]")
+            break
+    if output:
+        write_json_atomic(output, reports[0] if len(reports) == 1 else
+                          {"schema_version": reports[0]["schema_version"], "scenarios": reports})
+    if not quiet:
+        console.print(_table(rows, "swarm eval" if len(rows) == 1 else "swarm eval: comparison"))
+        if output:
+            console.print(f"report: {output}", highlight=False)
+    if fail_under is not None and any(r["summary"]["success_rate"] < fail_under for r in reports):
+        raise typer.Exit(1)
+    if any(r["summary"]["stopped"] for r in reports):
+        raise typer.Exit(130)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_command)

@@ -1,0 +1,66 @@
+"""The ``swarm`` command: one app factory, command groups mounted per module.
+
+``main()`` turns a SwarmError into one red line and exit code 1; set
+SWARM_DEBUG=1 to see the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+import typer
+from rich.console import Console
+
+from swarm_engine import __version__
+from swarm_engine.errors import SwarmError
+
+__all__ = ["app_factory", "main"]
+
+err_console = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"swarm-engine {__version__}")
+        raise typer.Exit()
+
+
+def app_factory() -> typer.Typer:
+    from swarm_engine.cli import eval_cmd
+
+    app = typer.Typer(name="swarm", help="Run swarms of AI agents: evaluate scenarios fast.",
+                      no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+    @app.callback()
+    def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                           help="Print the version and exit.")) -> None:
+        """swarm-engine command line."""
+
+    eval_cmd.register(app)
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    app = app_factory()
+    try:
+        app(args=argv, prog_name="swarm", standalone_mode=False)
+    except SwarmError as exc:
+        if os.environ.get("SWARM_DEBUG") == "1":
+            raise
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return 1
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

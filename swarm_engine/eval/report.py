@@ -1,0 +1,104 @@
+"""The eval report: a versioned JSON document and the summary table.
+
+Schema version 1 (see docs/report.md)::
+
+    {schema_version, engine {name, version}, scenario {id, name, file, sha256, variant},
+     config_summary {scenario_name, scenario_id, worker_count, max_ticks, run_count},
+     seed_info {base_seed, run_seeds: [first, last]},
+     summary {runs, requested, stopped, successes, success_rate, success_rate_ci95,
+              pass_at_k {1,2,4,8}, pass_hat_k {1,2,4,8}, ticks {...}, actions {...},
+              total_actions, wall_seconds, actions_per_sec, actions_by_kind {...}},
+     runs [{index, seed, success, termination_reason, reason, ticks, actions,
+            failed_actions, actions_by_kind, conditions, milestones, milestone_score,
+            wall_seconds}]}
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from swarm_engine import __version__
+from swarm_engine.errors import StoreError
+from swarm_engine.eval.runner import EvalResult
+from swarm_engine.eval.stats import pass_at_k, pass_hat_k, summarize, wilson
+
+__all__ = ["build_report", "write_json_atomic", "SCHEMA_VERSION", "KS"]
+
+SCHEMA_VERSION = 1
+KS = (1, 2, 4, 8)
+_TERMINATION = {"success": "Success", "timeout": "Timeout", "stopped": "Stopped"}
+
+
+def build_report(result: EvalResult, *, include_runs: bool = True) -> dict[str, Any]:
+    sc = result.scenario
+    n = result.runs
+    c = int(result.success.sum())
+    total_actions = int(result.actions.sum())
+    names = sc.actions
+    summary = {
+        "runs": n, "requested": result.requested, "stopped": result.stopped,
+        "successes": c, "success_rate": c / n if n else 0.0,
+        "success_rate_ci95": list(wilson(c, n)),
+        "pass_at_k": {str(k): pass_at_k(n, c, k) for k in KS},
+        "pass_hat_k": {str(k): pass_hat_k(n, c, k) for k in KS},
+        "ticks": summarize(result.ticks), "actions": summarize(result.actions),
+        "actions_to_success": summarize(result.actions[result.success]),
+        "total_actions": total_actions, "wall_seconds": result.engine_seconds,
+        "actions_per_sec": total_actions / result.engine_seconds if result.engine_seconds > 0 else None,
+        "actions_by_kind": {name: int(result.by_action[:, i].sum()) for i, name in enumerate(names)},
+        "conditions": {k: float(v.mean()) if n else None for k, v in result.conditions.items()},
+        "milestones": {k: float(v.mean()) if n else None for k, v in result.milestones.items()},
+    }
+    report: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "engine": {"name": "swarm-engine", "version": __version__},
+        "scenario": {"id": sc.id, "name": sc.name, "file": sc.path, "sha256": sc.sha256, "variant": sc.variant},
+        "config_summary": {"scenario_name": sc.name, "scenario_id": sc.id, "worker_count": sc.config.workers,
+                           "max_ticks": sc.config.max_ticks, "run_count": n,
+                           "selection": sc.config.selector.strategy},
+        "seed_info": {"base_seed": result.base_seed,
+                      "run_seeds": [int(result.seeds[0]), int(result.seeds[-1])] if n else []},
+        "summary": summary,
+    }
+    if include_runs:
+        miles = np.sum(list(result.milestones.values()), axis=0) if result.milestones else np.zeros(n)
+        report["runs"] = [
+            {"index": i, "seed": int(result.seeds[i]), "success": bool(result.success[i]),
+             "termination_reason": "Success" if result.success[i] else
+             _TERMINATION.get(result.reason[i], "Failure"),
+             "reason": result.reason[i], "ticks": int(result.ticks[i]), "actions": int(result.actions[i]),
+             "failed_actions": int(result.failed[i]),
+             "actions_by_kind": {name: int(result.by_action[i, j]) for j, name in enumerate(names)
+                                 if result.by_action[i, j]},
+             "conditions": {k: bool(v[i]) for k, v in result.conditions.items()},
+             "milestones": {k: float(v[i]) for k, v in result.milestones.items()},
+             "milestone_score": float(miles[i]) if n else 0.0,
+             "wall_seconds": float(result.wall[i])}
+            for i in range(n)]
+    return report
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """Write JSON so readers never see a half file: temp file, fsync, rename."""
+    p = Path(path)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(msgspec.json.format(msgspec.json.encode(data), indent=2))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, p)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+    except OSError as exc:
+        raise StoreError(f"cannot write {p}: {exc.strerror or exc}") from exc

@@ -1,0 +1,216 @@
+"""Run a scenario N times (seeds s, s+1, ...) and collect per-run results.
+
+Native environments run in batches inside the kernel (one call covers many
+runs, returning every ``chunk_seconds`` so progress bars update and Ctrl-C is
+honoured); Python environments run one :class:`Swarm` per seed. Conditions and
+milestones are then judged over the arrays of runs at once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, TextIO
+
+import numpy as np
+
+from swarm_engine._native import _kernel
+from swarm_engine.core.events import EventBatch
+from swarm_engine.core.state import Verdict, VERDICT_REASONS
+from swarm_engine.eval.conditions import evaluate, run_metrics
+from swarm_engine.eval.loader import Scenario
+from swarm_engine.exploration.kernel import make_kernel
+
+__all__ = ["EvalResult", "run_eval", "TraceWriter"]
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class EvalResult:
+    """Per-run arrays of one eval (index i = seed base_seed + i)."""
+
+    scenario: Scenario
+    base_seed: int
+    requested: int
+    seeds: np.ndarray
+    success: np.ndarray          # bool, after conditions
+    verdict: np.ndarray          # int8 kernel verdict (Verdict)
+    reason: list[str]
+    done: np.ndarray             # bool: task completed
+    ticks: np.ndarray
+    actions: np.ndarray
+    failed: np.ndarray
+    wall: np.ndarray             # seconds per run
+    by_action: np.ndarray        # (R, A)
+    conditions: dict[str, np.ndarray]
+    milestones: dict[str, np.ndarray]
+    engine_seconds: float
+    stopped: bool = False
+    llm: dict = field(default_factory=dict)
+
+    @property
+    def runs(self) -> int:
+        return int(self.seeds.shape[0])
+
+
+class TraceWriter:
+    """Writes one JSON line per action event, with names and the lazily
+    rendered text observation."""
+
+    def __init__(self, scenario: Scenario, seeds: np.ndarray, stream: TextIO) -> None:
+        self.scenario = scenario
+        self.seeds = seeds
+        self.stream = stream
+        self.actions = scenario.actions
+        self.binding = scenario.binding
+
+    def write(self, events: EventBatch) -> None:
+        b = self.binding
+        name = b.target_names or str
+        for row in events.rows():
+            seed = int(self.seeds[row["run"]])
+            op = int(b.ops[row["action"]])
+            obs = None
+            if b.renderer is not None:
+                obs = b.renderer({"op": op, "target": row["target"], "arg": row["arg"],
+                                  "outcome": {"fail": 0, "ok": 1, "error": 2}[row["outcome"]]}, seed)
+            row.update(seed=seed, action=self.actions[row["action"]],
+                       target=name(row["target"]) if row["target"] >= 0 else None,
+                       observation=obs)
+            self.stream.write(json.dumps(row) + "\n")
+
+
+def _native_batches(scenario: Scenario, seeds: np.ndarray, progress: ProgressFn | None,
+                    trace: TraceWriter | None, chunk_seconds: float):
+    R, A = seeds.shape[0], len(scenario.actions)
+    k = make_kernel(scenario.graph.compile(), scenario.binding, scenario.config,
+                    record_events=trace is not None, event_capacity=1 << 16)
+    out = dict(success=np.zeros(R, np.uint8), verdict=np.zeros(R, np.int8), ticks=np.zeros(R, np.int64),
+               actions=np.zeros(R, np.int64), failed=np.zeros(R, np.int64), wall=np.zeros(R),
+               by_action=np.zeros((R, A), np.int64), done=np.zeros(R, np.uint8))
+    r, resume, stopped = 0, False, False
+    t0 = time.perf_counter()
+    try:
+        while r < R:
+            r, status = k.run_batch(seeds, r, resume, out["success"], out["verdict"], out["ticks"],
+                                    out["actions"], out["failed"], out["wall"], out["by_action"],
+                                    chunk_seconds, out["done"])
+            if trace is not None and k.n_events:
+                trace.write(EventBatch.from_columns(k.take_events()))
+            resume = status == _kernel.ST_NEED_ROOM
+            if resume:
+                k.make_room()
+            if progress:
+                progress(r, int(out["success"][:r].sum()))
+    except KeyboardInterrupt:
+        stopped = True
+    elapsed = time.perf_counter() - t0
+    return {key: v[:r] for key, v in out.items()}, elapsed, stopped
+
+
+def _python_runs(scenario: Scenario, seeds: np.ndarray, progress: ProgressFn | None,
+                 trace: TraceWriter | None):
+    R, A = seeds.shape[0], len(scenario.actions)
+    rows = []
+    stopped = False
+    t0 = time.perf_counter()
+    try:
+        swarm = scenario.swarm(int(seeds[0]), record_events=trace is not None)
+        for i in range(R):
+            if i:
+                swarm.reset(int(seeds[i]))
+            t = time.perf_counter()
+            res = swarm.run()
+            if trace is not None:
+                ev = swarm.events()
+                trace.write(EventBatch(**{**{f: getattr(ev, f) for f in EventBatch.__dataclass_fields__},
+                                          "run": np.full(len(ev), i, np.int32)}))
+            rows.append((res.success, int(res.verdict), res.ticks, res.actions, res.failed_actions,
+                         time.perf_counter() - t, swarm.kernel.action_stats()["visits"],
+                         bool(swarm.kernel.task_done)))
+            if progress:
+                progress(i + 1, sum(r[0] for r in rows))
+    except KeyboardInterrupt:
+        stopped = True
+    elapsed = time.perf_counter() - t0
+    n = len(rows)
+    out = dict(success=np.array([r[0] for r in rows], np.uint8), verdict=np.array([r[1] for r in rows], np.int8),
+               ticks=np.array([r[2] for r in rows], np.int64), actions=np.array([r[3] for r in rows], np.int64),
+               failed=np.array([r[4] for r in rows], np.int64), wall=np.array([r[5] for r in rows]),
+               by_action=np.array([r[6] for r in rows], np.int64).reshape(n, A),
+               done=np.array([r[7] for r in rows], np.uint8))
+    return out, elapsed, stopped
+
+
+def _judge(scenario: Scenario, out: dict) -> tuple[np.ndarray, list[str], dict, dict]:
+    spec = scenario.spec
+    metrics = run_metrics(out["done"], out["ticks"], out["actions"], out["failed"], out["by_action"],
+                          scenario.actions)
+    verdict = out["verdict"].astype(np.int64)
+    kernel_ok = verdict == Verdict.SUCCESS
+    conds: dict[str, np.ndarray] = {}
+    success = kernel_ok.copy()
+    if spec.conditions.success:
+        held = np.ones_like(kernel_ok)
+        for i, c in enumerate(spec.conditions.success):
+            ok = evaluate(c, metrics)
+            conds[c.name or f"success[{i}]"] = ok
+            held &= ok
+        success = held & (verdict != Verdict.STOPPED)
+        timeout = verdict == Verdict.TIMEOUT
+        if spec.conditions.on_timeout != "success":
+            success &= ~timeout
+    reason = [VERDICT_REASONS[Verdict(int(v))] for v in verdict]
+    for i, c in enumerate(spec.conditions.failure):
+        hit = evaluate(c, metrics)
+        label = c.name or f"failure[{i}]"
+        conds[label] = hit
+        for j in np.flatnonzero(hit & success):
+            reason[j] = f"failure_condition:{label}"
+        success &= ~hit
+    for j in np.flatnonzero(~success):
+        if reason[j] == "success":
+            reason[j] = "success_conditions_unmet"
+    miles: dict[str, np.ndarray] = {}
+    for m in spec.milestones:
+        c = m.condition
+        holds = evaluate(c, metrics).astype(np.float64)
+        if m.partial and c.op in ("gt", "gte", "lt", "lte") and float(c.value) > 0:
+            actual = metrics[c.metric].astype(np.float64)
+            ratio = actual / float(c.value) if c.op in ("gt", "gte") else float(c.value) / np.maximum(actual, 1e-12)
+            holds = np.maximum(holds, np.clip(ratio, 0.0, 1.0))
+        miles[m.name] = holds * m.weight
+    return success, reason, conds, miles
+
+
+def run_eval(scenario: Scenario, runs: int, seed: int = 42, *, progress: ProgressFn | None = None,
+             trace: str | Path | None = None, chunk_seconds: float = 0.2) -> EvalResult:
+    """Run ``runs`` seeded runs of ``scenario``; Ctrl-C keeps the finished runs."""
+    if runs < 1:
+        raise ValueError("runs must be at least 1")
+    if not 0 <= seed or seed + runs > 2 ** 64:
+        raise ValueError("seeds must lie in [0, 2^64)")
+    seeds = (np.uint64(seed) + np.arange(runs, dtype=np.uint64)).astype(np.uint64)
+    stream = open(trace, "w", encoding="utf-8") if trace else None
+    try:
+        tw = TraceWriter(scenario, seeds, stream) if stream else None
+        paced = scenario.config.tick_duration_ms > 0
+        if scenario.binding.native and not paced:
+            out, elapsed, stopped = _native_batches(scenario, seeds, progress, tw, chunk_seconds)
+        else:
+            out, elapsed, stopped = _python_runs(scenario, seeds, progress, tw)
+    finally:
+        if stream:
+            stream.close()
+    n = out["ticks"].shape[0]
+    success, reason, conds, miles = _judge(scenario, out)
+    return EvalResult(scenario=scenario, base_seed=seed, requested=runs, seeds=seeds[:n], success=success,
+                      verdict=out["verdict"], reason=reason, done=out["done"].astype(bool), ticks=out["ticks"],
+                      actions=out["actions"], failed=out["failed"], wall=out["wall"],
+                      by_action=out["by_action"], conditions=conds, milestones=miles,
+                      engine_seconds=elapsed, stopped=stopped)
+
+
