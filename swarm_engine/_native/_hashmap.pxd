@@ -12,4 +12,5 @@ cdef extern from "hashmap.h" nogil:
     void swarm_index_clear(swarm_index_t *ix)
     int32_t swarm_index_find(const swarm_index_t *ix, const uint64_t *keys, uint64_t key)
     int32_t swarm_index_get_or_put(swarm_index_t *ix, const uint64_t *keys, uint64_t key, int32_t new_id)
+    void swarm_index_prefetch(const swarm_index_t *ix, uint64_t key)
     int64_t swarm_index_bytes(const swarm_index_t *ix)

@@ -151,6 +151,8 @@ cdef class Kernel:
     cdef int32_t[::1] as_disc             # discovered targets, capacity disc_cap
     cdef float32_t[::1] as_dur            # ms
     cdef int32_t disc_cap
+    cdef uint64_t[::1] op_a               # merge replay: child key, or node to reopen
+    cdef int32_t[::1] op_b                # merge replay: parent node (add), or -1 - group (reopen)
     cdef readonly int32_t n_assigned
     # ---- run scalars ----
     cdef readonly int64_t tick
@@ -194,6 +196,7 @@ cdef class Kernel:
     cdef void _push_open(self, int32_t g, int32_t node) noexcept nogil
     cdef int32_t _add_node(self, int32_t action, int32_t target, int32_t arg,
                            int32_t parent) except -2 nogil
+    cdef int32_t _add_key(self, uint64_t key, int32_t parent) except -2 nogil
     cdef int _plan(self) except -1 nogil
     cdef int _commit(self, int n, int env_done) except -1 nogil
     cdef int _native_tick(self) except -1 nogil

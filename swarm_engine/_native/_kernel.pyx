@@ -22,7 +22,8 @@ from libc.math cimport sqrt, log, INFINITY
 from libc.string cimport memset
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 from swarm_engine._native._hashmap cimport (swarm_index_init, swarm_index_free, swarm_index_clear,
-                                            swarm_index_get_or_put, swarm_index_bytes)
+                                            swarm_index_get_or_put, swarm_index_bytes,
+                                            swarm_index_prefetch)
 from swarm_engine._native._rng cimport swarm_rng_seed, swarm_rng_beta
 from swarm_engine._native._envs cimport (env_state_size, env_max_discoveries, env_reset,
                                          env_step, ENV_PYTHON, OUT_OK, OUT_FAIL, OUT_ERROR)
@@ -38,6 +39,7 @@ cdef enum:
     MAX_ARG = (1 << ARG_BITS) - 2
     FLAG_DONE = 1
     FLAG_SUCCESS = 2
+    PREFETCH_AHEAD = 16
 
 LIMITS = {"actions": MAX_ACTIONS, "target": MAX_TARGET, "arg": MAX_ARG}
 
@@ -175,6 +177,7 @@ cdef class Kernel:
         self.disc_cap = max(1, W * self.max_disc)
         self.as_disc = np.zeros(self.disc_cap, dtype=np.int32)
         self.as_dur = np.zeros(W, dtype=np.float32)
+        self._alloc_ops()
         self.record_events = record_events
         self.event_cap = max(event_capacity, W) if record_events else 1
         self._alloc_events(self.event_cap)
@@ -210,6 +213,12 @@ cdef class Kernel:
         self.heap = np.zeros(cap, np.int32) if fresh else _grow(self.heap, cap, np.int32)
         self.group_cap = cap
 
+    def _alloc_ops(self):
+        cap = <int64_t>self.n_workers * (max(1, self.max_children) + 1)
+        if self.op_a is None or self.op_a.shape[0] < cap:
+            self.op_a = np.zeros(cap, np.uint64)
+            self.op_b = np.zeros(cap, np.int32)
+
     def _alloc_events(self, int64_t cap):
         self.ev_run = np.zeros(cap, np.int32)
         self.ev_tick = np.zeros(cap, np.int32)
@@ -229,9 +238,10 @@ cdef class Kernel:
         after the caller drained the event log)."""
         cdef int64_t need = <int64_t>self.n_workers * max(1, self.max_children)
         if self.n_nodes + need > self.node_cap:
-            self._alloc_nodes(max(2 * self.node_cap, self.n_nodes + need))
+            # 1.5x keeps bytes per node low on 10^7-node graphs; growth is rare
+            self._alloc_nodes(max(self.node_cap + self.node_cap // 2, self.n_nodes + need))
         if self.granular and self.n_groups + need > self.group_cap:
-            self._alloc_groups(max(2 * self.group_cap, self.n_groups + need))
+            self._alloc_groups(max(self.group_cap + self.group_cap // 2, self.n_groups + need))
         if self.record_events and self.n_events + self.n_workers > self.event_cap:
             raise RuntimeError("event log full: drain it with take_events() first")
 
@@ -349,21 +359,22 @@ cdef class Kernel:
 
     cdef int32_t _add_node(self, int32_t action, int32_t target, int32_t arg,
                            int32_t parent) except -2 nogil:
-        """Add (action, target, arg) unless known; returns its id, -1 if it was
-        a duplicate, -2 on failure (bad id or out of memory)."""
-        cdef uint64_t key
-        cdef int32_t node, g
+        """Add (action, target, arg) unless known; returns its id, or -1 if it
+        was a duplicate. Raises on ids outside the packed key or no memory."""
         if target > MAX_TARGET or arg > MAX_ARG or target < -1 or arg < -1:
             with gil:
                 raise OverflowError(f"target {target} / arg {arg} outside the packed key range")
-        key = pack_key(action, target, arg)
+        return self._add_key(pack_key(action, target, arg), parent)
+
+    cdef int32_t _add_key(self, uint64_t key, int32_t parent) except -2 nogil:
+        cdef int32_t node, g
         node = swarm_index_get_or_put(&self.node_index, &self.n_key[0], key, self.n_nodes)
         if node == -2:
             with gil:
                 raise MemoryError("dedup index")
         if node != self.n_nodes:
             return -1
-        g = self._group_of(action, target)
+        g = self._group_of(key_action(key), key_target(key))
         if g == -2:
             with gil:
                 raise MemoryError("group index")
@@ -511,6 +522,7 @@ cdef class Kernel:
     cdef int _commit(self, int n, int env_done) except -1 nogil:
         """Merge phase for the n assignments of this tick, then advance."""
         cdef int i, j, k, nd, nt
+        cdef int64_t nops = 0
         cdef int32_t w, node, g, a, t, x, b, e, v, tt
         cdef int8_t out
         cdef float32_t dur
@@ -560,7 +572,9 @@ cdef class Kernel:
                 self.n_events += 1
             if out == OUT_ERROR and self.n_retries[node] < self.max_retries:
                 self.n_retries[node] += 1
-                self._push_open(g, node)
+                self.op_a[nops] = <uint64_t>node
+                self.op_b[nops] = -1 - g
+                nops += 1
             elif out == OUT_OK:
                 self.n_state[node] = NODE_DONE_OK
                 for e in range(self.succ_ptr[a], self.succ_ptr[a + 1]):
@@ -568,11 +582,18 @@ cdef class Kernel:
                     nt = nd if nd > 0 else 1
                     for j in range(nt):
                         tt = self.as_disc[self.as_disc_ptr[i] + j] if nd > 0 else t
+                        if tt > MAX_TARGET or tt < -1:
+                            with gil:
+                                raise OverflowError(f"target {tt} outside the packed key range")
                         if self.var_ptr[b] == self.var_ptr[b + 1]:
-                            self._add_node(b, tt, -1, node)
+                            self.op_a[nops] = pack_key(b, tt, -1)
+                            self.op_b[nops] = node
+                            nops += 1
                         else:
                             for v in range(self.var_ptr[b], self.var_ptr[b + 1]):
-                                self._add_node(b, tt, self.var_val[v], node)
+                                self.op_a[nops] = pack_key(b, tt, self.var_val[v])
+                                self.op_b[nops] = node
+                                nops += 1
                 if self.is_terminal[a]:
                     self.task_done = True
                     self.w_flags[w] |= FLAG_SUCCESS
@@ -591,6 +612,16 @@ cdef class Kernel:
                 self.w_result[w] = W_ACTED
             self.prev_prev_action = self.prev_action
             self.prev_action = a
+        # Replay reopenings and expansions in their original order; prefetching
+        # the dedup slots PREFETCH_AHEAD inserts ahead overlaps the cache misses
+        # that bound large graphs (grid 10^6 nodes: 3.4 -> see docs/benchmarks.md).
+        for j in range(nops):
+            if j + PREFETCH_AHEAD < nops and self.op_b[j + PREFETCH_AHEAD] >= 0:
+                swarm_index_prefetch(&self.node_index, self.op_a[j + PREFETCH_AHEAD])
+            if self.op_b[j] >= 0:
+                self._add_key(self.op_a[j], self.op_b[j])
+            else:
+                self._push_open(-1 - self.op_b[j], <int32_t>self.op_a[j])
         if env_done:
             self.task_done = True
         self.n_assigned = 0
@@ -785,6 +816,7 @@ cdef class Kernel:
             if nd > self.max_disc:
                 self.max_disc = nd
                 self._recompute_fanout()
+                self._alloc_ops()
                 self.make_room()
         self.as_outcome[:n] = out
         self.as_disc_ptr[:n + 1] = ptr
