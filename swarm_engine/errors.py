@@ -61,7 +61,7 @@ class ScenarioError(SwarmError):
         where = self.path or "<scenario>"
         if self.line:
             where += f":{self.line}"
-        field = f" [{self.field}]" if self.field else ""
+        field = f" {self.field}:" if self.field else ""
         return f"{where}:{field} {self.message}"
 
 

@@ -44,11 +44,11 @@ class SnapshotHook(Hook):
                                    "arg": row["arg"], "outcome": {"fail": 0, "ok": 1, "error": 2}[row["outcome"]]},
                                   swarm.seed)
             self.out.print(f"  w{row['worker']} {self.scenario.actions[row['action']]}({target}) "
-                           f"-> {row['outcome']}  {text}", highlight=False, soft_wrap=True)
+                           f"-> {row['outcome']}  {text}", highlight=False, soft_wrap=True, markup=False)
         scores = swarm.frontier_scores()[: self.top]
         if scores:
             self.out.print("  next: " + ", ".join(f"{a}({t or ''})={s:.3f}" for a, t, _, s in scores),
-                           highlight=False)
+                           highlight=False, markup=False)
 
 
 def _expand(paths: list[Path]) -> list[Path]:
@@ -124,7 +124,7 @@ def eval_command(
             variants = list_variants(raw)
             console.print(f"[bold]{f}[/]: " + ("" if variants else "no variants"), highlight=False)
             for name, desc in variants:
-                console.print(f"  {name}  {desc}", highlight=False)
+                console.print(f"  {name}  {desc}", highlight=False, markup=False)
         return
     loaded = [load_scenario(f, variant) for f in files]   # every file validated before any runs
     rows, reports = [], []

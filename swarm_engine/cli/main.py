@@ -12,6 +12,7 @@ import sys
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from swarm_engine import __version__
 from swarm_engine.errors import SwarmError
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     except SwarmError as exc:
         if os.environ.get("SWARM_DEBUG") == "1":
             raise
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 1
     except click.exceptions.Exit as exc:
         return exc.exit_code
