@@ -12,6 +12,11 @@ from setuptools import Extension, setup
 DEBUG = os.environ.get("SWARM_DEBUG_BUILD") == "1"
 
 EXTENSIONS = {
+    "swarm_engine._native._troubleshooting": ["swarm_engine/_native/_troubleshooting.pyx"],
+    "swarm_engine._native._grid": ["swarm_engine/_native/_grid.pyx"],
+    "swarm_engine._native._code_tree": ["swarm_engine/_native/_code_tree.pyx"],
+    "swarm_engine._native._search": ["swarm_engine/_native/_search.pyx"],
+    "swarm_engine._native._diagnosis": ["swarm_engine/_native/_diagnosis.pyx"],
     "swarm_engine._native._envs": ["swarm_engine/_native/_envs.pyx"],
     "swarm_engine._native._kernel": ["swarm_engine/_native/_kernel.pyx"],
 }

@@ -7,7 +7,7 @@ from swarm_engine._native._typedefs cimport (int8_t, uint8_t, int32_t, int64_t, 
                                              uint32_t, uint64_t, float32_t, float64_t)
 from swarm_engine._native._hashmap cimport swarm_index_t
 from swarm_engine._native._rng cimport swarm_rng_t
-from swarm_engine._native._envs cimport EnvCtx
+from swarm_engine._native._envctx cimport EnvCtx, StepOut
 
 cpdef enum SelectorKind:
     SEL_FIFO = 0
@@ -71,6 +71,7 @@ cdef class Kernel:
     cdef const int32_t[::1] start_act     # initial frontier: (S,) actions
     cdef const int32_t[::1] start_tgt     # (S,) targets, -1 = none
     cdef const int32_t[::1] start_arg     # (S,) args, -1 = none
+    cdef const int8_t[::1] act_kind       # (A,) kind of target an action takes, 0 = any
     cdef int max_children                 # bound on nodes one success can add
     # ---- run configuration ----
     cdef readonly int n_workers           # W
@@ -96,6 +97,7 @@ cdef class Kernel:
     cdef EnvCtx env
     cdef float64_t[::1] env_params
     cdef int32_t[::1] env_ops             # (A,) action id -> env op
+    cdef int32_t[::1] env_args            # argument id -> env argument (-1 unknown)
     cdef readonly int32_t[::1] env_state  # this run's hidden state
     cdef int max_disc                     # discoveries one action can return
     # ---- graph map: nodes (capacity node_cap) ----
@@ -149,6 +151,7 @@ cdef class Kernel:
     cdef int8_t[::1] as_outcome           # Outcome
     cdef int32_t[::1] as_disc_ptr         # (W+1,)
     cdef int32_t[::1] as_disc             # discovered targets, capacity disc_cap
+    cdef int8_t[::1] as_disc_kind         # their target kinds (0 = any)
     cdef float32_t[::1] as_dur            # ms
     cdef int32_t disc_cap
     cdef uint64_t[::1] op_a               # merge replay: child key, or node to reopen
@@ -199,5 +202,6 @@ cdef class Kernel:
     cdef int32_t _add_key(self, uint64_t key, int32_t parent) except -2 nogil
     cdef int _plan(self) except -1 nogil
     cdef int _commit(self, int n, int env_done) except -1 nogil
+    cdef int _env_step(self, int n) except -1 nogil
     cdef int _native_tick(self) except -1 nogil
     cdef bint _all_workers_succeeded(self) noexcept nogil

@@ -25,8 +25,8 @@ from swarm_engine._native._hashmap cimport (swarm_index_init, swarm_index_free, 
                                             swarm_index_get_or_put, swarm_index_bytes,
                                             swarm_index_prefetch)
 from swarm_engine._native._rng cimport swarm_rng_seed, swarm_rng_beta
-from swarm_engine._native._envs cimport (env_state_size, env_max_discoveries, env_reset,
-                                         env_step, ENV_PYTHON, OUT_OK, OUT_FAIL, OUT_ERROR)
+from swarm_engine._native._envctx cimport K_PYTHON as ENV_PYTHON, O_OK as OUT_OK, O_ERROR as OUT_ERROR
+from swarm_engine._native._envs cimport env_state_size, env_max_discoveries, env_reset, env_step
 
 import numpy as np
 
@@ -90,7 +90,8 @@ cdef class Kernel:
                  int selector, double ucb1_c, double learning_weight, double greedy_weight,
                  int64_t maturity_threshold, double error_rate_threshold, bonus3,
                  int env_kind, env_params, env_ops, int env_max_disc,
-                 bint record_events, int64_t node_capacity=1024, int64_t event_capacity=4096):
+                 bint record_events, int64_t node_capacity=1024, int64_t event_capacity=4096,
+                 act_kind=None, env_args=None):
         if not 0 < n_actions <= MAX_ACTIONS:
             raise ValueError(f"n_actions must be in 1..{MAX_ACTIONS}")
         if n_workers <= 0:
@@ -104,6 +105,10 @@ cdef class Kernel:
         self.start_act = _i32(start_act)
         self.start_tgt = _i32(start_tgt)
         self.start_arg = _i32(start_arg)
+        self.act_kind = np.ascontiguousarray(np.zeros(n_actions) if act_kind is None else act_kind,
+                                             dtype=np.int8)
+        if self.act_kind.shape[0] != n_actions:
+            raise ValueError("act_kind must have one entry per action")
         self.n_workers = n_workers
         self.max_ticks = max_ticks
         self.term_strategy = term_strategy
@@ -128,13 +133,16 @@ cdef class Kernel:
         self.env.n_params = self.env_params.shape[0]
         self.env.params = &self.env_params[0] if self.env.n_params else NULL
         self.env.op_of_action = &self.env_ops[0]
-        self.env_state = np.zeros(max(1, env_state_size(env_kind, self.env.params, self.env.n_params)),
-                                  dtype=np.int32)
+        self.env_args = _i32([-1] if env_args is None or len(env_args) == 0 else env_args)
+        self.env.op_of_arg = &self.env_args[0]
+        self.env.n_args = 0 if env_args is None else len(env_args)
+        self.env.state = NULL
+        self.env_state = np.zeros(max(1, env_state_size(&self.env)), dtype=np.int32)
         self.env.state = &self.env_state[0]
         if env_kind == ENV_PYTHON:
             self.max_disc = max(0, env_max_disc)
         else:
-            self.max_disc = env_max_discoveries(env_kind, self.env.params, self.env.n_params)
+            self.max_disc = env_max_discoveries(&self.env)
 
         cdef int a, fan, nv, fan_max = 0, nd = max(1, self.max_disc)
         for a in range(n_actions):
@@ -176,6 +184,7 @@ cdef class Kernel:
         self.as_disc_ptr = np.zeros(W + 1, dtype=np.int32)
         self.disc_cap = max(1, W * self.max_disc)
         self.as_disc = np.zeros(self.disc_cap, dtype=np.int32)
+        self.as_disc_kind = np.zeros(self.disc_cap, dtype=np.int8)
         self.as_dur = np.zeros(W, dtype=np.float32)
         self._alloc_ops()
         self.record_events = record_events
@@ -582,6 +591,9 @@ cdef class Kernel:
                     nt = nd if nd > 0 else 1
                     for j in range(nt):
                         tt = self.as_disc[self.as_disc_ptr[i] + j] if nd > 0 else t
+                        if nd > 0 and self.act_kind[b] != 0 and \
+                                self.as_disc_kind[self.as_disc_ptr[i] + j] != self.act_kind[b]:
+                            continue
                         if tt > MAX_TARGET or tt < -1:
                             with gil:
                                 raise OverflowError(f"target {tt} outside the packed key range")
@@ -663,19 +675,26 @@ cdef class Kernel:
                 return False
         return True
 
+    cdef int _env_step(self, int n) except -1 nogil:
+        cdef StepOut out
+        cdef int done
+        if n == 0:
+            self.as_disc_ptr[0] = 0
+            return 0
+        out.outcome = &self.as_outcome[0]
+        out.disc_ptr = &self.as_disc_ptr[0]
+        out.disc = &self.as_disc[0]
+        out.disc_kind = &self.as_disc_kind[0]
+        out.duration_ms = &self.as_dur[0]
+        done = env_step(&self.env, n, &self.as_act[0], &self.as_tgt[0], &self.as_arg[0], out)
+        if done < 0:
+            with gil:
+                raise RuntimeError("environment step failed")
+        return done
+
     cdef int _native_tick(self) except -1 nogil:
         cdef int n = self._plan()
-        cdef int done = 0
-        if n > 0:
-            done = env_step(&self.env, n, &self.as_act[0], &self.as_tgt[0], &self.as_arg[0],
-                            &self.as_outcome[0], &self.as_disc_ptr[0], &self.as_disc[0],
-                            &self.as_dur[0])
-            if done < 0:
-                with gil:
-                    raise RuntimeError("environment step failed")
-        else:
-            self.as_disc_ptr[0] = 0
-        return self._commit(n, done)
+        return self._commit(n, self._env_step(n))
 
     # ------------------------------------------------------------------ Python face
     def reset(self, uint64_t seed):
@@ -775,14 +794,7 @@ cdef class Kernel:
         if self.env.kind == ENV_PYTHON:
             raise RuntimeError("a Python environment's results go through commit_tick")
         with nogil:
-            if n > 0:
-                done = env_step(&self.env, n, &self.as_act[0], &self.as_tgt[0], &self.as_arg[0],
-                                &self.as_outcome[0], &self.as_disc_ptr[0], &self.as_disc[0],
-                                &self.as_dur[0])
-            else:
-                self.as_disc_ptr[0] = 0
-        if done < 0:
-            raise RuntimeError("environment step failed")
+            done = self._env_step(n)
         return bool(done)
 
     def commit_native(self, bint env_done):
@@ -795,8 +807,9 @@ cdef class Kernel:
         return (np.asarray(self.as_worker[:n]).copy(), np.asarray(self.as_act[:n]).copy(),
                 np.asarray(self.as_tgt[:n]).copy(), np.asarray(self.as_arg[:n]).copy())
 
-    def commit_tick(self, outcome, disc_ptr, disc, duration_ms, bint env_done):
-        """Merge phase for a Python environment's results of plan_tick()."""
+    def commit_tick(self, outcome, disc_ptr, disc, duration_ms, bint env_done, disc_kind=None):
+        """Merge phase for a Python environment's results of plan_tick()
+        (``disc_kind``: optional target kind per discovery, 0 = any)."""
         cdef int n = self.n_assigned
         out = np.ascontiguousarray(outcome, dtype=np.int8)
         ptr = np.ascontiguousarray(disc_ptr, dtype=np.int32)
@@ -808,8 +821,13 @@ cdef class Kernel:
             raise ValueError("discovery offsets must start at 0, rise, and end at len(disc)")
         if np.any((out < 0) | (out > 2)):
             raise ValueError("outcomes must be 0 (fail), 1 (ok) or 2 (error)")
+        kinds = np.zeros(dsc.shape[0], np.int8) if disc_kind is None else \
+            np.ascontiguousarray(disc_kind, dtype=np.int8)
+        if kinds.shape[0] != dsc.shape[0]:
+            raise ValueError("disc_kind must have one entry per discovery")
         if dsc.shape[0] > self.disc_cap:
             self.as_disc = np.zeros(dsc.shape[0], np.int32)
+            self.as_disc_kind = np.zeros(dsc.shape[0], np.int8)
             self.disc_cap = dsc.shape[0]
         if dsc.shape[0] > 0:
             nd = int(np.max(np.diff(ptr))) if n else 0
@@ -821,6 +839,7 @@ cdef class Kernel:
         self.as_outcome[:n] = out
         self.as_disc_ptr[:n + 1] = ptr
         self.as_disc[:dsc.shape[0]] = dsc
+        self.as_disc_kind[:dsc.shape[0]] = kinds
         self.as_dur[:n] = dur
         with nogil:
             self._commit(n, env_done)

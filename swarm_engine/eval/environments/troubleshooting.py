@@ -55,12 +55,13 @@ def service_name(i: int, params: dict | None = None) -> str:
 
 
 def hidden(seed: int, params: dict) -> dict:
-    """The hidden state of a run: statuses, faulty service and its problem."""
-    vec = np.array([params["services"], params["error_rate"], params["noise"]], np.float64)
+    """The hidden state of a run: statuses, faults and their problems, noisy logs."""
+    vec = np.array([params[k] for k in TROUBLESHOOTING.params], np.float64)
     st = _envs.hidden_state(_envs.ENV_TROUBLESHOOTING, vec, seed)
     n = int(st[0])
-    return {"services": n, "faulty": int(st[1]), "problem": int(st[2]),
-            "status": [int(x) for x in st[5:5 + n]]}
+    cols = st[5:].reshape(5, n)
+    return {"services": n, "faults": int(st[1]), "first_fault": int(st[4]),
+            "status": cols[0].tolist(), "problem": cols[1].tolist(), "noisy": cols[4].tolist()}
 
 
 def _default_graph(actions: Sequence[str], params: dict) -> DependencyGraph:
@@ -83,12 +84,17 @@ def _render(event: dict, seed: int, params: dict) -> str:
         return "; ".join(f"{service_name(i)}: {STATUS[s]}" for i, s in enumerate(h["status"]))
     if not 0 <= t < h["services"]:
         return f"{OPS[op]}: unknown service id {t}"
-    faulty, problem = h["faulty"], h["problem"]
+    problem = h["problem"][t]
     if op == 1:
-        line = LOG_EVIDENCE[problem] if t == faulty else None
-        return f"{svc} logs: " + (line.format(svc=svc) if line else "no errors or warnings in the last 1000 lines")
+        line = LOG_EVIDENCE[problem] if problem >= 0 else None
+        if line:
+            return f"{svc} logs: " + line.format(svc=svc)
+        if h["noisy"][t]:
+            return (f"{svc} logs: WARN slow query 1200 ms; WARN retrying request to peer (attempt 2); "
+                    "INFO config reloaded (routine noise, no fault signature)")
+        return f"{svc} logs: no errors or warnings in the last 1000 lines"
     if op == 2:
-        line = METRIC_EVIDENCE[problem] if t == faulty else None
+        line = METRIC_EVIDENCE[problem] if problem >= 0 else None
         return f"{svc} metrics: " + (line or "cpu 23%, memory 41%, disk 38%, latency p99 120 ms (normal)")
     if op == 3:
         if outcome == 1:
@@ -96,7 +102,7 @@ def _render(event: dict, seed: int, params: dict) -> str:
         return f"Diagnosis for {svc}: inconclusive (no evidence of a fault gathered for this service)"
     if outcome == 1:
         return f"{svc} restarted; the fault is cleared and the service is Running"
-    return f"{svc} restarted but nothing changed: it was not the diagnosed faulty service"
+    return f"{svc} restarted but nothing changed: it was not a diagnosed faulty service"
 
 
 TROUBLESHOOTING = EnvironmentFace(
@@ -107,6 +113,9 @@ TROUBLESHOOTING = EnvironmentFace(
         "services": ParamSpec(4, int, 1, 1 << 20, "number of services"),
         "error_rate": ParamSpec(0.0, float, 0.0, 1.0, "probability that an action fails transiently"),
         "noise": ParamSpec(0.25, float, 0.0, 1.0, "probability that a healthy service shows Degraded"),
+        "faults": ParamSpec(1, int, 1, 1 << 20, "faulty services; the task is done when all are restored"),
+        "log_noise": ParamSpec(0.0, float, 0.0, 1.0,
+                               "probability that a Degraded healthy service has warnings in its logs"),
     },
     default_graph=_default_graph,
     target_name=service_name,

@@ -1,0 +1,51 @@
+# What every native environment shares: its kind, the step context, outcome
+# codes and parameter readers. Declarations only (no module behind it), so the
+# environment modules and the dispatcher can all cimport it without cycles.
+from swarm_engine._native._typedefs cimport int8_t, int32_t, uint64_t, float32_t, float64_t
+from swarm_engine._native._rng cimport swarm_rng_t
+
+cdef enum EnvKindC:
+    K_PYTHON = 0              # stepped from Python through the batched protocol
+    K_TROUBLESHOOTING = 1
+    K_GRID = 2
+    K_CODE = 3
+    K_SEARCH = 4
+    K_DIAGNOSIS = 5
+
+cdef enum OutcomeC:
+    O_FAIL = 0                # the action ran and found nothing: close, no expansion
+    O_OK = 1                  # success: close and expand the successors
+    O_ERROR = 2               # transient error: the engine may retry the node
+
+cdef struct EnvCtx:
+    int kind                      # an EnvKindC
+    const float64_t *params       # kind-specific parameters (see each env's docstring)
+    int n_params
+    int32_t *state                # this run's hidden state, env_state_size() ints
+    const int32_t *op_of_action   # scenario action id -> env operation, -1 = unsupported
+    const int32_t *op_of_arg      # scenario argument id -> env argument, -1 = unknown; may be NULL
+    int n_args                    # length of op_of_arg
+    swarm_rng_t rng               # stream 0 of the run's seed
+
+# One step's outputs, for n actions: outcome[i]; discoveries of action i are
+# disc[disc_ptr[i]:disc_ptr[i+1]] with target kinds disc_kind[...] (0 = any).
+cdef struct StepOut:
+    int8_t *outcome
+    int32_t *disc_ptr
+    int32_t *disc
+    int8_t *disc_kind
+    float32_t *duration_ms
+
+
+cdef inline int param_int(const EnvCtx *env, int i, int default) noexcept nogil:
+    return <int>env.params[i] if i < env.n_params else default
+
+
+cdef inline double param(const EnvCtx *env, int i, double default) noexcept nogil:
+    return env.params[i] if i < env.n_params else default
+
+
+cdef inline int arg_op(const EnvCtx *env, int32_t arg) noexcept nogil:
+    if env.op_of_arg == NULL or arg < 0 or arg >= env.n_args:
+        return -1
+    return env.op_of_arg[arg]
