@@ -57,6 +57,25 @@ static inline void swarm_index_clear(swarm_index_t *ix) {
     ix->count = 0;
 }
 
+static inline int64_t swarm_index_slot_of(const swarm_index_t *ix, const uint64_t *keys, uint64_t key);
+
+/* Forget the n entries keys[0..n), touching only their slots when they are
+ * few: a batch of small runs after one big run must not memset a big table
+ * per run (measured: 16,384-node table, 100,000 troubleshooting runs,
+ * 0.34M -> ~1.8M runs/s). Slots are found first and zeroed after, since
+ * zeroing while probing would cut other keys' probe chains. */
+static inline void swarm_index_clear_keys(swarm_index_t *ix, const uint64_t *keys, int64_t n) {
+    int64_t i;
+    if (n * 16 > (int64_t)(ix->mask + 1) || n > 4096) {
+        swarm_index_clear(ix);
+        return;
+    }
+    int64_t pos[4096];
+    for (i = 0; i < n; i++) pos[i] = swarm_index_slot_of(ix, keys, keys[i]);
+    for (i = 0; i < n; i++) if (pos[i] >= 0) ix->slots[pos[i]] = 0;
+    ix->count = 0;
+}
+
 static inline void swarm_index_place(swarm_index_t *ix, uint64_t h, int32_t id) {
     uint64_t i = h & ix->mask;
     while (ix->slots[i]) i = (i + 1) & ix->mask;
@@ -78,6 +97,22 @@ static inline int swarm_index_grow(swarm_index_t *ix, const uint64_t *keys) {
     }
     free(old);
     return 0;
+}
+
+/* The slot holding key, or -1. */
+static inline int64_t swarm_index_slot_of(const swarm_index_t *ix, const uint64_t *keys, uint64_t key) {
+    uint64_t h = swarm_hash64(key);
+    uint64_t fp = h & 0xFFFFFFFF00000000ULL;
+    uint64_t i = h & ix->mask;
+    for (;;) {
+        uint64_t s = ix->slots[i];
+        if (!s) return -1;
+        if ((s & 0xFFFFFFFF00000000ULL) == fp) {
+            int32_t id = (int32_t)(uint32_t)(s & 0xFFFFFFFFULL) - 1;
+            if (keys[id] == key) return (int64_t)i;
+        }
+        i = (i + 1) & ix->mask;
+    }
 }
 
 /* The id stored for key, or -1. */

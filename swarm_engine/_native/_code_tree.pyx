@@ -11,7 +11,7 @@ tree (heap order: children of d are d*b+1 .. d*b+b); file f lives in
 directory f % D, so no per-file memory is needed up to 10^6 files and more.
 One file defines the symbol the task looks for (the goal); ``refs`` others
 mention it. List(dir) discovers subdirectories and files; Grep(dir) finds the
-matching files of a subtree, but fails as too broad when the subtree holds more
+matching files of a subtree (no target = the root), but fails as too broad when the subtree holds more
 than ``grep_limit`` files; Read(goal) completes the task; Read of a reference
 succeeds and discovers the goal (the reference points at the definition).
 """
@@ -110,6 +110,8 @@ cdef int code_tree_step(EnvCtx *env, int n, const int32_t *act, const int32_t *t
             out.outcome[i] = O_ERROR
             continue
         if op == 0 or op == 1:
+            if t == -1:
+                t = 0                           # no target: the repository root
             if t < 0 or t >= D:
                 continue
             if op == 0:

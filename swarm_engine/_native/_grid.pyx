@@ -25,7 +25,7 @@ cdef int grid_reset(EnvCtx *env, uint64_t seed) except -1 nogil:
     cdef int w = param_int(env, 0, 100), h = param_int(env, 1, 100)
     cdef int goal = param_int(env, 3, -1)
     if goal == -2:
-        goal = <int>swarm_rng_below(&env.rng, <uint32_t>(w * h))
+        goal = <int>swarm_rng_below(&env.rng, <uint32_t>(<int64_t>w * h))
     env.state[0] = goal
     env.state[1] = 0
     env.state[2] = <int32_t>(seed & 0xFFFFFFFFULL)
@@ -42,7 +42,7 @@ cdef int grid_step(EnvCtx *env, int n, const int32_t *tgt, StepOut out) except -
         out.disc_ptr[i] = nd
         out.duration_ms[i] = 1.0
         c = tgt[i]
-        if c < 0 or c >= w * h or (c != 0 and grid_cell_blocked(st, c, rate)):
+        if c < 0 or c >= <int64_t>w * h or (c != 0 and grid_cell_blocked(st, c, rate)):
             out.outcome[i] = O_FAIL
             continue
         out.outcome[i] = O_OK

@@ -10,6 +10,7 @@ cdef extern from "hashmap.h" nogil:
     int swarm_index_init(swarm_index_t *ix, int64_t expected)
     void swarm_index_free(swarm_index_t *ix)
     void swarm_index_clear(swarm_index_t *ix)
+    void swarm_index_clear_keys(swarm_index_t *ix, const uint64_t *keys, int64_t n)
     int32_t swarm_index_find(const swarm_index_t *ix, const uint64_t *keys, uint64_t key)
     int32_t swarm_index_get_or_put(swarm_index_t *ix, const uint64_t *keys, uint64_t key, int32_t new_id)
     void swarm_index_prefetch(const swarm_index_t *ix, uint64_t key)

@@ -3,6 +3,7 @@
 # batch-of-runs loop. Every array is a numpy buffer owned by the Kernel object;
 # the memoryviews below are re-bound by _grow_*() and must not be held across
 # a call that may grow them (any tick).
+cimport cython
 from swarm_engine._native._typedefs cimport (int8_t, uint8_t, int32_t, int64_t, uint16_t,
                                              uint32_t, uint64_t, float32_t, float64_t)
 from swarm_engine._native._hashmap cimport swarm_index_t
@@ -60,6 +61,7 @@ cpdef enum Status:
     ST_NEED_ROOM = 1            # grow buffers (or drain events) and call again
 
 
+@cython.final
 cdef class Kernel:
     # ---- rules (read-only after __init__) ----
     cdef readonly int n_actions           # A; action ids are 0..A-1
@@ -122,7 +124,13 @@ cdef class Kernel:
     cdef int64_t[::1] g_succ
     cdef int64_t[::1] g_disc
     cdef float64_t[::1] g_dur             # summed duration, ms
-    cdef int32_t[::1] active              # groups with open nodes, unordered
+    cdef int32_t[::1] g_fresh_next        # next never-visited group of the same action, -1 = last
+    cdef int32_t[::1] fresh_head          # (A,) oldest never-visited non-empty group per action
+    cdef int32_t[::1] fresh_tail          # (A,)
+    cdef int32_t n_fresh                  # groups in the fresh lists
+    cdef bint use_fresh                   # granular and not Thompson-sampled
+    cdef int32_t[::1] active              # visited groups with open nodes, unordered
+                                          # (g_active_pos: index here, -1 none, -2 in a fresh list)
     cdef int32_t[::1] heap                # max-heap of active groups by (score, -head)
     cdef readonly int32_t n_groups
     cdef readonly int32_t n_active
@@ -157,6 +165,7 @@ cdef class Kernel:
     cdef uint64_t[::1] op_a               # merge replay: child key, or node to reopen
     cdef int32_t[::1] op_b                # merge replay: parent node (add), or -1 - group (reopen)
     cdef readonly int32_t n_assigned
+    cdef int32_t n_busy                   # workers holding a node
     # ---- run scalars ----
     cdef readonly int64_t tick
     cdef readonly int verdict             # Verdict
@@ -197,6 +206,8 @@ cdef class Kernel:
     cdef void _sift_down(self, int32_t i) noexcept nogil
     cdef int32_t _group_of(self, int32_t action, int32_t target) except -2 nogil
     cdef void _push_open(self, int32_t g, int32_t node) noexcept nogil
+    cdef void _fresh_append(self, int32_t g) noexcept nogil
+    cdef void _heap_push(self, int32_t g) noexcept nogil
     cdef int32_t _add_node(self, int32_t action, int32_t target, int32_t arg,
                            int32_t parent) except -2 nogil
     cdef int32_t _add_key(self, uint64_t key, int32_t parent) except -2 nogil

@@ -21,7 +21,7 @@ Workers picked in the same tick add a virtual visit to their group (the
 from libc.math cimport sqrt, log, INFINITY
 from libc.string cimport memset
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
-from swarm_engine._native._hashmap cimport (swarm_index_init, swarm_index_free, swarm_index_clear,
+from swarm_engine._native._hashmap cimport (swarm_index_init, swarm_index_free, swarm_index_clear_keys,
                                             swarm_index_get_or_put, swarm_index_bytes,
                                             swarm_index_prefetch)
 from swarm_engine._native._rng cimport swarm_rng_seed, swarm_rng_beta
@@ -119,6 +119,10 @@ cdef class Kernel:
         self.manage_kind = manage_kind
         self.manage_param = max(1, manage_param)
         self.granular = granular
+        # Thompson sampling draws per group, so fresh groups cannot share a score
+        self.use_fresh = granular and selector != SEL_THOMPSON_SAMPLED
+        self.fresh_head = np.full(n_actions, -1, np.int32)
+        self.fresh_tail = np.full(n_actions, -1, np.int32)
         self.selector = selector
         self.ucb1_c = ucb1_c
         self.learning_weight = learning_weight
@@ -212,6 +216,7 @@ cdef class Kernel:
         self.g_tail = np.zeros(cap, np.int32) if fresh else _grow(self.g_tail, cap, np.int32)
         self.g_count = np.zeros(cap, np.int32) if fresh else _grow(self.g_count, cap, np.int32)
         self.g_active_pos = np.zeros(cap, np.int32) if fresh else _grow(self.g_active_pos, cap, np.int32)
+        self.g_fresh_next = np.zeros(cap, np.int32) if fresh else _grow(self.g_fresh_next, cap, np.int32)
         self.g_vv = np.zeros(cap, np.int32) if fresh else _grow(self.g_vv, cap, np.int32)
         self.g_score = np.zeros(cap, np.float64) if fresh else _grow(self.g_score, cap, np.float64)
         self.g_visits = np.zeros(cap, np.int64) if fresh else _grow(self.g_visits, cap, np.int64)
@@ -279,9 +284,9 @@ cdef class Kernel:
         swarm_rng_seed(&self.rng, seed, 1)
         if env_reset(&self.env, seed) < 0:
             return -1
-        swarm_index_clear(&self.node_index)
+        swarm_index_clear_keys(&self.node_index, &self.n_key[0], self.n_nodes)
         if self.granular:
-            swarm_index_clear(&self.group_index)
+            swarm_index_clear_keys(&self.group_index, &self.g_key[0], self.n_groups)
             self.n_groups = 0
         else:
             self.n_groups = self.n_actions
@@ -298,6 +303,10 @@ cdef class Kernel:
             self.g_disc[g] = 0
             self.g_dur[g] = 0.0
         self.n_active = 0
+        self.n_fresh = 0
+        for i in range(self.n_actions):
+            self.fresh_head[i] = -1
+            self.fresh_tail[i] = -1
         self.n_nodes = 0
         self.n_open = 0
         for i in range(self.n_actions):
@@ -323,9 +332,9 @@ cdef class Kernel:
         self.prev_action = -1
         self.prev_prev_action = -1
         self.n_assigned = 0
+        self.n_busy = 0
         for i in range(self.start_act.shape[0]):
-            if self._add_node(self.start_act[i], self.start_tgt[i], self.start_arg[i], -1) == -1:
-                return -1
+            self._add_node(self.start_act[i], self.start_tgt[i], self.start_arg[i], -1)  # duplicates: skipped
         return 0
 
     cdef int32_t _group_of(self, int32_t action, int32_t target) except -2 nogil:
@@ -361,10 +370,38 @@ cdef class Kernel:
         self.g_tail[g] = node
         self.g_count[g] += 1
         self.n_open += 1
-        if self.g_active_pos[g] < 0:
-            self.g_active_pos[g] = self.n_active
-            self.active[self.n_active] = g
-            self.n_active += 1
+        if self.g_active_pos[g] == -1:
+            if self.use_fresh and self.g_visits[g] == 0:
+                self._fresh_append(g)
+            else:
+                self.g_active_pos[g] = self.n_active
+                self.active[self.n_active] = g
+                self.n_active += 1
+
+    cdef void _fresh_append(self, int32_t g) noexcept nogil:
+        """Queue a never-visited group behind the others of its action: they
+        all score alike (action statistics), so only the front one needs a
+        place in the heap, and creation order is head-node order."""
+        cdef int32_t a = key_action(self.g_key[g])
+        self.g_active_pos[g] = -2
+        self.g_fresh_next[g] = -1
+        if self.fresh_tail[a] >= 0:
+            self.g_fresh_next[self.fresh_tail[a]] = g
+        else:
+            self.fresh_head[a] = g
+        self.fresh_tail[a] = g
+        self.n_fresh += 1
+
+    cdef void _heap_push(self, int32_t g) noexcept nogil:
+        cdef int32_t i = self.n_heap, parent
+        self.n_heap += 1
+        while i > 0:
+            parent = (i - 1) // 2
+            if not self._better(g, self.heap[parent]):
+                break
+            self.heap[i] = self.heap[parent]
+            i = parent
+        self.heap[i] = g
 
     cdef int32_t _add_node(self, int32_t action, int32_t target, int32_t arg,
                            int32_t parent) except -2 nogil:
@@ -443,7 +480,7 @@ cdef class Kernel:
     cdef int _plan(self) except -1 nogil:
         """Manage phase: give open nodes to idle workers. Returns the number of
         assignments written to as_*."""
-        cdef int32_t w, g, node, i, W = self.n_workers, A = self.n_actions
+        cdef int32_t w, g, node, i, a, fresh_next, W = self.n_workers, A = self.n_actions
         cdef int mode = self.selector
         cdef bint due
         cdef double log_total
@@ -453,11 +490,7 @@ cdef class Kernel:
         if self.manage_kind == MANAGE_FIXED_INTERVAL:
             due = self.tick % self.manage_param == 0
         elif self.manage_kind == MANAGE_COMPLETION_BASED:
-            due = True
-            for w in range(W):
-                if self.w_node[w] >= 0:
-                    due = self.tick - self.last_manage_tick >= self.manage_param
-                    break
+            due = self.n_busy == 0 or self.tick - self.last_manage_tick >= self.manage_param
         else:
             due = True
         if not due:
@@ -479,13 +512,21 @@ cdef class Kernel:
             for i in range(A):
                 self.bonus_now[i] = self.bonus3[row + i]
         log_total = log(<double>self.total_visits) if self.total_visits > 1 else 0.0
-        # score every non-empty group once, heapify
+        # score every visited non-empty group and the front fresh group of
+        # each action once, heapify
         self.n_heap = self.n_active
         for i in range(self.n_active):
             g = self.active[i]
             self.g_vv[g] = 0
             self.g_score[g] = self._score(g, mode, log_total)
             self.heap[i] = g
+        if self.n_fresh:
+            for i in range(A):
+                g = self.fresh_head[i]
+                if g >= 0:
+                    self.g_score[g] = self._score(g, mode, log_total)
+                    self.heap[self.n_heap] = g
+                    self.n_heap += 1
         i = self.n_heap // 2 - 1
         while i >= 0:
             self._sift_down(i)
@@ -505,25 +546,44 @@ cdef class Kernel:
             key = self.n_key[node]
             self.w_node[w] = node
             self.w_group[w] = g
+            self.n_busy += 1
             self.as_worker[n] = w
             self.as_act[n] = key_action(key)
             self.as_tgt[n] = key_target(key)
             self.as_arg[n] = key_arg(key)
             n += 1
             self.g_vv[g] += 1
+            fresh_next = -1
+            if self.g_active_pos[g] == -2:
+                # the front fresh group of its action is visited from now on
+                a = key_action(key)
+                self.fresh_head[a] = self.g_fresh_next[g]
+                if self.fresh_head[a] < 0:
+                    self.fresh_tail[a] = -1
+                self.n_fresh -= 1
+                fresh_next = self.fresh_head[a]
+                self.g_active_pos[g] = -1
+                if self.g_count[g] > 0:
+                    self.g_active_pos[g] = self.n_active
+                    self.active[self.n_active] = g
+                    self.n_active += 1
             if self.g_count[g] == 0:
                 self.g_tail[g] = -1
                 i = self.g_active_pos[g]
-                self.n_active -= 1
-                self.active[i] = self.active[self.n_active]
-                self.g_active_pos[self.active[i]] = i
-                self.g_active_pos[g] = -1
+                if i >= 0:
+                    self.n_active -= 1
+                    self.active[i] = self.active[self.n_active]
+                    self.g_active_pos[self.active[i]] = i
+                    self.g_active_pos[g] = -1
                 self.n_heap -= 1
                 self.heap[0] = self.heap[self.n_heap]
             else:
                 self.g_score[g] = self._score(g, mode, log_total)
             if self.n_heap > 0:
                 self._sift_down(0)
+            if fresh_next >= 0:
+                self.g_score[fresh_next] = self._score(fresh_next, mode, log_total)
+                self._heap_push(fresh_next)
         self.n_assigned = n
         return n
 
@@ -615,6 +675,7 @@ cdef class Kernel:
                 self.n_state[node] = NODE_DONE_FAIL
             self.w_node[w] = -1
             self.w_group[w] = -1
+            self.n_busy -= 1
             self.w_actions[w] += 1
             if self.escalate_after > 0 and self.w_consec[w] >= self.escalate_after:
                 self.w_result[w] = W_ESCALATE
@@ -638,11 +699,7 @@ cdef class Kernel:
             self.task_done = True
         self.n_assigned = 0
         # ---- termination judge ----
-        busy = False
-        for i in range(self.n_workers):
-            if self.w_node[i] >= 0:
-                busy = True
-                break
+        busy = self.n_busy > 0
         if self.task_done and self.term_strategy == TERM_FIRST_SUCCESS:
             self.verdict = V_SUCCESS
         elif self.term_strategy == TERM_ALL_SUCCEED and self._all_workers_succeeded():
@@ -908,9 +965,10 @@ cdef class Kernel:
             "duration_ms": np.asarray(self.g_dur[:n]).copy(),
         }
 
-    def selector_scores(self):
+    def selector_scores(self, int limit=1000):
         """Score of each non-empty group as the selector sees it now (no
-        virtual visits), as (group ids, scores); for -v snapshots and prompts."""
+        virtual visits), as (group ids, scores); for -v snapshots and prompts.
+        At most ``limit`` never-visited groups are listed."""
         cdef int mode = self.selector
         cdef int i
         if mode == SEL_ADAPTIVE:
@@ -923,12 +981,16 @@ cdef class Kernel:
         if mode == SEL_THOMPSON_SAMPLED:
             mode = SEL_THOMPSON   # report the mean, do not consume the stream
         log_total = log(<double>self.total_visits) if self.total_visits > 1 else 0.0
-        gids = np.zeros(self.n_active, np.int32)
-        scores = np.zeros(self.n_active, np.float64)
-        for i in range(self.n_active):
-            g = self.active[i]
+        groups = [self.active[i] for i in range(self.n_active)]
+        for a in range(self.n_actions):
+            g = self.fresh_head[a]
+            while g >= 0 and len(groups) < self.n_active + limit:
+                groups.append(g)
+                g = self.g_fresh_next[g]
+        gids = np.array(groups, np.int32)
+        scores = np.zeros(len(groups), np.float64)
+        for i, g in enumerate(groups):
             self.g_vv[g] = 0
-            gids[i] = g
             scores[i] = self._score(g, mode, log_total)
         return gids, scores
 
@@ -956,7 +1018,7 @@ cdef class Kernel:
         if self.granular:
             group_b += swarm_index_bytes(&self.group_index)
         worker_b = self.n_workers * (4 + 4 + 1 + 1 + 2 + 4) + self.n_workers * (4 * 4 + 1 + 4 + 4) \
-            + self.disc_cap * 4
+            + self.disc_cap * 5 + self.op_a.shape[0] * 12
         event_b = self.event_cap * (4 * 8 + 1 + 4) if self.record_events else 0
         return {"nodes": node_b, "node_capacity": self.node_cap, "groups": group_b,
                 "workers": worker_b, "events": event_b}

@@ -38,12 +38,15 @@ class SnapshotHook(Hook):
                        f"actions {swarm.kernel.total_visits}", highlight=False)
         for row in (events.rows() if events is not None else []):
             target = name(row["target"]) if row["target"] >= 0 else ""
+            arg = self.scenario.rules.args.name(row["arg"]) if row["arg"] >= 0 else ""
             text = ""
             if b.renderer is not None:
                 text = b.renderer({"op": int(b.ops[row["action"]]), "target": row["target"],
-                                   "arg": row["arg"], "outcome": {"fail": 0, "ok": 1, "error": 2}[row["outcome"]]},
+                                   "arg": row["arg"], "arg_name": arg,
+                                   "outcome": {"fail": 0, "ok": 1, "error": 2}[row["outcome"]]},
                                   swarm.seed)
-            self.out.print(f"  w{row['worker']} {self.scenario.actions[row['action']]}({target}) "
+            args = ", ".join(x for x in (target, arg) if x)
+            self.out.print(f"  w{row['worker']} {self.scenario.actions[row['action']]}({args}) "
                            f"-> {row['outcome']}  {text}", highlight=False, soft_wrap=True, markup=False)
         scores = swarm.frontier_scores()[: self.top]
         if scores:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import sys
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -46,20 +45,18 @@ def app_factory() -> typer.Typer:
 def main(argv: list[str] | None = None) -> int:
     app = app_factory()
     try:
-        app(args=argv, prog_name="swarm", standalone_mode=False)
+        # standalone mode: click reports usage errors itself (exit 2) and exits
+        app(args=argv, prog_name="swarm")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except SwarmError as exc:
         if os.environ.get("SWARM_DEBUG") == "1":
             raise
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 1
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.exceptions.Abort:
-        err_console.print("aborted")
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
         return 130
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
     return 0
 
 

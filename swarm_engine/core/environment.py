@@ -51,6 +51,7 @@ class StepResult:
     discoveries: np.ndarray    # int32
     duration_ms: np.ndarray    # float32 (n,)
     done: bool = False         # the task is complete
+    disc_kind: np.ndarray | None = None   # int8 per discovery: its target kind (0 = any)
 
     @classmethod
     def build(cls, outcome: Sequence[int], discoveries: Sequence[Sequence[int]] | None = None,
@@ -86,6 +87,10 @@ class BatchedEnvironment(Protocol):
         """A readable name for a target id."""
 
 
+def _norm(name: str) -> str:
+    return "".join(ch for ch in str(name).lower() if ch.isalnum())
+
+
 @dataclass
 class EnvironmentBinding:
     """How the kernel reaches an environment: a native kind with its
@@ -99,7 +104,14 @@ class EnvironmentBinding:
     max_discoveries: int = 0
     target_names: object = None    # callable(int) -> str, for reports and prompts
     renderer: object = None        # callable(event dict, seed) -> str, lazy text
+    act_kind: np.ndarray | None = None   # int8 (A,): target kind each action takes, 0 = any
+    arg_names: tuple = ()          # the environment's own argument names (param-variant values map to them)
     extra: dict = field(default_factory=dict)
+
+    def arg_ops(self, args: Sequence[str]) -> np.ndarray:
+        """Interned argument strings -> the environment's argument ids (-1 unknown)."""
+        table = {_norm(a): i for i, a in enumerate(self.arg_names)}
+        return np.array([table.get(_norm(a), -1) for a in args], np.int32)
 
     @property
     def native(self) -> bool:

@@ -264,7 +264,7 @@ class Swarm:
             raise EnvironmentError_(f"environment '{env.name}' step() returned {type(res).__name__}, "
                                     "expected StepResult")
         try:
-            return res.outcome, res.disc_ptr, res.discoveries, res.duration_ms, bool(res.done)
+            return res.outcome, res.disc_ptr, res.discoveries, res.duration_ms, bool(res.done), res.disc_kind
         except AttributeError as exc:
             raise EnvironmentError_(f"environment '{env.name}' returned a malformed StepResult") from exc
 

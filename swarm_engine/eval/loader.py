@@ -25,7 +25,7 @@ from swarm_engine.eval import schema
 from swarm_engine.eval.conditions import check_metrics
 from swarm_engine.eval.environments import bind_environment, default_graph
 from swarm_engine.eval.locate import locate, parse_path
-from swarm_engine.exploration.rules import DependencyGraph
+from swarm_engine.exploration.rules import CompiledRules, DependencyGraph
 from swarm_engine.exploration.selectors import SelectorConfig
 
 __all__ = ["Scenario", "load_scenario", "parse_scenario", "deep_merge", "list_variants"]
@@ -44,6 +44,7 @@ class Scenario:
     graph: DependencyGraph
     binding: EnvironmentBinding
     config: SwarmConfig
+    rules: CompiledRules
 
     @property
     def name(self) -> str:
@@ -61,7 +62,8 @@ class Scenario:
         """A :class:`swarm_engine.core.orchestrator.Swarm` ready to run this scenario."""
         from swarm_engine.core.orchestrator import Swarm
 
-        return Swarm(self.graph, self.binding, config or self.config, seed=seed, record_events=record_events)
+        return Swarm(self.rules, self.binding, config or self.config, seed=seed, record_events=record_events,
+                     action_names=self.actions)
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -214,7 +216,7 @@ def parse_scenario(text: str, source: str | None = None, variant: str | None = N
     graph = _graph(spec, binding, text, source)
     config = _config(spec, source)
     return Scenario(spec=spec, path=source, sha256=hashlib.sha256(text.encode()).hexdigest(),
-                    variant=variant, graph=graph, binding=binding, config=config)
+                    variant=variant, graph=graph, binding=binding, config=config, rules=graph.compile())
 
 
 def load_scenario(path: str | Path, variant: str | None = None,

@@ -74,19 +74,20 @@ class TraceWriter:
             seed = int(self.seeds[row["run"]])
             op = int(b.ops[row["action"]])
             obs = None
+            arg = self.scenario.rules.args.name(row["arg"]) if row["arg"] >= 0 else None
             if b.renderer is not None:
-                obs = b.renderer({"op": op, "target": row["target"], "arg": row["arg"],
+                obs = b.renderer({"op": op, "target": row["target"], "arg": row["arg"], "arg_name": arg,
                                   "outcome": {"fail": 0, "ok": 1, "error": 2}[row["outcome"]]}, seed)
             row.update(seed=seed, action=self.actions[row["action"]],
                        target=name(row["target"]) if row["target"] >= 0 else None,
-                       observation=obs)
+                       arg=arg, observation=obs)
             self.stream.write(json.dumps(row) + "\n")
 
 
 def _native_batches(scenario: Scenario, seeds: np.ndarray, progress: ProgressFn | None,
                     trace: TraceWriter | None, chunk_seconds: float):
     R, A = seeds.shape[0], len(scenario.actions)
-    k = make_kernel(scenario.graph.compile(), scenario.binding, scenario.config,
+    k = make_kernel(scenario.rules, scenario.binding, scenario.config,
                     record_events=trace is not None, event_capacity=1 << 16)
     out = dict(success=np.zeros(R, np.uint8), verdict=np.zeros(R, np.int8), ticks=np.zeros(R, np.int64),
                actions=np.zeros(R, np.int64), failed=np.zeros(R, np.int64), wall=np.zeros(R),

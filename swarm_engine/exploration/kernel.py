@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from swarm_engine._native import _kernel
 from swarm_engine.core.environment import EnvironmentBinding
 from swarm_engine.exploration.rules import CompiledRules
 
-__all__ = ["make_kernel", "Kernel"]
+__all__ = ["make_kernel", "kernel_kwargs", "Kernel"]
 
 Kernel = _kernel.Kernel
 
 
-def make_kernel(rules: CompiledRules, env: EnvironmentBinding, config, *, record_events: bool = False,
-                node_capacity: int = 1024, event_capacity: int = 4096) -> Kernel:
-    """One Kernel for ``config`` (a :class:`swarm_engine.core.config.SwarmConfig`)."""
+def kernel_kwargs(rules: CompiledRules, env: EnvironmentBinding, config, *,
+                  record_events: bool = False) -> dict[str, Any]:
+    """The Kernel constructor's arguments for ``config`` (a SwarmConfig); the
+    pure-Python reference kernel takes the same ones."""
     from swarm_engine.core.config import MANAGE_KINDS, ON_EXHAUSTED, TERM_STRATEGIES
 
     sel = config.selector
     term = config.termination
-    return _kernel.Kernel(
+    return dict(
         n_actions=len(rules.is_terminal), succ_ptr=rules.succ_ptr, succ_act=rules.succ_act,
         is_terminal=rules.is_terminal, var_ptr=rules.var_ptr, var_val=rules.var_val,
         start_act=rules.start_act, start_tgt=rules.start_tgt, start_arg=rules.start_arg,
@@ -32,5 +35,12 @@ def make_kernel(rules: CompiledRules, env: EnvironmentBinding, config, *, record
         error_rate_threshold=sel.error_rate_threshold, bonus3=sel.bonus,
         env_kind=env.kind, env_params=env.params, env_ops=env.ops,
         env_max_disc=env.max_discoveries, record_events=record_events,
-        node_capacity=node_capacity, event_capacity=event_capacity,
+        act_kind=env.act_kind, env_args=env.arg_ops(rules.args.values) if env.arg_names else None,
     )
+
+
+def make_kernel(rules: CompiledRules, env: EnvironmentBinding, config, *, record_events: bool = False,
+                node_capacity: int = 1024, event_capacity: int = 4096) -> Kernel:
+    """One Kernel for ``config`` (a :class:`swarm_engine.core.config.SwarmConfig`)."""
+    return _kernel.Kernel(**kernel_kwargs(rules, env, config, record_events=record_events),
+                          node_capacity=node_capacity, event_capacity=event_capacity)

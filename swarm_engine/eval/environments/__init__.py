@@ -7,14 +7,18 @@ from typing import Any, Sequence
 from swarm_engine.core.environment import EnvironmentBinding
 from swarm_engine.errors import ScenarioError
 from swarm_engine.eval.environments.base import EnvironmentFace, normalize
+from swarm_engine.eval.environments.code_exploration import CODE_EXPLORATION
 from swarm_engine.eval.environments.grid import GRID
+from swarm_engine.eval.environments.internal_diagnosis import INTERNAL_DIAGNOSIS
+from swarm_engine.eval.environments.search import SEARCH
 from swarm_engine.eval.environments.python_env import entry_point_names, load_python_environment
 from swarm_engine.eval.environments.troubleshooting import TROUBLESHOOTING
 from swarm_engine.exploration.rules import DependencyGraph
 
 __all__ = ["BUILTIN", "bind_environment", "default_graph", "EnvironmentFace"]
 
-BUILTIN: dict[str, EnvironmentFace] = {face.name: face for face in (TROUBLESHOOTING, GRID)}
+BUILTIN: dict[str, EnvironmentFace] = {
+    face.name: face for face in (TROUBLESHOOTING, CODE_EXPLORATION, SEARCH, INTERNAL_DIAGNOSIS, GRID)}
 
 
 def bind_environment(env_type: str, params: dict[str, Any], actions: Sequence[str],

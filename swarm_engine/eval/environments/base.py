@@ -8,6 +8,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from swarm_engine._native import _envs
 from swarm_engine.core.environment import EnvironmentBinding
 from swarm_engine.errors import ScenarioError
 from swarm_engine.exploration.rules import DependencyGraph
@@ -69,6 +70,9 @@ class EnvironmentFace:
     target_name: Callable[[int, dict], str]
     render: Callable[[dict, int, dict], str]
     description: str = ""
+    op_kinds: tuple[int, ...] = ()      # target kind each op takes (0 = any); () = all any
+    arg_names: tuple[str, ...] = ()     # the environment's own argument names
+    check: Callable[[dict, str | None], None] | None = None   # cross-parameter validation
 
     def resolve_params(self, raw: dict[str, Any], source: str | None) -> dict[str, Any]:
         out = {}
@@ -83,10 +87,14 @@ class EnvironmentFace:
 
     def bind(self, raw_params: dict[str, Any], actions: Sequence[str], source: str | None) -> EnvironmentBinding:
         params = self.resolve_params(raw_params, source)
+        if self.check is not None:
+            self.check(params, source)
         vector = np.array([float(params[k]) for k in self.params], np.float64)
         ops = map_ops(self.name, self.ops, actions, source)
+        kinds = np.array([self.op_kinds[o] for o in ops], np.int8) if self.op_kinds else None
         return EnvironmentBinding(
             name=self.name, kind=self.kind, params=vector, ops=ops,
+            max_discoveries=int(_envs.max_discoveries(self.kind, vector)),
             target_names=lambda t, p=params: self.target_name(t, p),
             renderer=lambda ev, seed, p=params: self.render(ev, seed, p),
-            extra={"params": params})
+            act_kind=kinds, arg_names=self.arg_names, extra={"params": params})

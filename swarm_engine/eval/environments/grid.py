@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from swarm_engine._native import _envs
+from swarm_engine._native import _envs, _kernel
+from swarm_engine.errors import ScenarioError
 from swarm_engine.eval.environments.base import EnvironmentFace, ParamSpec
 from swarm_engine.exploration.rules import DependencyGraph
 
@@ -34,6 +35,16 @@ def _render(event: dict, seed: int, params: dict) -> str:
     return f"cell {cell} blocked"
 
 
+def _check(params: dict, source: str | None) -> None:
+    cells = int(params["width"]) * int(params["height"])
+    if cells > _kernel.LIMITS["target"]:
+        raise ScenarioError(f"width x height = {cells} cells exceeds the {_kernel.LIMITS['target']} targets "
+                            "a node key can hold", path=source, field="environment.params")
+    if int(params["goal"]) >= cells:
+        raise ScenarioError(f"goal {params['goal']} is outside the {cells} cells", path=source,
+                            field="environment.params.goal")
+
+
 GRID = EnvironmentFace(
     name="grid",
     kind=_envs.ENV_GRID,
@@ -48,4 +59,5 @@ GRID = EnvironmentFace(
     target_name=_cell,
     render=_render,
     description="Flood-fill a grid (the large-swarm benchmark workload)",
+    check=_check,
 )

@@ -1,0 +1,102 @@
+"""Ratio gates: native vs reference, same inputs, same test, one process.
+
+Each gate times both kernels on identical seeds (so identical actions),
+checks that they agree run for run, and asserts native/reference >= a floor
+set well under the ratio measured on the 2-core development machine, so a
+gate fails on a real slowdown of the native path (or a reference made fast by
+being wrong), not on a noisy neighbour. Absolute times are never compared.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from swarm_engine.bench.equivalence import check_final_state, check_runs
+from swarm_engine.bench.exploration import OVERRIDES
+from swarm_engine.bench.measure import best_time, native_batch, step_ticks
+from swarm_engine.bench.swarm import node_capacity
+from swarm_engine.bench.workloads import grid, troubleshooting
+from swarm_engine.exploration.selectors import SELECTOR_KINDS
+
+# Floors, about a quarter of what the 2-core development machine measured
+# (docs/benchmarks.md): troubleshooting 76-91x, exploration 87-108x per
+# selector, grid 100 x 100 stepped per tick 42-54x.
+FLOOR_TROUBLESHOOTING = 20.0
+FLOOR_EXPLORATION = 20.0
+FLOOR_GRID = 12.0
+
+
+def _timed_rounds(benchmark, fn, rounds: int) -> float:
+    """Run fn through the benchmark fixture (recorded, comparable) and return
+    the best wall time seen, also when benchmarking is disabled."""
+    times: list[float] = []
+
+    def run():
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+        return out
+
+    benchmark.pedantic(run, rounds=rounds, iterations=1, warmup_rounds=1)
+    return min(times)
+
+
+def _gate(benchmark, what: str, ratio: float, floor: float) -> None:
+    benchmark.extra_info["ratio"] = ratio
+    benchmark.extra_info["floor"] = floor
+    assert ratio >= floor, f"{what}: native is only {ratio:.1f}x the reference (floor {floor:.0f}x)"
+
+
+@pytest.mark.benchmark(group="ratio")
+def test_ratio_troubleshooting(benchmark, trouble, seeds):
+    """The shipped scenario, 2,000 seeds, run_batch vs ReferenceKernel.run_batch."""
+    s = seeds[:2_000]
+    kernel = trouble.native()
+    native = _timed_rounds(benchmark, lambda: native_batch(kernel, s), rounds=20)
+    out, _ = native_batch(kernel, s)
+    rows = None
+
+    def ref():
+        nonlocal rows
+        rows = trouble.reference().run_batch(s)
+
+    reference = best_time(ref, 2)
+    check_runs("troubleshooting", s, out, rows)
+    _gate(benchmark, "troubleshooting", reference / native, FLOOR_TROUBLESHOOTING)
+
+
+@pytest.mark.benchmark(group="ratio")
+@pytest.mark.parametrize("selector", list(SELECTOR_KINDS))
+def test_ratio_exploration(benchmark, seeds, selector):
+    """16 services, 4 workers, per-(action, target) groups, every selector kind."""
+    sel = {**OVERRIDES["app_config"]["selection"], "strategy": selector}
+    wl = troubleshooting(overrides={**OVERRIDES, "app_config": {**OVERRIDES["app_config"], "selection": sel}})
+    s = seeds[:300]
+    kernel = wl.native()
+    native = _timed_rounds(benchmark, lambda: native_batch(kernel, s), rounds=20)
+    out, _ = native_batch(kernel, s)
+    rows = None
+
+    def ref():
+        nonlocal rows
+        rows = wl.reference().run_batch(s)
+
+    reference = best_time(ref, 2)
+    check_runs(f"exploration/{selector}", s, out, rows)
+    _gate(benchmark, f"exploration/{selector}", reference / native, FLOOR_EXPLORATION)
+
+
+@pytest.mark.benchmark(group="ratio")
+@pytest.mark.parametrize("shape", ["corner", "spread"])
+def test_ratio_grid(benchmark, seed, shape):
+    """100 x 100 grid, 100 workers, both stepped one step(1) call per tick."""
+    wl = grid(100, 100, "fifo", shape)
+    native_k = wl.native(node_capacity=node_capacity(100, 100))
+    ref_k = wl.reference()
+    native = _timed_rounds(benchmark, lambda: step_ticks(native_k, seed), rounds=10)
+    reference = best_time(lambda: step_ticks(ref_k, seed), 2)
+    step_ticks(native_k, seed)
+    check_final_state(f"grid/{shape}", native_k, ref_k)
+    _gate(benchmark, f"grid/{shape}", reference / native, FLOOR_GRID)
