@@ -5,9 +5,13 @@ No -march=native: the wheel must run on any x86-64 / aarch64 machine.
 """
 import os
 
+import shutil
+from pathlib import Path
+
 import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_py import build_py
 
 DEBUG = os.environ.get("SWARM_DEBUG_BUILD") == "1"
 
@@ -41,5 +45,17 @@ extensions = [
     for name, sources in EXTENSIONS.items()
 ]
 
+class BuildPyWithScenarios(build_py):
+    """Ship scenarios/*.toml inside the wheel as swarm_engine/scenarios/."""
+
+    def run(self):
+        super().run()
+        target = Path(self.build_lib) / "swarm_engine" / "scenarios"
+        target.mkdir(parents=True, exist_ok=True)
+        for src in Path("scenarios").glob("*.toml"):
+            shutil.copyfile(src, target / src.name)
+
+
 setup(ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES,
-                            include_path=["."], annotate=False))
+                            include_path=["."], annotate=False),
+      cmdclass={"build_py": BuildPyWithScenarios})

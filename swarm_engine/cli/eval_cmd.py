@@ -17,6 +17,7 @@ from swarm_engine.errors import ScenarioError
 from swarm_engine.eval.loader import Scenario, list_variants, load_scenario
 from swarm_engine.eval.report import build_report, write_json_atomic
 from swarm_engine.eval.runner import EvalResult, run_eval
+from swarm_engine.settings import load_settings
 
 __all__ = ["register", "SnapshotHook"]
 
@@ -105,8 +106,8 @@ def _run_one(scenario: Scenario, runs: int, seed: int, quiet: bool, trace: Optio
 
 def eval_command(
     scenarios: list[Path] = typer.Argument(..., help="Scenario files or directories of them."),
-    runs: int = options.RUNS,
-    seed: int = options.SEED,
+    runs: Optional[int] = options.RUNS,
+    seed: Optional[int] = options.SEED,
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the JSON report here."),
     verbose: bool = options.VERBOSE,
     quiet: bool = options.QUIET,
@@ -117,6 +118,9 @@ def eval_command(
                                                help="Exit 1 when a success rate is below this."),
 ) -> None:
     """Run each scenario RUNS times with seeds SEED, SEED+1, ... and report."""
+    settings = load_settings()
+    runs = settings.get("eval", "runs") if runs is None else runs
+    seed = settings.get("eval", "seed") if seed is None else seed
     files = _expand(scenarios)
     if list_variants_:
         for f in files:

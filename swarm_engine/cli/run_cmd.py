@@ -1,0 +1,46 @@
+"""``swarm run``: one run of a scenario, live, optionally with another task."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from swarm_engine.cli import options
+from swarm_engine.cli.eval_cmd import SnapshotHook
+from swarm_engine.eval.loader import load_scenario
+from swarm_engine.settings import load_settings
+
+__all__ = ["register"]
+
+console = Console()
+
+
+def run_command(
+    scenario: Path = typer.Argument(..., help="Scenario file."),
+    task: Optional[str] = typer.Option(None, "--task", help="Replace the scenario's task goal."),
+    seed: Optional[int] = options.SEED,
+    variant: Optional[str] = options.VARIANT,
+    quiet: bool = options.QUIET,
+) -> None:
+    """Run the scenario once and show every tick as it happens."""
+    seed = load_settings().get("eval", "seed") if seed is None else seed
+    overrides = {"task": {"goal": task}} if task else None
+    sc = load_scenario(scenario, variant, overrides)
+    console.print(f"[bold]{sc.name}[/] seed {seed}", highlight=False)
+    console.print(f"task: {sc.spec.task.goal}", highlight=False, markup=False)
+    swarm = sc.swarm(seed)
+    if not quiet:
+        swarm.add_hook(SnapshotHook(sc, console))
+    res = swarm.run()
+    style = "green" if res.success else "red"
+    console.print(f"[{style}]{res.verdict.reason}[/] after {res.ticks} ticks, {res.actions} actions "
+                  f"({res.failed_actions} failed)", highlight=False)
+    if not res.success:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run_command)
