@@ -38,8 +38,10 @@ cdef int code_tree_state_size(const EnvCtx *env) noexcept nogil:
 
 
 cdef int code_tree_max_discoveries(const EnvCtx *env) noexcept nogil:
+    """A listing (subdirectories + files) or a grep (the goal + every reference)."""
     cdef int64_t F = max(1, param_int(env, 0, 200)), D = n_dirs(env)
-    return <int>(max(1, param_int(env, 2, 4)) + (F + D - 1) // D)
+    cdef int64_t listing = max(1, param_int(env, 2, 4)) + (F + D - 1) // D
+    return <int>max(listing, min(param_int(env, 4, 3), MAX_REFS) + 1)
 
 
 cdef int code_tree_reset(EnvCtx *env) except -1 nogil:

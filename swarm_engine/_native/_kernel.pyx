@@ -96,6 +96,8 @@ cdef class Kernel:
             raise ValueError(f"n_actions must be in 1..{MAX_ACTIONS}")
         if n_workers <= 0:
             raise ValueError("n_workers must be positive")
+        if not 0 <= max_retries <= 255:
+            raise ValueError("max_retries must be in 0..255 (a node counts its retries in one byte)")
         self.n_actions = n_actions
         self.succ_ptr = _i32(succ_ptr)
         self.succ_act = _i32(succ_act)
@@ -159,7 +161,8 @@ cdef class Kernel:
 
         node_capacity = max(node_capacity, self.start_act.shape[0] + 16)
         self._alloc_nodes(node_capacity)
-        self._alloc_groups(n_actions if not granular else 64)
+        # every start node may open its own group before the first room check
+        self._alloc_groups(n_actions if not granular else max(64, self.start_act.shape[0] + 16))
         if swarm_index_init(&self.node_index, node_capacity) != 0:
             raise MemoryError("dedup index")
         if granular and swarm_index_init(&self.group_index, 64) != 0:
@@ -893,11 +896,11 @@ cdef class Kernel:
                 self._recompute_fanout()
                 self._alloc_ops()
                 self.make_room()
-        self.as_outcome[:n] = out
-        self.as_disc_ptr[:n + 1] = ptr
-        self.as_disc[:dsc.shape[0]] = dsc
-        self.as_disc_kind[:dsc.shape[0]] = kinds
-        self.as_dur[:n] = dur
+        np.asarray(self.as_outcome)[:n] = out
+        np.asarray(self.as_disc_ptr)[:n + 1] = ptr
+        np.asarray(self.as_disc)[:dsc.shape[0]] = dsc
+        np.asarray(self.as_disc_kind)[:dsc.shape[0]] = kinds
+        np.asarray(self.as_dur)[:n] = dur
         with nogil:
             self._commit(n, env_done)
 

@@ -233,7 +233,12 @@ class Swarm:
         if self.environment.python is None:               # 3. act + 4. merge
             k.commit_native(k.act_tick())
         else:
-            k.commit_tick(*self._python_act(n))
+            results = self._python_act(n)
+            try:
+                k.commit_tick(*results)
+            except (ValueError, TypeError) as exc:
+                raise EnvironmentError_(f"environment '{self.environment.name}' returned a malformed "
+                                        f"StepResult at tick {self.tick}: {exc}") from exc
         events = self._drain_events()
         if self._hooks:
             w = k.workers()["result"]
