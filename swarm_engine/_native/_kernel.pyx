@@ -107,6 +107,12 @@ cdef class Kernel:
         self.start_act = _i32(start_act)
         self.start_tgt = _i32(start_tgt)
         self.start_arg = _i32(start_arg)
+        for name, values, hi in (("param-variant argument", self.var_val, MAX_ARG),
+                                 ("start argument", self.start_arg, MAX_ARG),
+                                 ("start target", self.start_tgt, MAX_TARGET)):
+            arr = np.asarray(values)
+            if arr.shape[0] and (arr.min() < -1 or arr.max() > hi):
+                raise OverflowError(f"{name} ids must lie in -1..{hi} (the packed node key)")
         self.act_kind = np.ascontiguousarray(np.zeros(n_actions) if act_kind is None else act_kind,
                                              dtype=np.int8)
         if self.act_kind.shape[0] != n_actions:

@@ -108,6 +108,23 @@ class EnvironmentBinding:
     arg_names: tuple = ()          # the environment's own argument names (param-variant values map to them)
     extra: dict = field(default_factory=dict)
 
+    @classmethod
+    def from_python(cls, env: "BatchedEnvironment", actions: Sequence[str], name: str | None = None
+                    ) -> "EnvironmentBinding":
+        """Bind a Python environment object to a scenario's action names (which
+        must match ``env.action_names``, loosely: case and underscores aside)."""
+        from swarm_engine._native import _envs
+        from swarm_engine.errors import ConfigError
+
+        table = {_norm(op): i for i, op in enumerate(env.action_names)}
+        missing = [a for a in actions if _norm(a) not in table]
+        if missing:
+            raise ConfigError(f"actions {missing} are not among the environment's {list(env.action_names)}")
+        return cls(name=name or type(env).__name__, kind=_envs.ENV_PYTHON, params=np.zeros(0),
+                   ops=np.array([table[_norm(a)] for a in actions], np.int32), python=env,
+                   max_discoveries=int(env.max_discoveries), target_names=env.target_name,
+                   renderer=getattr(env, "render", None))
+
     def arg_ops(self, args: Sequence[str]) -> np.ndarray:
         """Interned argument strings -> the environment's argument ids (-1 unknown)."""
         table = {_norm(a): i for i, a in enumerate(self.arg_names)}

@@ -144,6 +144,7 @@ def _graph(spec: schema.ScenarioFile, binding: EnvironmentBinding, text: str, so
     for i, pv in enumerate(g.param_variants):
         if pv.action in variants:
             raise ScenarioError(f"action '{pv.action}' has param_variants twice", path=source,
+                                line=locate(text, ["dependency_graph", "param_variants", i, "action"]),
                                 field=f"dependency_graph.param_variants[{i}].action")
         variants[pv.action] = (pv.key, [str(v) for v in pv.values])
     graph = DependencyGraph(actions=actions, edges=[(e.from_, e.to, e.confidence) for e in g.edges],

@@ -139,7 +139,7 @@ class Termination(Base):
     on_exhausted: Literal["fail", "success", "wait"] = "fail"
     max_consecutive_errors: NonNegInt = 0       # 0 = no limit
     graceful_shutdown_ticks: NonNegInt = 0
-    max_retries: NonNegInt = 1                  # of a node after a transient error
+    max_retries: Annotated[int, Meta(ge=0, le=255)] = 1   # of a node after a transient error
     escalate_after: NonNegInt = 3               # consecutive failures before a worker escalates
 
 

@@ -1,0 +1,123 @@
+"""Python environments for the tests: the batched protocol written with numpy.
+
+``Vault`` is a small, well-behaved environment (one ``step`` call per tick,
+no Python loop over actions). The ``Broken*`` classes misbehave in one way
+each, so the tests can check that the engine names the culprit in one line.
+
+Scenarios reach them through ``env_type = "python:tests.envs_example:Vault"``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from swarm_engine import ActionBatch, DependencyGraph, StepResult
+
+__all__ = ["Vault", "BrokenRaises", "BrokenReturnsDict", "BrokenWrongLength", "BrokenBadOutcome",
+           "NotAnEnvironment", "OP_SCAN", "OP_TRY", "OP_OPEN"]
+
+OP_SCAN, OP_TRY, OP_OPEN = 0, 1, 2
+_FAIL, _OK, _ERROR = 0, 1, 2
+
+
+class Vault:
+    """Find the one room whose door opens the vault.
+
+    Scan lists every room (targets ``0..rooms-1``); Try(room) succeeds when the
+    room's door is unlocked; Open(room) succeeds, and completes the task, only
+    in the vault room (always unlocked). Every action fails transiently with
+    probability ``error_rate``. Hidden state and errors come from the run's
+    seed, so the same seed gives the same run.
+    """
+
+    action_names = ("Scan", "Try", "Open")
+
+    def __init__(self, rooms: int = 6, locked_rate: float = 0.5, error_rate: float = 0.0) -> None:
+        self.rooms = int(rooms)
+        self.locked_rate = float(locked_rate)
+        self.error_rate = float(error_rate)
+        self.max_discoveries = self.rooms
+        self.steps = 0              # step() calls: one per tick with work
+        self.reset(0)
+
+    def reset(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.vault = int(self.rng.integers(self.rooms))
+        self.locked = self.rng.random(self.rooms) < self.locked_rate
+        self.locked[self.vault] = False
+
+    def step(self, batch: ActionBatch) -> StepResult:
+        self.steps += 1
+        n = len(batch)
+        ops, targets = batch.ops, batch.targets
+        valid = (targets >= 0) & (targets < self.rooms)
+        room = np.where(valid, targets, 0)
+        ok = np.where(ops == OP_SCAN, True,
+                      np.where(ops == OP_TRY, valid & ~self.locked[room],
+                               np.where(ops == OP_OPEN, valid & (room == self.vault), False)))
+        outcome = ok.astype(np.int8)
+        if self.error_rate > 0.0:
+            outcome[self.rng.random(n) < self.error_rate] = _ERROR
+        scans = (ops == OP_SCAN) & (outcome == _OK)
+        counts = np.where(scans, self.rooms, 0)
+        disc_ptr = np.zeros(n + 1, np.int32)
+        np.cumsum(counts, out=disc_ptr[1:])
+        discoveries = np.tile(np.arange(self.rooms, dtype=np.int32), int(scans.sum()))
+        done = bool(np.any((ops == OP_OPEN) & (outcome == _OK)))
+        duration = np.full(n, 1.0, np.float32)
+        return StepResult(outcome, disc_ptr, discoveries, duration, done)
+
+    def target_name(self, target: int) -> str:
+        return f"room-{target}"
+
+    def default_graph(self) -> DependencyGraph:
+        """Used by ``[dependency_graph] type = "static"`` (names are op names)."""
+        return DependencyGraph(actions=list(self.action_names),
+                               edges=[("Scan", "Try", 1.0), ("Try", "Open", 1.0)],
+                               start=["Scan"], terminal=["Open"])
+
+
+class BrokenRaises(Vault):
+    """Raises on the third step."""
+
+    def step(self, batch: ActionBatch) -> StepResult:
+        if self.steps >= 2:
+            raise ZeroDivisionError("the vault's door sensor divided by zero")
+        return super().step(batch)
+
+
+class BrokenReturnsDict(Vault):
+    """Returns a plain dict instead of a StepResult."""
+
+    def step(self, batch: ActionBatch) -> StepResult:
+        res = super().step(batch)
+        return {"outcome": res.outcome}  # type: ignore[return-value]
+
+
+class BrokenWrongLength(Vault):
+    """Returns one outcome fewer than the actions it was given."""
+
+    def step(self, batch: ActionBatch) -> StepResult:
+        res = super().step(batch)
+        return StepResult(res.outcome[:-1], res.disc_ptr[:-1], res.discoveries, res.duration_ms[:-1])
+
+
+class BrokenBadOutcome(Vault):
+    """Returns outcome codes outside 0..2."""
+
+    def step(self, batch: ActionBatch) -> StepResult:
+        res = super().step(batch)
+        return StepResult(np.full(len(batch), 7, np.int8), res.disc_ptr, res.discoveries, res.duration_ms)
+
+
+class NotAnEnvironment:
+    """Has no ``step``: the loader must refuse it."""
+
+    action_names = ("Scan",)
+    max_discoveries = 0
+
+    def __init__(self, **params) -> None:
+        self.params = params
+
+    def reset(self, seed: int) -> None:
+        pass

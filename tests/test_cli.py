@@ -1,0 +1,219 @@
+"""The real ``swarm`` console script, run as a subprocess.
+
+The package must be installed (``pip install -e .``) so the script exists;
+without it these tests are skipped, not failed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import swarm_engine
+from swarm_engine import load_scenario, run_eval
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data"
+TROUBLESHOOTING = ROOT / "scenarios" / "troubleshooting.toml"
+
+
+@pytest.fixture(scope="module")
+def swarm_exe() -> str:
+    exe = shutil.which("swarm")
+    if exe is None:
+        pytest.skip("the 'swarm' console script is not on PATH: install the package (pip install -e .)")
+    return exe
+
+
+@pytest.fixture
+def swarm(swarm_exe, subprocess_env, tmp_path):
+    """Run ``swarm ARGS...`` in a temporary directory."""
+
+    home = tmp_path / "home"            # no user configuration (~/.swarm-engine/config.toml) leaks in
+    home.mkdir()
+
+    def run(*args: str | Path, env: dict | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([swarm_exe, *map(str, args)], capture_output=True, text=True, cwd=tmp_path,
+                              env={**subprocess_env, "SWARM_HOME": str(home), **(env or {})}, timeout=120)
+
+    return run
+
+
+def stderr_lines(proc: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in proc.stderr.splitlines() if line.strip()]
+
+
+# ----------------------------------------------------------------------------- eval
+
+
+class TestEval:
+    def test_report(self, swarm, tmp_path):
+        proc = swarm("eval", TROUBLESHOOTING, "-n", "200", "-o", "report.json")
+        assert proc.returncode == 0, proc.stderr
+        report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+        s, runs = report["summary"], report["runs"]
+        assert s["runs"] == 200 == len(runs)
+        assert s["successes"] == sum(r["success"] for r in runs)
+        assert s["success_rate"] == pytest.approx(s["successes"] / 200)
+        assert s["total_actions"] == sum(r["actions"] for r in runs)
+        assert s["wall_seconds"] >= 0.0
+        assert s["actions_per_sec"] is None or s["actions_per_sec"] > 0
+        assert [r["seed"] for r in runs] == list(range(42, 242))
+        for r in runs:
+            assert {"seed", "success", "ticks", "actions"} <= set(r)
+            assert isinstance(r["success"], bool) and r["ticks"] >= 1 and r["actions"] >= 1
+        assert "Service Troubleshooting" in proc.stdout
+        assert "report.json" in proc.stdout
+
+    def test_report_matches_the_library(self, swarm, tmp_path):
+        proc = swarm("eval", TROUBLESHOOTING, "-n", "50", "-s", "7", "-q", "-o", "r.json")
+        assert proc.returncode == 0, proc.stderr
+        runs = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))["runs"]
+        res = run_eval(load_scenario(TROUBLESHOOTING), 50, seed=7)
+        np.testing.assert_array_equal([r["ticks"] for r in runs], res.ticks)
+        np.testing.assert_array_equal([r["actions"] for r in runs], res.actions)
+        np.testing.assert_array_equal([r["success"] for r in runs], res.success)
+
+    def test_quiet(self, swarm, tmp_path):
+        proc = swarm("eval", TROUBLESHOOTING, "-n", "20", "--quiet", "-o", "q.json")
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout == "" and proc.stderr == ""
+        assert json.loads((tmp_path / "q.json").read_text(encoding="utf-8"))["summary"]["runs"] == 20
+
+    def test_verbose_prints_tick_snapshots(self, swarm):
+        proc = swarm("eval", TROUBLESHOOTING, "-n", "2", "-v")
+        assert proc.returncode == 0, proc.stderr
+        out = proc.stdout
+        assert "tick 0" in out and "tick 1" in out
+        assert "w0 CheckStatus() -> " in out
+        assert "next: " in out
+        assert "run seed 42: " in out
+
+    def test_trace(self, swarm, tmp_path):
+        proc = swarm("eval", TROUBLESHOOTING, "-n", "5", "-q", "--trace", "trace.jsonl", "-o", "r.json")
+        assert proc.returncode == 0, proc.stderr
+        rows = [json.loads(line) for line in (tmp_path / "trace.jsonl").read_text(encoding="utf-8").splitlines()]
+        report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+        assert len(rows) == report["summary"]["total_actions"]
+        assert {r["seed"] for r in rows} == set(range(42, 47))
+        first = rows[0]
+        assert first["action"] == "CheckStatus" and first["tick"] == 0
+        assert {"outcome", "target", "observation", "worker", "duration_ms"} <= set(first)
+        assert all(r["outcome"] in ("ok", "fail", "error") for r in rows)
+
+    def test_variant(self, swarm, tmp_path):
+        proc = swarm("eval", DATA / "variants.toml", "--variant", "crowd", "-n", "10", "-q", "-o", "v.json")
+        assert proc.returncode == 0, proc.stderr
+        report = json.loads((tmp_path / "v.json").read_text(encoding="utf-8"))
+        assert report["scenario"]["variant"] == "crowd"
+        assert report["config_summary"]["worker_count"] == 8
+
+    def test_directory_compares_scenarios(self, swarm, tmp_path):
+        folder = tmp_path / "scenarios"
+        folder.mkdir()
+        shutil.copy(TROUBLESHOOTING, folder / "a.toml")
+        shutil.copy(DATA / "minimal.toml", folder / "b.toml")
+        proc = swarm("eval", folder, "-n", "10", "-o", "both.json")
+        assert proc.returncode == 0, proc.stderr
+        report = json.loads((tmp_path / "both.json").read_text(encoding="utf-8"))
+        assert [r["scenario"]["name"] for r in report["scenarios"]] == ["Service Troubleshooting",
+                                                                        "minimal troubleshooting"]
+        assert "comparison" in proc.stdout
+
+    def test_every_shipped_scenario(self, swarm, tmp_path):
+        proc = swarm("eval", ROOT / "scenarios", "-n", "20", "-q", "-o", "all.json")
+        assert proc.returncode == 0, proc.stderr
+        report = json.loads((tmp_path / "all.json").read_text(encoding="utf-8"))
+        files = sorted(p.name for p in (ROOT / "scenarios").glob("*.toml"))
+        assert sorted(Path(r["scenario"]["file"]).name for r in report["scenarios"]) == files
+        assert all(r["summary"]["runs"] == 20 for r in report["scenarios"])
+
+    def test_python_environment(self, swarm, tmp_path):
+        proc = swarm("eval", DATA / "vault.toml", "-n", "10", "-q", "-o", "vault.json")
+        assert proc.returncode == 0, proc.stderr
+        report = json.loads((tmp_path / "vault.json").read_text(encoding="utf-8"))
+        assert report["summary"]["runs"] == 10
+        assert set(report["summary"]["actions_by_kind"]) == {"scan", "open", "try"}
+
+    @pytest.mark.parametrize(("threshold", "code"), [("0.01", 0), ("0.99", 1)])
+    def test_fail_under(self, swarm, threshold, code):
+        # the maze variant succeeds in a few percent of runs
+        proc = swarm("eval", DATA / "variants.toml", "--variant", "maze", "-n", "40", "-q",
+                     "--fail-under", threshold)
+        assert proc.returncode == code, proc.stderr
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize("name", ["unknown_key.toml", "bad_syntax.toml", "cycle.toml", "unknown_metric.toml",
+                                  "does_not_exist.toml"])
+def test_broken_scenario_is_one_line(swarm, name):
+    path = DATA / name
+    proc = swarm("eval", path, "-n", "3")
+    assert proc.returncode == 1
+    lines = stderr_lines(proc)
+    assert len(lines) == 1, proc.stderr
+    assert str(path) in lines[0]
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in proc.stderr
+    if path.exists():
+        assert any(f"{path}:{n}:" in lines[0] for n in range(1, 100))
+
+
+def test_broken_scenario_fails_before_any_run(swarm, tmp_path):
+    # every file is validated before the first run; no report is written
+    proc = swarm("eval", TROUBLESHOOTING, DATA / "unknown_key.toml", "-n", "3", "-o", "r.json")
+    assert proc.returncode == 1
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_debug_shows_the_traceback(swarm):
+    proc = swarm("eval", DATA / "unknown_key.toml", env={"SWARM_DEBUG": "1"})
+    assert proc.returncode != 0
+    assert "Traceback" in proc.stderr and "ScenarioError" in proc.stderr
+
+
+@pytest.mark.parametrize("args", [("eval", str(TROUBLESHOOTING), "-n", "0"), ("eval",), ("no-such-command",)],
+                         ids=["bad-option-value", "missing-argument", "unknown-command"])
+def test_usage_errors_have_no_traceback(swarm, args):
+    proc = swarm(*args)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip()
+
+
+# ----------------------------------------------------------------------------- small commands
+
+
+def test_list_variants(swarm):
+    proc = swarm("eval", DATA / "variants.toml", "--list-variants")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert str(DATA / "variants.toml") in lines[0]
+    assert [line.split()[0] for line in lines[1:] if line.strip()] == ["crowd", "maze", "typo"]
+    assert "Eight workers" in proc.stdout
+
+
+def test_list_variants_without_any(swarm):
+    proc = swarm("eval", DATA / "minimal.toml", "--list-variants")
+    assert proc.returncode == 0
+    assert "no variants" in proc.stdout
+
+
+def test_version(swarm):
+    proc = swarm("--version")
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"swarm-engine {swarm_engine.__version__}"
+
+
+def test_help(swarm):
+    proc = swarm("eval", "--help")
+    assert proc.returncode == 0
+    for option in ("--runs", "--seed", "--output", "--quiet", "--verbose", "--trace", "--list-variants"):
+        assert option in proc.stdout
