@@ -82,7 +82,7 @@ cdef int env_step(EnvCtx *env, int n, const int32_t *act, const int32_t *tgt,
     if env.kind == K_TROUBLESHOOTING:
         return ts_step(env, n, act, tgt, out)
     if env.kind == K_GRID:
-        return grid_step(env, n, tgt, out)
+        return grid_step(env, n, act, tgt, out)
     if env.kind == K_CODE:
         return code_tree_step(env, n, act, tgt, arg, out)
     if env.kind == K_SEARCH:

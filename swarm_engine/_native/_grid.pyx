@@ -33,7 +33,7 @@ cdef int grid_reset(EnvCtx *env, uint64_t seed) except -1 nogil:
     return 0
 
 
-cdef int grid_step(EnvCtx *env, int n, const int32_t *tgt, StepOut out) except -1 nogil:
+cdef int grid_step(EnvCtx *env, int n, const int32_t *act, const int32_t *tgt, StepOut out) except -1 nogil:
     cdef int w = param_int(env, 0, 100), h = param_int(env, 1, 100)
     cdef double rate = param(env, 2, 0.0)
     cdef int32_t *st = env.state
@@ -42,7 +42,7 @@ cdef int grid_step(EnvCtx *env, int n, const int32_t *tgt, StepOut out) except -
         out.disc_ptr[i] = nd
         out.duration_ms[i] = 1.0
         c = tgt[i]
-        if c < 0 or c >= <int64_t>w * h or (c != 0 and grid_cell_blocked(st, c, rate)):
+        if env.op_of_action[act[i]] != 0 or c < 0 or c >= <int64_t>w * h or (c != 0 and grid_cell_blocked(st, c, rate)):
             out.outcome[i] = O_FAIL
             continue
         out.outcome[i] = O_OK

@@ -164,6 +164,7 @@ cdef class Kernel:
     cdef int32_t disc_cap
     cdef uint64_t[::1] op_a               # merge replay: child key, or node to reopen
     cdef int32_t[::1] op_b                # merge replay: parent node (add), or -1 - group (reopen)
+    cdef int64_t op_cap                   # capacity of op_a / op_b
     cdef readonly int32_t n_assigned
     cdef int32_t n_busy                   # workers holding a node
     # ---- run scalars ----

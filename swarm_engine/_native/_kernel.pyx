@@ -141,6 +141,11 @@ cdef class Kernel:
         self.set_bonus(bonus3)
         self.env_params = np.ascontiguousarray(env_params, dtype=np.float64)
         self.env_ops = _i32(env_ops)
+        if self.env_ops.shape[0] != n_actions:
+            raise ValueError("env_ops must have one entry per action")
+        if on_exhausted == EXHAUSTED_WAIT and max_ticks == 0 and env_kind != ENV_PYTHON:
+            raise ValueError("on_exhausted 'wait' needs max_ticks > 0 with a native environment "
+                             "(nothing can add work, so the run would never end)")
         self.env.kind = env_kind
         self.env.n_params = self.env_params.shape[0]
         self.env.params = &self.env_params[0] if self.env.n_params else NULL
@@ -238,9 +243,10 @@ cdef class Kernel:
 
     def _alloc_ops(self):
         cap = <int64_t>self.n_workers * (max(1, self.max_children) + 1)
-        if self.op_a is None or self.op_a.shape[0] < cap:
+        if self.op_cap < cap:
             self.op_a = np.zeros(cap, np.uint64)
             self.op_b = np.zeros(cap, np.int32)
+            self.op_cap = cap
 
     def _alloc_events(self, int64_t cap):
         self.ev_run = np.zeros(cap, np.int32)
@@ -520,6 +526,9 @@ cdef class Kernel:
             row = ((self.prev_prev_action + 1) * (A + 1) + (self.prev_action + 1)) * A
             for i in range(A):
                 self.bonus_now[i] = self.bonus3[row + i]
+        else:
+            for i in range(A):
+                self.bonus_now[i] = 0.0
         log_total = log(<double>self.total_visits) if self.total_visits > 1 else 0.0
         # score every visited non-empty group and the front fresh group of
         # each action once, heapify
@@ -1027,7 +1036,7 @@ cdef class Kernel:
         if self.granular:
             group_b += swarm_index_bytes(&self.group_index)
         worker_b = self.n_workers * (4 + 4 + 1 + 1 + 2 + 4) + self.n_workers * (4 * 4 + 1 + 4 + 4) \
-            + self.disc_cap * 5 + self.op_a.shape[0] * 12
+            + self.disc_cap * 5 + self.op_cap * 12
         event_b = self.event_cap * (4 * 8 + 1 + 4) if self.record_events else 0
         return {"nodes": node_b, "node_capacity": self.node_cap, "groups": group_b,
                 "workers": worker_b, "events": event_b}

@@ -1,37 +1,30 @@
-"""The native environments of ``_native/_envs.pyx``, in plain Python.
+"""The native environments (``_native/_troubleshooting.pyx``, ``_grid.pyx``,
+``_code_tree.pyx``, ``_search.pyx``, ``_diagnosis.pyx``) in plain Python.
 
-Same parameters, same hidden-state layout, same random draws in the same
-order, same outcomes, discoveries and durations, so a reference run and a
-native run of one seed see the same world. ``step`` takes one tick's batch of
-(action, target, arg) triples and returns
+Same parameters and defaults, same hidden-state layout (``state``), same random
+draws from stream 0 in the same order, same outcomes, discoveries, target
+kinds and durations, so a reference run and a native run of one seed see the
+same world. ``step`` takes one tick's batch of (action, target, arg) triples
+and returns
 
     (outcomes, discoveries, durations_ms, done)
 
-with one list of discovered targets per action and ``done`` true when the
-environment reports the task complete.
+where ``discoveries[i]`` lists action i's (target, target kind) pairs, kind 0
+meaning any, and ``done`` is true when the environment reports the task
+complete in this step.
 """
 from swarm_engine._reference.rng import MASK64, Xoshiro256, hash64
 
 __all__ = [
-    "ENV_GRID", "ENV_PYTHON", "ENV_TROUBLESHOOTING", "OUT_ERROR", "OUT_FAIL", "OUT_OK",
-    "GridEnv", "TroubleshootingEnv", "grid_blocked", "make_env",
+    "ENV_CODE", "ENV_DIAGNOSIS", "ENV_GRID", "ENV_PYTHON", "ENV_SEARCH", "ENV_TROUBLESHOOTING",
+    "OUT_ERROR", "OUT_FAIL", "OUT_OK", "CodeTreeEnv", "DiagnosisEnv", "GridEnv", "SearchEnv",
+    "TroubleshootingEnv", "grid_blocked", "make_env",
 ]
 
-ENV_PYTHON = 0
-ENV_TROUBLESHOOTING = 1
-ENV_GRID = 2
-
+ENV_PYTHON, ENV_TROUBLESHOOTING, ENV_GRID, ENV_CODE, ENV_SEARCH, ENV_DIAGNOSIS = range(6)
 OUT_FAIL = 0    # the action ran and found nothing: close, no expansion
 OUT_OK = 1      # success: close and expand the successors
 OUT_ERROR = 2   # transient error: the engine may retry the node
-
-
-def _param(params, i, default):
-    return params[i] if i < len(params) else default
-
-
-def _param_int(params, i, default):
-    return int(params[i]) if i < len(params) else default    # C's truncation toward zero
 
 
 def _int32(x):
@@ -39,88 +32,132 @@ def _int32(x):
     return x - (1 << 32) if x >= 1 << 31 else x
 
 
-class TroubleshootingEnv:
-    """Find the faulty service among n: CheckStatus (op 0) lists the services
-    that are not Running, ReadLogs / AnalyzeMetrics (ops 1, 2) find the
-    fault's evidence, Diagnose (op 3) names the service, Restart (op 4) of the
-    diagnosed one completes the task. params = [n_services, error_rate, noise].
+class _Env:
+    """Parameters, op tables and the stream-0 generator every environment shares."""
+
+    kind = ENV_PYTHON
+    DURATION_MS = ()
+
+    def __init__(self, params, op_of_action=(), op_of_arg=None):
+        self.params = [float(p) for p in params]
+        self.ops = [int(o) for o in op_of_action]
+        self.arg_ops = None if op_of_arg is None else [int(o) for o in op_of_arg]
+        self.rng = Xoshiro256()
+
+    def param(self, i, default):
+        return self.params[i] if i < len(self.params) else default
+
+    def param_int(self, i, default):
+        return int(self.params[i]) if i < len(self.params) else default    # C truncation
+
+    def arg_op(self, arg):
+        """The environment argument behind a scenario argument id, -1 unknown."""
+        if not self.arg_ops or not 0 <= arg < len(self.arg_ops):
+            return -1
+        return self.arg_ops[arg]
+
+    def reset(self, seed):
+        self.rng.seed(seed, 0)
+
+    def step(self, actions):
+        """One batch: per action, its op (or -1) and the shared bookkeeping;
+        ``_act`` decides (outcome, discoveries) for a valid op that did not err."""
+        outcomes, discoveries, durations = [], [], []
+        self._done = False
+        error_rate = self.error_rate
+        for act, target, arg in actions:
+            op = self.ops[act]
+            durations.append(self.DURATION_MS[op] if 0 <= op < len(self.DURATION_MS) else 0.0)
+            if not 0 <= op < len(self.DURATION_MS):
+                outcomes.append(OUT_FAIL)
+                discoveries.append([])
+            elif error_rate > 0.0 and self.rng.uniform() < error_rate:
+                outcomes.append(OUT_ERROR)
+                discoveries.append([])
+            else:
+                out, found = self._act(op, target, arg)
+                outcomes.append(out)
+                discoveries.append(found)
+        return outcomes, discoveries, durations, self._done
+
+
+class TroubleshootingEnv(_Env):
+    """Find the faulty services, gather evidence, diagnose, restart every fault.
+
+    params = [services, error_rate, noise, faults, log_noise]; ops CheckStatus 0,
+    ReadLogs 1, AnalyzeMetrics 2, Diagnose 3, Restart 4.
     """
 
     kind = ENV_TROUBLESHOOTING
     EVIDENCE = (3, 2, 3, 1, 1)              # per problem: bit 1 logs, bit 2 metrics
     DURATION_MS = (5.0, 20.0, 30.0, 10.0, 50.0)
 
-    def __init__(self, params, op_of_action):
-        self.params = [float(p) for p in params]
-        self.ops = [int(o) for o in op_of_action]
-        self.n = _param_int(self.params, 0, 4)
-        self.error_rate = _param(self.params, 1, 0.0)
-        self.noise = _param(self.params, 2, 0.25)
-        self.rng = Xoshiro256()
-        self.faulty = self.problem = 0
-        self.diagnosed = -1
-        self.done = False
-        self.status = [0] * self.n          # 0 Running, 1 Degraded, 2 Down
-        self.evidence = [0] * self.n        # bits found so far
+    def __init__(self, params, op_of_action=(), op_of_arg=None):
+        super().__init__(params, op_of_action, op_of_arg)
+        self.n = self.param_int(0, 4)
+        self.error_rate = self.param(1, 0.0)
+        self.noise = self.param(2, 0.25)
+        self.faults = min(max(self.param_int(3, 1), 1), self.n)
+        self.log_noise = self.param(4, 0.0)
+        self.reset(0)
 
     def reset(self, seed):
-        """Draw the hidden state of a new run from stream 0 of its seed."""
         rng = self.rng
         rng.seed(seed, 0)
         n = self.n
-        self.faulty = rng.below(n)
-        self.problem = rng.below(5)
-        self.diagnosed = -1
-        self.done = False
-        self.evidence = [0] * n
-        self.status = [0] * n
+        self.restored, self.done = 0, False
+        self.status = [0] * n                # 0 Running, 1 Degraded, 2 Down
+        self.problem = [-1] * n              # -1 healthy, else the problem kind
+        self.evidence = [0] * n              # bits found so far
+        self.diagnosed = [0] * n             # 1 diagnosed, 2 restored
+        self.noisy = [0] * n                 # noisy logs (a healthy, non-Running service)
+        self.first = rng.below(n)
+        self.problem[self.first] = rng.below(5)
         for i in range(n):
-            if i == self.faulty:
+            if i == self.first:
                 self.status[i] = 1 + rng.below(2)       # Degraded or Down
             elif rng.uniform() < self.noise:
                 self.status[i] = 1                      # a red herring
+        for k in range(1, self.faults):
+            j = rng.below(n - k)                        # the j-th healthy service
+            s = [i for i in range(n) if self.problem[i] < 0][j]
+            self.problem[s] = rng.below(5)
+            self.status[s] = 1 + rng.below(2)
+        if self.log_noise > 0.0:
+            for i in range(n):
+                if self.problem[i] < 0 and self.status[i] != 0 and rng.uniform() < self.log_noise:
+                    self.noisy[i] = 1
 
     @property
     def state(self):
-        """The native int32 layout: [n, faulty, problem, diagnosed, done, status[n], evidence[n]]."""
-        return [self.n, self.faulty, self.problem, self.diagnosed, int(self.done),
-                *self.status, *self.evidence]
+        """The native int32 layout."""
+        return [self.n, self.faults, self.restored, int(self.done), self.first, *self.status,
+                *self.problem, *self.evidence, *self.diagnosed, *self.noisy]
 
-    def step(self, actions):
-        outcomes, discoveries, durations = [], [], []
-        done = False
-        n = self.n
-        for act, s, _arg in actions:
-            op = self.ops[act]
-            found = []
-            discoveries.append(found)
-            durations.append(self.DURATION_MS[op] if 0 <= op < 5 else 0.0)
-            if op < 0 or op > 4:
-                outcomes.append(OUT_FAIL)
-                continue
-            if self.error_rate > 0.0 and self.rng.uniform() < self.error_rate:
-                outcomes.append(OUT_ERROR)
-                continue
-            out = OUT_FAIL
-            if op == 0:
-                out = OUT_OK
-                found.extend(i for i in range(n) if self.status[i] != 0)
-            elif s < 0 or s >= n:
-                out = OUT_FAIL
-            elif op in (1, 2):
-                bit = 1 if op == 1 else 2
-                if s == self.faulty and self.EVIDENCE[self.problem] & bit:
-                    self.evidence[s] |= bit
-                    out = OUT_OK
-            elif op == 3:
-                if s == self.faulty and self.evidence[s] != 0:
-                    self.diagnosed = s
-                    out = OUT_OK
-            elif s == self.diagnosed:                   # op 4
-                self.done = done = True
-                out = OUT_OK
-            outcomes.append(out)
-        return outcomes, discoveries, durations, done
+    def _act(self, op, s, _arg):
+        if op == 0:
+            return OUT_OK, [(i, 0) for i in range(self.n) if self.status[i] != 0]
+        if not 0 <= s < self.n:
+            return OUT_FAIL, []
+        problem = self.problem[s]
+        if op in (1, 2):
+            bit = 1 if op == 1 else 2
+            if problem >= 0 and self.EVIDENCE[problem] & bit:
+                self.evidence[s] |= bit
+                return OUT_OK, []
+            return (OUT_OK if op == 1 and self.noisy[s] else OUT_FAIL), []
+        if op == 3:
+            if problem >= 0 and self.evidence[s] != 0 and self.diagnosed[s] == 0:
+                self.diagnosed[s] = 1
+                return OUT_OK, []
+            return OUT_FAIL, []
+        if self.diagnosed[s] == 1:                      # op 4, Restart
+            self.diagnosed[s] = 2
+            self.restored += 1
+            if self.restored >= self.faults:
+                self.done = self._done = True
+            return OUT_OK, []
+        return OUT_FAIL, []
 
 
 def grid_blocked(seed, cell, rate):
@@ -129,28 +166,23 @@ def grid_blocked(seed, cell, rate):
     return cell != 0 and (h >> 11) * (1.0 / 9007199254740992.0) < rate
 
 
-class GridEnv:
-    """Explore a width x height grid from cell 0: a blocked cell fails, the
-    goal cell completes the task, any other cell discovers its 4-neighbours
-    (right, down, left, up). Every action explores its target (ops are not
-    consulted). params = [width, height, block_rate, goal], goal -1 none,
-    -2 random."""
+class GridEnv(_Env):
+    """Flood-fill a width x height grid from cell 0: a blocked cell fails, the
+    goal completes the task, any other cell discovers its 4-neighbours (right,
+    down, left, up). Only op 0 (Explore) explores; any other op fails. None errs.
+    params = [width, height, block_rate, goal], goal -1 none, -2 random.
+    """
 
     kind = ENV_GRID
 
-    def __init__(self, params, op_of_action=()):
-        self.params = [float(p) for p in params]
-        self.w = _param_int(self.params, 0, 100)
-        self.h = _param_int(self.params, 1, 100)
-        self.rate = _param(self.params, 2, 0.0)
-        self.goal_param = _param_int(self.params, 3, -1)
-        self.rng = Xoshiro256()
-        self.goal = self.goal_param
-        self.done = False
-        self.seed = 0
+    def __init__(self, params, op_of_action=(), op_of_arg=None):
+        super().__init__(params, op_of_action, op_of_arg)
+        self.w, self.h = self.param_int(0, 100), self.param_int(1, 100)
+        self.rate = self.param(2, 0.0)
+        self.goal_param = self.param_int(3, -1)
+        self.reset(0)
 
     def reset(self, seed):
-        """Draw the goal (when random) from stream 0; blocks hash the seed."""
         self.rng.seed(seed, 0)
         self.seed = seed & MASK64
         self.goal = self.goal_param
@@ -165,13 +197,12 @@ class GridEnv:
 
     def step(self, actions):
         w, h = self.w, self.h
-        outcomes, discoveries, durations = [], [], []
+        outcomes, discoveries = [], []
         done = False
-        for _act, c, _arg in actions:
+        for act, c, _arg in actions:
             found = []
             discoveries.append(found)
-            durations.append(1.0)
-            if c < 0 or c >= w * h or grid_blocked(self.seed, c, self.rate):
+            if self.ops[act] != 0 or c < 0 or c >= w * h or grid_blocked(self.seed, c, self.rate):
                 outcomes.append(OUT_FAIL)
                 continue
             outcomes.append(OUT_OK)
@@ -180,20 +211,216 @@ class GridEnv:
                 continue
             x, y = c % w, c // w
             if x + 1 < w:
-                found.append(c + 1)
+                found.append((c + 1, 0))
             if y + 1 < h:
-                found.append(c + w)
+                found.append((c + w, 0))
             if x > 0:
-                found.append(c - 1)
+                found.append((c - 1, 0))
             if y > 0:
-                found.append(c - w)
-        return outcomes, discoveries, durations, done
+                found.append((c - w, 0))
+        return outcomes, discoveries, [1.0] * len(actions), done
 
 
-def make_env(kind, params, op_of_action):
-    """The reference environment for a native ``EnvKind``."""
-    if kind == ENV_TROUBLESHOOTING:
-        return TroubleshootingEnv(params, op_of_action)
-    if kind == ENV_GRID:
-        return GridEnv(params, op_of_action)
-    raise ValueError(f"the reference has no environment of kind {kind} (Python envs are stepped outside)")
+class CodeTreeEnv(_Env):
+    """Find the file defining a symbol in a generated source tree.
+
+    params = [files, files_per_dir, branching, grep_limit, refs, error_rate];
+    ops List 0, Grep 1, Read 2. Directories 0..D-1 (kind 1) form a complete
+    ``branching``-ary tree in heap order; file f (target D + f, kind 2) lives
+    in directory f % D. List(dir) finds subdirectories and files; Grep(dir)
+    finds the goal and reference files of the subtree unless it holds more
+    than ``grep_limit`` files (no target: the root); Read(goal) completes;
+    Read(reference) finds the goal.
+    """
+
+    kind = ENV_CODE
+    DURATION_MS = (2.0, 20.0, 5.0)
+    MAX_REFS = 16
+    KIND_DIR, KIND_FILE = 1, 2
+
+    def __init__(self, params, op_of_action=(), op_of_arg=None):
+        super().__init__(params, op_of_action, op_of_arg)
+        self.F = max(1, self.param_int(0, 200))
+        per = max(1, self.param_int(1, 10))
+        self.D = (self.F + per - 1) // per
+        self.b = max(1, self.param_int(2, 4))
+        self.limit = self.param_int(3, 100)
+        self.n_refs = max(0, min(self.param_int(4, 3), self.MAX_REFS, self.F - 1))
+        self.error_rate = self.param(5, 0.0)
+        self.reset(0)
+
+    def reset(self, seed):
+        rng = self.rng
+        rng.seed(seed, 0)
+        self.goal = rng.below(self.F)
+        self.done = False
+        self.refs = []
+        while len(self.refs) < self.n_refs:             # distinct, never the goal
+            f = rng.below(self.F)
+            if f != self.goal and f not in self.refs:
+                self.refs.append(f)
+
+    @property
+    def state(self):
+        """The native int32 layout: [D, F, goal, done, n_refs, refs[16]]."""
+        refs = self.refs + [0] * (self.MAX_REFS - len(self.refs))
+        return [self.D, self.F, self.goal, int(self.done), self.n_refs, *refs]
+
+    def _files_in_dirs(self, lo, hi):
+        """Files held by directories lo..hi: F // D each, one more below F % D."""
+        F, D = self.F, self.D
+        return (hi - lo + 1) * (F // D) + max(0, min(hi, F % D - 1) - lo + 1)
+
+    def _subtree_files(self, d):
+        """Files in d's subtree, one tree level (a range of directories) at a time."""
+        lo = hi = d
+        total = 0
+        while lo < self.D:
+            total += self._files_in_dirs(lo, min(hi, self.D - 1))
+            lo, hi = lo * self.b + 1, hi * self.b + self.b
+        return total
+
+    def _in_subtree(self, x, d):
+        while x > d:
+            x = (x - 1) // self.b
+        return x == d
+
+    def _act(self, op, t, _arg):
+        F, D, b = self.F, self.D, self.b
+        if op in (0, 1):
+            if t == -1:
+                t = 0                                   # no target: the repository root
+            if not 0 <= t < D:
+                return OUT_FAIL, []
+            if op == 0:
+                dirs = [(c, self.KIND_DIR) for c in range(t * b + 1, min(t * b + 1 + b, D))]
+                return OUT_OK, dirs + [(D + f, self.KIND_FILE) for f in range(t, F, D)]
+            if self._subtree_files(t) > self.limit:
+                return OUT_FAIL, []                     # too broad
+            hits = sorted(f for f in [self.goal, *self.refs] if self._in_subtree(f % D, t))
+            return (OUT_OK if hits else OUT_FAIL), [(D + f, self.KIND_FILE) for f in hits]
+        f = t - D                                       # op 2, Read
+        if not 0 <= f < F:
+            return OUT_FAIL, []
+        if f == self.goal:
+            self.done = self._done = True
+            return OUT_OK, []
+        if f in self.refs:
+            return OUT_OK, [(D + self.goal, self.KIND_FILE)]
+        return OUT_FAIL, []
+
+
+class SearchEnv(_Env):
+    """Pick the right file among search results.
+
+    params = [files, results, decoys, error_rate]; ops Search 0, Preview 1,
+    Read 2, Submit 3. Search lists the results (target, decoys, unrelated
+    files, shuffled); Preview succeeds on the target and decoys, Read on the
+    target only; Submit of the read target completes the task.
+    """
+
+    kind = ENV_SEARCH
+    DURATION_MS = (15.0, 3.0, 8.0, 1.0)
+
+    def __init__(self, params, op_of_action=(), op_of_arg=None):
+        super().__init__(params, op_of_action, op_of_arg)
+        self.F = max(1, self.param_int(0, 10))
+        self.k = max(1, min(self.param_int(1, 5), max(1, self.param_int(0, 10))))
+        self.d = max(0, min(self.param_int(2, 2), self.k - 1))
+        self.error_rate = self.param(3, 0.0)
+        self.reset(0)
+
+    def reset(self, seed):
+        rng = self.rng
+        rng.seed(seed, 0)
+        self.target = rng.below(self.F)
+        self.done = self.read = False
+        results = [self.target]
+        while len(results) < self.k:                    # decoys first, then unrelated files
+            f = rng.below(self.F)
+            if f not in results:
+                results.append(f)
+        self.decoys = results[1:1 + self.d]
+        for i in range(self.k - 1, 0, -1):              # Fisher-Yates
+            j = rng.below(i + 1)
+            results[i], results[j] = results[j], results[i]
+        self.results = results
+
+    @property
+    def state(self):
+        """The native int32 layout: [F, target, done, read, k, d, results[k], decoys[d]]."""
+        return [self.F, self.target, int(self.done), int(self.read), self.k, self.d,
+                *self.results, *self.decoys]
+
+    def _act(self, op, f, _arg):
+        if op == 0:
+            return OUT_OK, [(r, 0) for r in self.results]
+        if op == 1:
+            return (OUT_OK if f == self.target or f in self.decoys else OUT_FAIL), []
+        if op == 2:
+            if f == self.target:
+                self.read = True
+                return OUT_OK, []
+            return OUT_FAIL, []
+        if f == self.target and self.read:              # op 3, Submit
+            self.done = self._done = True
+            return OUT_OK, []
+        return OUT_FAIL, []
+
+
+class DiagnosisEnv(_Env):
+    """Find and fix the faulty section of a proprietary config.
+
+    params = [sections, noise, error_rate]; ops ParseConfig 0, AnalyzeLog 1,
+    TraceError 2, ApplyFix 3; args: fix i repairs section i. ParseConfig finds
+    the faulty section and noisy ones; AnalyzeLog and TraceError succeed on the
+    faulty one; ApplyFix with the right fix after a trace completes the task.
+    """
+
+    kind = ENV_DIAGNOSIS
+    DURATION_MS = (10.0, 30.0, 40.0, 60.0)
+    MAX_SECTIONS = 8
+
+    def __init__(self, params, op_of_action=(), op_of_arg=None):
+        super().__init__(params, op_of_action, op_of_arg)
+        self.n = max(1, min(self.param_int(0, self.MAX_SECTIONS), self.MAX_SECTIONS))
+        self.noise = self.param(1, 0.3)
+        self.error_rate = self.param(2, 0.0)
+        self.reset(0)
+
+    def reset(self, seed):
+        rng = self.rng
+        rng.seed(seed, 0)
+        self.faulty = rng.below(self.n)
+        self.done = self.traced = self.evidence = False
+        self.noisy = [int(i != self.faulty and rng.uniform() < self.noise) for i in range(self.n)]
+
+    @property
+    def state(self):
+        """The native int32 layout: [n, faulty, done, traced, evidence, noisy[n]]."""
+        return [self.n, self.faulty, int(self.done), int(self.traced), int(self.evidence), *self.noisy]
+
+    def _act(self, op, s, arg):
+        if op == 0:
+            return OUT_OK, [(i, 0) for i in range(self.n) if i == self.faulty or self.noisy[i]]
+        if s != self.faulty:
+            return OUT_FAIL, []
+        if op == 1:
+            self.evidence = True
+        elif op == 2:
+            self.traced = True
+        elif not (self.traced and self.arg_op(arg) == self.faulty):
+            return OUT_FAIL, []
+        else:
+            self.done = self._done = True
+        return OUT_OK, []
+
+
+_KINDS = {env.kind: env for env in (TroubleshootingEnv, GridEnv, CodeTreeEnv, SearchEnv, DiagnosisEnv)}
+
+
+def make_env(kind, params, op_of_action=(), op_of_arg=None):
+    """The reference environment for a native environment kind."""
+    if kind not in _KINDS:
+        raise ValueError(f"the reference has no environment of kind {kind} (Python envs are stepped outside)")
+    return _KINDS[kind](params, op_of_action, op_of_arg)

@@ -16,10 +16,17 @@ could be tempted to change:
 * each worker takes the head of the best group: higher score, ties to the
   smaller head node id (the native max-heap's order; a scan gives the same
   pick); the picked group gets a virtual visit and, if still non-empty, is
-  re-scored (one more draw for the sampled selector);
+  re-scored (one more draw for the sampled selector). The native heap holds
+  only the oldest never-visited group of each action when it can (granular,
+  no sampling): such groups share their action's score, so the oldest one
+  wins among them and scanning them all picks the same;
 * a transient error retries the node at the tail of its queue up to
   ``max_retries`` times; a success expands successors (CSR order) x
-  discoveries (in order; none means the node's own target) x param variants.
+  discoveries (in order; none means the node's own target) x param variants,
+  a successor with a target kind (``act_kind``) taking only discoveries of
+  that kind. (The native merge defers reopenings and expansions to the end of
+  the tick to prefetch its dedup slots, replaying them in this same order: no
+  decision reads what they change, so doing them on the spot is the same.)
 
 Capacities and ``ST_NEED_ROOM`` do not exist here: lists grow.
 """
@@ -47,6 +54,7 @@ FLAG_DONE, FLAG_SUCCESS = 1, 2
 MAX_ACTIONS = (1 << 12) - 1
 MAX_TARGET = (1 << 28) - 2
 MAX_ARG = (1 << 24) - 2
+MAX_RETRIES = 255
 
 _EVENT_DTYPES = {"run": np.int32, "tick": np.int32, "worker": np.int32, "node": np.int32,
                  "action": np.int32, "target": np.int32, "arg": np.int32, "outcome": np.int8,
@@ -61,6 +69,7 @@ class RunResult(NamedTuple):
     actions: int
     failed: int
     by_action: list
+    done: bool          # the task was completed (``out_done``)
 
 
 def _csr(ptr, values):
@@ -78,15 +87,21 @@ class ReferenceKernel:
                  on_exhausted, max_consec_errors, max_retries, escalate_after, manage_kind,
                  manage_param, granular, selector, ucb1_c, learning_weight, greedy_weight,
                  maturity_threshold, error_rate_threshold, bonus3, env_kind, env_params,
-                 env_ops, env_max_disc=0, record_events=False, node_capacity=0, event_capacity=0):
+                 env_ops, env_max_disc=0, record_events=False, node_capacity=0, event_capacity=0,
+                 act_kind=None, env_args=None):
         if not 0 < n_actions <= MAX_ACTIONS:
             raise ValueError(f"n_actions must be in 1..{MAX_ACTIONS}")
         if n_workers <= 0:
             raise ValueError("n_workers must be positive")
+        if not 0 <= max_retries <= MAX_RETRIES:
+            raise ValueError(f"max_retries must be in 0..{MAX_RETRIES} (a node counts its retries in one byte)")
         A = self.n_actions = int(n_actions)
         self.successors = _csr(succ_ptr, succ_act)          # per action, in CSR order
         self.variants = _csr(var_ptr, var_val)              # per action; [] = one child, arg -1
         self.is_terminal = [bool(t) for t in is_terminal]
+        self.act_kind = [0] * A if act_kind is None else [int(k) for k in act_kind]
+        if len(self.act_kind) != A:
+            raise ValueError("act_kind must have one entry per action")
         self.starts = list(zip((int(a) for a in start_act), (int(t) for t in start_tgt),
                                (int(x) for x in start_arg)))
         self.n_workers = int(n_workers)
@@ -105,11 +120,8 @@ class ReferenceKernel:
         self.greedy_weight = float(greedy_weight)
         self.maturity_threshold = int(maturity_threshold)
         self.error_rate_threshold = float(error_rate_threshold)
-        bonus = [] if bonus3 is None else [float(b) for b in np.ravel(bonus3)]
-        if len(bonus) not in (0, (A + 1) * (A + 1) * A):
-            raise ValueError(f"bonus table must have (A+1)^2*A = {(A + 1) ** 2 * A} entries")
-        self.bonus3 = bonus
-        self.env = make_env(env_kind, env_params, env_ops)
+        self.set_bonus(bonus3)
+        self.env = make_env(env_kind, env_params, env_ops, env_args)
         self.record_events = bool(record_events)
         self.rng = Xoshiro256()
         self.run_index = -1
@@ -118,6 +130,14 @@ class ReferenceKernel:
         self.cum_dur = [0.0] * A
         self._events = {k: [] for k in _EVENT_DTYPES}
         self._clear()
+
+    def set_bonus(self, bonus3):
+        """Install the learned bonus table, ((A+1)**2 * A,) values or empty."""
+        A = self.n_actions
+        bonus = [] if bonus3 is None else [float(b) for b in np.ravel(bonus3)]
+        if len(bonus) not in (0, (A + 1) * (A + 1) * A):
+            raise ValueError(f"bonus table must have (A+1)^2*A = {(A + 1) ** 2 * A} entries")
+        self.bonus3 = bonus
 
     # ------------------------------------------------------------------ run
     def _clear(self):
@@ -287,7 +307,7 @@ class ReferenceKernel:
             if not score:
                 self.w_result[w] = W_NEEDS_GUIDANCE
                 continue
-            g = max(score, key=lambda c: (score[c], -queues[c][0]))
+            g = max(score, key=lambda c: (score[c], -queues[c][0]))   # ties: the older head
             node = queues[g].popleft()
             self.n_open -= 1
             self.n_state[node] = NODE_ASSIGNED
@@ -336,7 +356,9 @@ class ReferenceKernel:
             elif out == OUT_OK:
                 self.n_state[node] = NODE_DONE_OK
                 for b in self.successors[a]:
-                    for tt in found or [t]:
+                    for tt, kind in found or [(t, 0)]:
+                        if found and self.act_kind[b] != 0 and kind != self.act_kind[b]:
+                            continue
                         for v in self.variants[b] or [-1]:
                             self._add_node(b, tt, v, node)
                 if self.is_terminal[a]:
@@ -420,8 +442,8 @@ class ReferenceKernel:
             self.run_index = r
             while self.verdict == V_RUNNING:
                 self._tick()
-            results.append(RunResult(self.verdict == V_SUCCESS, self.verdict, self.tick,
-                                     self.total_visits, self.total_fail, list(self.a_visits)))
+            results.append(RunResult(self.verdict == V_SUCCESS, self.verdict, self.tick, self.total_visits,
+                                     self.total_fail, list(self.a_visits), self.task_done))
             for a in range(self.n_actions):
                 self.cum_visits[a] += self.a_visits[a]
                 self.cum_succ[a] += self.a_succ[a]
@@ -459,7 +481,8 @@ class ReferenceKernel:
     def action_stats(self, cumulative=False):
         """Per-action statistics of this run (or summed over every batched run)."""
         if cumulative:
-            return {"visits": np.array(self.cum_visits, np.int64), "successes": np.array(self.cum_succ, np.int64),
+            return {"visits": np.array(self.cum_visits, np.int64),
+                    "successes": np.array(self.cum_succ, np.int64),
                     "failures": np.array(self.cum_fail, np.int64), "duration_ms": np.array(self.cum_dur)}
         return {"visits": np.array(self.a_visits, np.int64), "successes": np.array(self.a_succ, np.int64),
                 "failures": np.array(self.a_fail, np.int64), "discoveries": np.array(self.a_disc, np.int64),
