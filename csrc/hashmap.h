@@ -118,18 +118,8 @@ static inline int64_t swarm_index_slot_of(const swarm_index_t *ix, const uint64_
 /* The id stored for key, or -1. */
 static inline int32_t swarm_index_find(const swarm_index_t *ix, const uint64_t *keys,
                                        uint64_t key) {
-    uint64_t h = swarm_hash64(key);
-    uint64_t fp = h & 0xFFFFFFFF00000000ULL;
-    uint64_t i = h & ix->mask;
-    for (;;) {
-        uint64_t s = ix->slots[i];
-        if (!s) return -1;
-        if ((s & 0xFFFFFFFF00000000ULL) == fp) {
-            int32_t id = (int32_t)(uint32_t)(s & 0xFFFFFFFFULL) - 1;
-            if (keys[id] == key) return id;
-        }
-        i = (i + 1) & ix->mask;
-    }
+    int64_t slot = swarm_index_slot_of(ix, keys, key);
+    return slot < 0 ? -1 : (int32_t)(uint32_t)(ix->slots[slot] & 0xFFFFFFFFULL) - 1;
 }
 
 /* Find key; if absent, record new_id for it (the caller then stores

@@ -517,3 +517,24 @@ def test_variant_args_outside_the_packed_key_range_are_refused():
         run_reference(cfg, 1)
     with pytest.raises((OverflowError, ValueError)):
         run_native(cfg, 1)
+
+
+@pytest.mark.parametrize("before, after", [(True, False), (False, True), (True, True)],
+                         ids=["table-to-none", "none-to-table", "table-to-table"])
+def test_set_bonus_replaces_the_table(before, after):
+    # _kernel.pyx _plan refreshes bonus_now only while a table is installed,
+    # so set_bonus([]) left the last context's row in force.
+    cfg = _standard("troubleshooting", False, selector=4, n_workers=1, greedy_weight=1.0,
+                    bonus3=bonus_table(5, 7) if before else [])
+    native = Kernel(**cfg)
+    native.reset(1)
+    native.step(5)
+    table = bonus_table(5, 8) if after else []
+    native.set_bonus(table)
+    native.reset(1)
+    native.step(10**6)
+    reference = ReferenceKernel(**cfg)
+    reference.set_bonus(table)
+    reference.reset(1)
+    reference.step(10**6)
+    assert _plain(native.take_events()) == _plain(reference.take_events())

@@ -141,15 +141,16 @@ def test_summarize_nothing():
 # ----------------------------------------------------------------------------- report
 
 
+@pytest.fixture(scope="module")
+def result():
+    from swarm_engine import load_scenario
+
+    path = Path(__file__).resolve().parent.parent / "scenarios" / "troubleshooting.toml"
+    sc = load_scenario(path, overrides={"environment": {"params": {"error_rate": 0.3}}})
+    return run_eval(sc, 60, seed=5)
+
+
 class TestReport:
-    @pytest.fixture(scope="class")
-    def result(self):
-        from swarm_engine import load_scenario
-
-        path = Path(__file__).resolve().parent.parent / "scenarios" / "troubleshooting.toml"
-        sc = load_scenario(path, overrides={"environment": {"params": {"error_rate": 0.3}}})
-        return run_eval(sc, 60, seed=5)
-
     def test_summary_is_consistent(self, result):
         rep = build_report(result)
         s = rep["summary"]

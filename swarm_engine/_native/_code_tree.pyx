@@ -17,7 +17,7 @@ succeeds and discovers the goal (the reference points at the definition).
 """
 from swarm_engine._native._typedefs cimport int8_t, int64_t, uint32_t
 from swarm_engine._native._rng cimport swarm_rng_uniform, swarm_rng_below
-from swarm_engine._native._envctx cimport param, param_int, O_OK, O_FAIL, O_ERROR
+from swarm_engine._native._envctx cimport begin_action, param, param_int, O_OK, O_FAIL, O_ERROR
 
 cdef float[3] DURATION_MS = [2.0, 20.0, 5.0]
 
@@ -101,15 +101,9 @@ cdef int code_tree_step(EnvCtx *env, int n, const int32_t *act, const int32_t *t
     cdef int32_t m[MAX_REFS + 1]
     cdef int32_t tmp
     for i in range(n):
-        out.disc_ptr[i] = nd
-        op = env.op_of_action[act[i]]
         t = tgt[i]
-        out.duration_ms[i] = DURATION_MS[op] if 0 <= op < 3 else 0.0
-        out.outcome[i] = O_FAIL
-        if op < 0 or op > 2:
-            continue
-        if error_rate > 0.0 and swarm_rng_uniform(&env.rng) < error_rate:
-            out.outcome[i] = O_ERROR
+        op = begin_action(env, i, nd, act[i], DURATION_MS, 3, error_rate, out)
+        if op < 0:
             continue
         if op == 0 or op == 1:
             if t == -1:

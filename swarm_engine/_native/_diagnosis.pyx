@@ -14,7 +14,7 @@ faulty section with the fix that code needs, knowledge a small model lacks.
 """
 from swarm_engine._native._typedefs cimport int8_t, uint32_t
 from swarm_engine._native._rng cimport swarm_rng_uniform, swarm_rng_below
-from swarm_engine._native._envctx cimport param, param_int, arg_op, O_OK, O_FAIL, O_ERROR
+from swarm_engine._native._envctx cimport begin_action, param, param_int, arg_op, O_OK, O_FAIL, O_ERROR
 
 cdef float[4] DURATION_MS = [10.0, 30.0, 40.0, 60.0]
 
@@ -56,15 +56,9 @@ cdef int diagnosis_step(EnvCtx *env, int n, const int32_t *act, const int32_t *t
     cdef double error_rate = param(env, 2, 0.0)
     cdef int i, s, op, nd = 0, done = 0
     for i in range(n):
-        out.disc_ptr[i] = nd
-        op = env.op_of_action[act[i]]
         s = tgt[i]
-        out.duration_ms[i] = DURATION_MS[op] if 0 <= op < 4 else 0.0
-        out.outcome[i] = O_FAIL
-        if op < 0 or op > 3:
-            continue
-        if error_rate > 0.0 and swarm_rng_uniform(&env.rng) < error_rate:
-            out.outcome[i] = O_ERROR
+        op = begin_action(env, i, nd, act[i], DURATION_MS, 4, error_rate, out)
+        if op < 0:
             continue
         if op == 0:
             out.outcome[i] = O_OK

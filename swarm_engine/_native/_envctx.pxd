@@ -2,7 +2,7 @@
 # codes and parameter readers. Declarations only (no module behind it), so the
 # environment modules and the dispatcher can all cimport it without cycles.
 from swarm_engine._native._typedefs cimport int8_t, int32_t, uint64_t, float32_t, float64_t
-from swarm_engine._native._rng cimport swarm_rng_t
+from swarm_engine._native._rng cimport swarm_rng_t, swarm_rng_uniform
 
 cdef enum EnvKindC:
     K_PYTHON = 0              # stepped from Python through the batched protocol
@@ -49,3 +49,22 @@ cdef inline int arg_op(const EnvCtx *env, int32_t arg) noexcept nogil:
     if env.op_of_arg == NULL or arg < 0 or arg >= env.n_args:
         return -1
     return env.op_of_arg[arg]
+
+
+cdef inline int begin_action(EnvCtx *env, int i, int nd, int32_t action, const float *durations,
+                             int n_ops, double error_rate, StepOut out) noexcept nogil:
+    """The prologue every environment's step shares for action i: records the
+    discovery offset, the duration and a default failure. Returns the env op,
+    or -1 when the action is already settled (an unsupported op fails, and a
+    transient error is drawn only for supported ops)."""
+    cdef int op = env.op_of_action[action]
+    out.disc_ptr[i] = nd
+    out.outcome[i] = O_FAIL
+    if op < 0 or op >= n_ops:
+        out.duration_ms[i] = 0.0
+        return -1
+    out.duration_ms[i] = durations[op]
+    if error_rate > 0.0 and swarm_rng_uniform(&env.rng) < error_rate:
+        out.outcome[i] = O_ERROR
+        return -1
+    return op

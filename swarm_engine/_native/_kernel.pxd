@@ -206,6 +206,7 @@ cdef class Kernel:
     cdef bint _better(self, int32_t g1, int32_t g2) noexcept nogil
     cdef void _sift_down(self, int32_t i) noexcept nogil
     cdef int32_t _group_of(self, int32_t action, int32_t target) except -2 nogil
+    cdef void _init_group(self, int32_t g, uint64_t key) noexcept nogil
     cdef void _push_open(self, int32_t g, int32_t node) noexcept nogil
     cdef void _fresh_append(self, int32_t g) noexcept nogil
     cdef void _heap_push(self, int32_t g) noexcept nogil

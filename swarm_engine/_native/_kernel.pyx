@@ -306,17 +306,7 @@ cdef class Kernel:
         else:
             self.n_groups = self.n_actions
             for g in range(self.n_actions):
-                self.g_key[g] = pack_key(g, -1, -1)
-        for g in range(self.n_groups):
-            self.g_head[g] = -1
-            self.g_tail[g] = -1
-            self.g_count[g] = 0
-            self.g_active_pos[g] = -1
-            self.g_vv[g] = 0
-            self.g_visits[g] = 0
-            self.g_succ[g] = 0
-            self.g_disc[g] = 0
-            self.g_dur[g] = 0.0
+                self._init_group(g, pack_key(g, -1, -1))
         self.n_active = 0
         self.n_fresh = 0
         for i in range(self.n_actions):
@@ -362,18 +352,21 @@ cdef class Kernel:
         if g == -2:
             return -2
         if g == self.n_groups:
-            self.g_key[g] = key
-            self.g_head[g] = -1
-            self.g_tail[g] = -1
-            self.g_count[g] = 0
-            self.g_active_pos[g] = -1
-            self.g_vv[g] = 0
-            self.g_visits[g] = 0
-            self.g_succ[g] = 0
-            self.g_disc[g] = 0
-            self.g_dur[g] = 0.0
+            self._init_group(g, key)
             self.n_groups += 1
         return g
+
+    cdef void _init_group(self, int32_t g, uint64_t key) noexcept nogil:
+        self.g_key[g] = key
+        self.g_head[g] = -1
+        self.g_tail[g] = -1
+        self.g_count[g] = 0
+        self.g_active_pos[g] = -1
+        self.g_vv[g] = 0
+        self.g_visits[g] = 0
+        self.g_succ[g] = 0
+        self.g_disc[g] = 0
+        self.g_dur[g] = 0.0
 
     cdef void _push_open(self, int32_t g, int32_t node) noexcept nogil:
         self.n_state[node] = NODE_OPEN

@@ -17,7 +17,7 @@ action fails transiently with probability ``error_rate``.
 """
 from swarm_engine._native._typedefs cimport int8_t, uint32_t
 from swarm_engine._native._rng cimport swarm_rng_uniform, swarm_rng_below
-from swarm_engine._native._envctx cimport param, param_int, O_OK, O_FAIL, O_ERROR
+from swarm_engine._native._envctx cimport begin_action, param, param_int, O_OK, O_FAIL, O_ERROR
 
 # Evidence each problem leaves: bit 1 = logs, bit 2 = metrics.
 # MemoryLeak, CpuSpike, DiskFull, NetworkTimeout, DatabaseConnection.
@@ -101,16 +101,10 @@ cdef int ts_step(EnvCtx *env, int n, const int32_t *act, const int32_t *tgt, Ste
     cdef int i, s, op, bit, nd = 0, done = 0
     cdef int8_t res
     for i in range(n):
-        out.disc_ptr[i] = nd
-        op = env.op_of_action[act[i]]
         s = tgt[i]
-        out.duration_ms[i] = DURATION_MS[op] if 0 <= op < 5 else 0.0
         res = O_FAIL
-        if op < 0 or op > 4:
-            out.outcome[i] = O_FAIL
-            continue
-        if error_rate > 0.0 and swarm_rng_uniform(&env.rng) < error_rate:
-            out.outcome[i] = O_ERROR
+        op = begin_action(env, i, nd, act[i], DURATION_MS, 5, error_rate, out)
+        if op < 0:
             continue
         if op == 0:
             res = O_OK
