@@ -91,6 +91,9 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
         p.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
         try:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(fd, 0o666 & ~umask)      # mkstemp makes 0600; a report is an ordinary file
             with os.fdopen(fd, "wb") as f:
                 f.write(msgspec.json.format(msgspec.json.encode(data), indent=2))
                 f.flush()
