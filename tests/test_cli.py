@@ -217,3 +217,29 @@ def test_help(swarm):
     assert proc.returncode == 0
     for option in ("--runs", "--seed", "--output", "--quiet", "--verbose", "--trace", "--list-variants"):
         assert option in proc.stdout
+
+
+# ----------------------------------------------------------------------------- Ctrl-C
+
+
+def test_ctrl_c_keeps_finished_runs(swarm_exe, subprocess_env, tmp_path):
+    """SIGINT stops between batches: the report holds the finished runs, exit 130."""
+    import signal
+    import time
+
+    code = ROOT / "scenarios" / "code_exploration.toml"
+    proc = subprocess.Popen([swarm_exe, "eval", str(code), "--variant", "large", "-n", "100000", "-q",
+                             "-o", "report.json"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**subprocess_env, "SWARM_HOME": str(tmp_path)})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(3.0)                  # start-up, then some runs finish (each takes milliseconds)
+        proc.send_signal(signal.SIGINT)
+        break
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    summary = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))["summary"]
+    assert summary["stopped"] is True
+    assert 0 < summary["runs"] < 100000
+    assert "Traceback" not in err
