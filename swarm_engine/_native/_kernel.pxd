@@ -125,6 +125,7 @@ cdef class Kernel:
     cdef int64_t[::1] g_disc
     cdef float64_t[::1] g_dur             # summed duration, ms
     cdef int32_t[::1] g_fresh_next        # next never-visited group of the same action, -1 = last
+    cdef int32_t[::1] g_fresh_prev        # previous one, -1 = first (an LLM may take any)
     cdef int32_t[::1] fresh_head          # (A,) oldest never-visited non-empty group per action
     cdef int32_t[::1] fresh_tail          # (A,)
     cdef int32_t n_fresh                  # groups in the fresh lists
@@ -148,7 +149,8 @@ cdef class Kernel:
     cdef int32_t[::1] w_node              # assigned node, -1 = none
     cdef int32_t[::1] w_group             # group the node was taken from
     cdef uint8_t[::1] w_result            # WorkerResult of the last tick
-    cdef uint8_t[::1] w_flags             # bit 0 done, bit 1 succeeded
+    cdef uint8_t[::1] w_flags             # bit 0 done, 1 succeeded, 2 waiting (async), 3 pending act
+    cdef int8_t[::1] w_src                # who chose the current node: 0 selector, 1 LLM, 2 fallback
     cdef uint16_t[::1] w_consec           # consecutive failures
     cdef uint32_t[::1] w_actions          # actions done
     # ---- one tick's assignments (capacity W) and results ----
@@ -192,6 +194,7 @@ cdef class Kernel:
     cdef int8_t[::1] ev_outcome
     cdef int32_t[::1] ev_ndisc
     cdef float32_t[::1] ev_dur
+    cdef int8_t[::1] ev_source            # 0 selector, 1 LLM decision, 2 selector after a failed LLM call
     cdef readonly int64_t n_events
     cdef int64_t event_cap
     # ---- totals over every run of the kernel's batches ----
@@ -210,6 +213,8 @@ cdef class Kernel:
     cdef void _push_open(self, int32_t g, int32_t node) noexcept nogil
     cdef void _fresh_append(self, int32_t g) noexcept nogil
     cdef void _heap_push(self, int32_t g) noexcept nogil
+    cdef int32_t _take(self, int32_t g) noexcept nogil
+    cdef void _batch_add(self, int n, int32_t w, int32_t node) noexcept nogil
     cdef int32_t _add_node(self, int32_t action, int32_t target, int32_t arg,
                            int32_t parent) except -2 nogil
     cdef int32_t _add_key(self, uint64_t key, int32_t parent) except -2 nogil

@@ -39,6 +39,8 @@ cdef enum:
     MAX_ARG = (1 << ARG_BITS) - 2
     FLAG_DONE = 1
     FLAG_SUCCESS = 2
+    FLAG_WAITING = 4          # waiting for an asynchronous decision (an LLM): continuing
+    FLAG_PENDING = 8          # holds a node assigned from Python, to act on this tick
     PREFETCH_AHEAD = 16
 
 LIMITS = {"actions": MAX_ACTIONS, "target": MAX_TARGET, "arg": MAX_ARG}
@@ -194,6 +196,7 @@ cdef class Kernel:
         self.w_flags = np.zeros(W, dtype=np.uint8)
         self.w_consec = np.zeros(W, dtype=np.uint16)
         self.w_actions = np.zeros(W, dtype=np.uint32)
+        self.w_src = np.zeros(W, dtype=np.int8)
         self.as_worker = np.zeros(W, dtype=np.int32)
         self.as_act = np.zeros(W, dtype=np.int32)
         self.as_tgt = np.zeros(W, dtype=np.int32)
@@ -231,6 +234,7 @@ cdef class Kernel:
         self.g_count = np.zeros(cap, np.int32) if fresh else _grow(self.g_count, cap, np.int32)
         self.g_active_pos = np.zeros(cap, np.int32) if fresh else _grow(self.g_active_pos, cap, np.int32)
         self.g_fresh_next = np.zeros(cap, np.int32) if fresh else _grow(self.g_fresh_next, cap, np.int32)
+        self.g_fresh_prev = np.zeros(cap, np.int32) if fresh else _grow(self.g_fresh_prev, cap, np.int32)
         self.g_vv = np.zeros(cap, np.int32) if fresh else _grow(self.g_vv, cap, np.int32)
         self.g_score = np.zeros(cap, np.float64) if fresh else _grow(self.g_score, cap, np.float64)
         self.g_visits = np.zeros(cap, np.int64) if fresh else _grow(self.g_visits, cap, np.int64)
@@ -259,6 +263,7 @@ cdef class Kernel:
         self.ev_outcome = np.zeros(cap, np.int8)
         self.ev_ndisc = np.zeros(cap, np.int32)
         self.ev_dur = np.zeros(cap, np.float32)
+        self.ev_source = np.zeros(cap, np.int8)
         self.event_cap = cap
         self.n_events = 0
 
@@ -327,6 +332,7 @@ cdef class Kernel:
             self.w_flags[i] = 0
             self.w_consec[i] = 0
             self.w_actions[i] = 0
+            self.w_src[i] = 0
         self.tick = 0
         self.verdict = V_RUNNING
         self.task_done = False
@@ -393,12 +399,57 @@ cdef class Kernel:
         cdef int32_t a = key_action(self.g_key[g])
         self.g_active_pos[g] = -2
         self.g_fresh_next[g] = -1
+        self.g_fresh_prev[g] = self.fresh_tail[a]
         if self.fresh_tail[a] >= 0:
             self.g_fresh_next[self.fresh_tail[a]] = g
         else:
             self.fresh_head[a] = g
         self.fresh_tail[a] = g
         self.n_fresh += 1
+
+    cdef int32_t _take(self, int32_t g) noexcept nogil:
+        """Pop the oldest open node of group g (non-empty) and keep the group
+        lists right: a fresh group becomes a visited one, an emptied group
+        leaves the active list."""
+        cdef int32_t node = self.g_head[g], a, prv, nxt, i
+        self.g_head[g] = self.n_next[node]
+        self.g_count[g] -= 1
+        self.n_open -= 1
+        self.n_state[node] = NODE_ASSIGNED
+        if self.g_active_pos[g] == -2:
+            a = key_action(self.g_key[g])
+            prv = self.g_fresh_prev[g]
+            nxt = self.g_fresh_next[g]
+            if prv >= 0:
+                self.g_fresh_next[prv] = nxt
+            else:
+                self.fresh_head[a] = nxt
+            if nxt >= 0:
+                self.g_fresh_prev[nxt] = prv
+            else:
+                self.fresh_tail[a] = prv
+            self.n_fresh -= 1
+            self.g_active_pos[g] = -1
+            if self.g_count[g] > 0:
+                self.g_active_pos[g] = self.n_active
+                self.active[self.n_active] = g
+                self.n_active += 1
+        if self.g_count[g] == 0:
+            self.g_tail[g] = -1
+            i = self.g_active_pos[g]
+            if i >= 0:
+                self.n_active -= 1
+                self.active[i] = self.active[self.n_active]
+                self.g_active_pos[self.active[i]] = i
+                self.g_active_pos[g] = -1
+        return node
+
+    cdef void _batch_add(self, int n, int32_t w, int32_t node) noexcept nogil:
+        cdef uint64_t key = self.n_key[node]
+        self.as_worker[n] = w
+        self.as_act[n] = key_action(key)
+        self.as_tgt[n] = key_target(key)
+        self.as_arg[n] = key_arg(key)
 
     cdef void _heap_push(self, int32_t g) noexcept nogil:
         cdef int32_t i = self.n_heap, parent
@@ -488,7 +539,7 @@ cdef class Kernel:
     cdef int _plan(self) except -1 nogil:
         """Manage phase: give open nodes to idle workers. Returns the number of
         assignments written to as_*."""
-        cdef int32_t w, g, node, i, a, fresh_next, W = self.n_workers, A = self.n_actions
+        cdef int32_t w, g, node, i, fresh_action, fresh_next, W = self.n_workers, A = self.n_actions
         cdef int mode = self.selector
         cdef bint due
         cdef double log_total
@@ -501,12 +552,17 @@ cdef class Kernel:
             due = self.n_busy == 0 or self.tick - self.last_manage_tick >= self.manage_param
         else:
             due = True
+        for w in range(W):                  # nodes assigned from Python (an LLM) act first
+            if self.w_flags[w] & FLAG_PENDING:
+                self.w_flags[w] &= ~FLAG_PENDING
+                self._batch_add(n, w, self.w_node[w])
+                n += 1
         if not due:
             for w in range(W):
                 if self.w_node[w] < 0 and not (self.w_flags[w] & FLAG_DONE):
-                    self.w_result[w] = W_IDLE
-            self.n_assigned = 0
-            return 0
+                    self.w_result[w] = W_CONTINUING if self.w_flags[w] & FLAG_WAITING else W_IDLE
+            self.n_assigned = n
+            return n
         self.last_manage_tick = self.tick
         if mode == SEL_ADAPTIVE:
             if self.total_visits < self.maturity_threshold:
@@ -545,54 +601,31 @@ cdef class Kernel:
         for w in range(W):
             if self.w_node[w] >= 0 or (self.w_flags[w] & FLAG_DONE):
                 continue
+            if self.w_flags[w] & FLAG_WAITING:
+                self.w_result[w] = W_CONTINUING
+                continue
             if self.n_heap == 0:
                 self.w_result[w] = W_NEEDS_GUIDANCE
                 continue
             g = self.heap[0]
-            node = self.g_head[g]
-            self.g_head[g] = self.n_next[node]
-            self.g_count[g] -= 1
-            self.n_open -= 1
-            self.n_state[node] = NODE_ASSIGNED
-            key = self.n_key[node]
+            fresh_action = key_action(self.g_key[g]) if self.g_active_pos[g] == -2 else -1
+            node = self._take(g)
             self.w_node[w] = node
             self.w_group[w] = g
             self.n_busy += 1
-            self.as_worker[n] = w
-            self.as_act[n] = key_action(key)
-            self.as_tgt[n] = key_target(key)
-            self.as_arg[n] = key_arg(key)
+            self._batch_add(n, w, node)
             n += 1
             self.g_vv[g] += 1
-            fresh_next = -1
-            if self.g_active_pos[g] == -2:
-                # the front fresh group of its action is visited from now on
-                a = key_action(key)
-                self.fresh_head[a] = self.g_fresh_next[g]
-                if self.fresh_head[a] < 0:
-                    self.fresh_tail[a] = -1
-                self.n_fresh -= 1
-                fresh_next = self.fresh_head[a]
-                self.g_active_pos[g] = -1
-                if self.g_count[g] > 0:
-                    self.g_active_pos[g] = self.n_active
-                    self.active[self.n_active] = g
-                    self.n_active += 1
             if self.g_count[g] == 0:
-                self.g_tail[g] = -1
-                i = self.g_active_pos[g]
-                if i >= 0:
-                    self.n_active -= 1
-                    self.active[i] = self.active[self.n_active]
-                    self.g_active_pos[self.active[i]] = i
-                    self.g_active_pos[g] = -1
                 self.n_heap -= 1
                 self.heap[0] = self.heap[self.n_heap]
             else:
                 self.g_score[g] = self._score(g, mode, log_total)
             if self.n_heap > 0:
                 self._sift_down(0)
-            if fresh_next >= 0:
+            if fresh_action >= 0 and self.fresh_head[fresh_action] >= 0:
+                # the next fresh group of that action takes the front's place
+                fresh_next = self.fresh_head[fresh_action]
                 self.g_score[fresh_next] = self._score(fresh_next, mode, log_total)
                 self._heap_push(fresh_next)
         self.n_assigned = n
@@ -649,6 +682,7 @@ cdef class Kernel:
                 self.ev_outcome[k] = out
                 self.ev_ndisc[k] = nd
                 self.ev_dur[k] = dur
+                self.ev_source[k] = self.w_src[w]
                 self.n_events += 1
             if out == OUT_ERROR and self.n_retries[node] < self.max_retries:
                 self.n_retries[node] += 1
@@ -686,6 +720,7 @@ cdef class Kernel:
                 self.n_state[node] = NODE_DONE_FAIL
             self.w_node[w] = -1
             self.w_group[w] = -1
+            self.w_src[w] = 0
             self.n_busy -= 1
             self.w_actions[w] += 1
             if self.escalate_after > 0 and self.w_consec[w] >= self.escalate_after:
@@ -921,6 +956,40 @@ cdef class Kernel:
             fan_max = max(fan_max, fan)
         self.max_children = fan_max
 
+    def set_waiting(self, int worker, bint waiting):
+        """Mark a worker as waiting for an asynchronous decision (it reports
+        'continuing' and the selector skips it) or release it."""
+        if not 0 <= worker < self.n_workers:
+            raise IndexError(f"worker {worker} out of range")
+        if waiting:
+            self.w_flags[worker] |= FLAG_WAITING
+        else:
+            self.w_flags[worker] &= ~FLAG_WAITING
+
+    def mark_fallback(self, int worker):
+        """The worker's asynchronous decision failed: release it to the
+        selector and record its next action as a fallback (event source 2)."""
+        self.set_waiting(worker, False)
+        self.w_src[worker] = 2
+
+    def assign_group(self, int worker, int group):
+        """Give an idle worker the oldest open node of ``group`` to act on
+        this tick (an LLM's choice; event source 1). False when the worker is
+        busy or done, or the group has no open node left."""
+        if not 0 <= worker < self.n_workers:
+            raise IndexError(f"worker {worker} out of range")
+        if self.verdict != V_RUNNING or self.w_node[worker] >= 0 or self.w_flags[worker] & FLAG_DONE:
+            return False
+        if not 0 <= group < self.n_groups or self.g_count[group] == 0:
+            return False
+        cdef int32_t node = self._take(group)
+        self.w_node[worker] = node
+        self.w_group[worker] = group
+        self.n_busy += 1
+        self.w_flags[worker] = (self.w_flags[worker] & ~FLAG_WAITING) | FLAG_PENDING
+        self.w_src[worker] = 1
+        return True
+
     def stop(self):
         """Give the run the verdict 'stopped' (Ctrl-C, a user hook)."""
         if self.verdict == V_RUNNING:
@@ -944,6 +1013,7 @@ cdef class Kernel:
             "outcome": np.asarray(self.ev_outcome[:n]).copy(),
             "n_discoveries": np.asarray(self.ev_ndisc[:n]).copy(),
             "duration_ms": np.asarray(self.ev_dur[:n]).copy(),
+            "source": np.asarray(self.ev_source[:n]).copy(),
         }
         self.n_events = 0
         return out
@@ -1018,6 +1088,7 @@ cdef class Kernel:
         """Worker state arrays (copies): node, result, flags, consecutive failures, actions."""
         return {"node": np.asarray(self.w_node).copy(), "result": np.asarray(self.w_result).copy(),
                 "done": (np.asarray(self.w_flags) & FLAG_DONE).astype(bool),
+                "waiting": (np.asarray(self.w_flags) & FLAG_WAITING).astype(bool),
                 "succeeded": (np.asarray(self.w_flags) & FLAG_SUCCESS).astype(bool),
                 "consecutive_failures": np.asarray(self.w_consec).copy(),
                 "actions": np.asarray(self.w_actions).copy()}
@@ -1028,9 +1099,9 @@ cdef class Kernel:
         group_b = self.group_cap * (8 + 4 * 6 + 8 * 5 + 4 * 2)
         if self.granular:
             group_b += swarm_index_bytes(&self.group_index)
-        worker_b = self.n_workers * (4 + 4 + 1 + 1 + 2 + 4) + self.n_workers * (4 * 4 + 1 + 4 + 4) \
+        worker_b = self.n_workers * (4 + 4 + 1 + 1 + 2 + 4 + 1) + self.n_workers * (4 * 4 + 1 + 4 + 4) \
             + self.disc_cap * 5 + self.op_cap * 12
-        event_b = self.event_cap * (4 * 8 + 1 + 4) if self.record_events else 0
+        event_b = self.event_cap * (4 * 8 + 2 + 4) if self.record_events else 0
         return {"nodes": node_b, "node_capacity": self.node_cap, "groups": group_b,
                 "workers": worker_b, "events": event_b}
 

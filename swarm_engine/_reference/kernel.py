@@ -58,7 +58,7 @@ MAX_RETRIES = 255
 
 _EVENT_DTYPES = {"run": np.int32, "tick": np.int32, "worker": np.int32, "node": np.int32,
                  "action": np.int32, "target": np.int32, "arg": np.int32, "outcome": np.int8,
-                 "n_discoveries": np.int32, "duration_ms": np.float32}
+                 "n_discoveries": np.int32, "duration_ms": np.float32, "source": np.int8}
 
 
 class RunResult(NamedTuple):
@@ -347,8 +347,9 @@ class ReferenceKernel:
                 self.consec_errors += 1
                 self.w_consec[w] = min(self.w_consec[w] + 1, 65535)
             if self.record_events:
+                # source: always the selector here (LLM assignments are engine-side)
                 for field, value in zip(_EVENT_DTYPES, (self.run_index, self.tick, w, node, a, t, x,
-                                                        out, nd, dur)):
+                                                        out, nd, dur, 0)):
                     self._events[field].append(value)
             if out == OUT_ERROR and self.n_retries[node] < self.max_retries:
                 self.n_retries[node] += 1
@@ -492,6 +493,7 @@ class ReferenceKernel:
         """Worker state, as ``Kernel.workers()``."""
         flags = np.array(self.w_flags, np.uint8)
         return {"node": np.array(self.w_node, np.int32), "result": np.array(self.w_result, np.uint8),
-                "done": (flags & FLAG_DONE).astype(bool), "succeeded": (flags & FLAG_SUCCESS).astype(bool),
+                "done": (flags & FLAG_DONE).astype(bool), "waiting": np.zeros(len(flags), bool),
+                "succeeded": (flags & FLAG_SUCCESS).astype(bool),
                 "consecutive_failures": np.array(self.w_consec, np.uint16),
                 "actions": np.array(self.w_actions, np.uint32)}

@@ -8,9 +8,10 @@ from typing import Iterator, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["EventBatch", "EventSubscriber", "event_id", "OUTCOME_NAMES"]
+__all__ = ["EventBatch", "EventSubscriber", "event_id", "OUTCOME_NAMES", "SOURCE_NAMES"]
 
 OUTCOME_NAMES = {0: "fail", 1: "ok", 2: "error"}
+SOURCE_NAMES = {0: "selector", 1: "llm", 2: "fallback"}
 
 
 def event_id(tick: int, worker: int, seq: int = 0) -> int:
@@ -38,6 +39,7 @@ class EventBatch:
     outcome: np.ndarray
     n_discoveries: np.ndarray
     duration_ms: np.ndarray
+    source: np.ndarray          # 0 selector, 1 LLM decision, 2 selector after a failed LLM call
 
     @classmethod
     def from_columns(cls, cols: dict[str, np.ndarray]) -> "EventBatch":
@@ -59,6 +61,7 @@ class EventBatch:
                 "action": int(self.action[i]), "target": int(self.target[i]), "arg": int(self.arg[i]),
                 "outcome": OUTCOME_NAMES[int(self.outcome[i])], "success": bool(self.outcome[i] == 1),
                 "discoveries": int(self.n_discoveries[i]), "duration_ms": float(self.duration_ms[i]),
+                "decided_by": SOURCE_NAMES[int(self.source[i])],
             }
 
 

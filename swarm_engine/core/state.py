@@ -70,6 +70,7 @@ class WorkerStates:
     node: np.ndarray                  # int32: assigned node, -1 = none
     result: np.ndarray                # uint8: WorkResult of the last tick
     done: np.ndarray                  # bool
+    waiting: np.ndarray               # bool: waiting for an asynchronous (LLM) decision
     succeeded: np.ndarray             # bool: completed a terminal action
     consecutive_failures: np.ndarray  # uint16
     actions: np.ndarray               # uint32
