@@ -190,7 +190,7 @@ BROKEN = [
     ("unsupported_action.toml", "actions.actions[4].name", "'Reboot' is not supported by environment"),
     ("unknown_strategy.toml", "app_config.selection.strategy", "'random'"),
     ("bad_python_env.toml", "environment.env_type", "cannot import module 'no_such_module_xyz'"),
-    ("llm_graph.toml", "dependency_graph.type", "needs the LLM layer"),
+    ("llm_graph.toml", "dependency_graph.type", "needs an [llm] provider"),
 ]
 
 

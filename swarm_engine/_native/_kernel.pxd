@@ -214,6 +214,8 @@ cdef class Kernel:
     cdef void _fresh_append(self, int32_t g) noexcept nogil
     cdef void _heap_push(self, int32_t g) noexcept nogil
     cdef int32_t _take(self, int32_t g) noexcept nogil
+    cdef int32_t _take_node(self, int32_t g, int32_t node) noexcept nogil
+    cdef int32_t _group_of_node(self, int32_t node) noexcept nogil
     cdef void _batch_add(self, int n, int32_t w, int32_t node) noexcept nogil
     cdef int32_t _add_node(self, int32_t action, int32_t target, int32_t arg,
                            int32_t parent) except -2 nogil

@@ -22,6 +22,7 @@ from libc.math cimport sqrt, log, INFINITY
 from libc.string cimport memset
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 from swarm_engine._native._hashmap cimport (swarm_index_init, swarm_index_free, swarm_index_clear_keys,
+                                            swarm_index_find,
                                             swarm_index_get_or_put, swarm_index_bytes,
                                             swarm_index_prefetch)
 from swarm_engine._native._rng cimport swarm_rng_seed, swarm_rng_beta
@@ -408,11 +409,24 @@ cdef class Kernel:
         self.n_fresh += 1
 
     cdef int32_t _take(self, int32_t g) noexcept nogil:
-        """Pop the oldest open node of group g (non-empty) and keep the group
-        lists right: a fresh group becomes a visited one, an emptied group
-        leaves the active list."""
-        cdef int32_t node = self.g_head[g], a, prv, nxt, i
-        self.g_head[g] = self.n_next[node]
+        """Pop the oldest open node of group g (non-empty)."""
+        return self._take_node(g, self.g_head[g])
+
+    cdef int32_t _take_node(self, int32_t g, int32_t node) noexcept nogil:
+        """Unlink an open node of group g (usually its head; a model may pick
+        another: then the queue is walked) and keep the group lists right: a
+        fresh group becomes a visited one, an emptied group leaves the active
+        list."""
+        cdef int32_t a, prv, nxt, i
+        if self.g_head[g] == node:
+            self.g_head[g] = self.n_next[node]
+        else:
+            prv = self.g_head[g]
+            while self.n_next[prv] != node:
+                prv = self.n_next[prv]
+            self.n_next[prv] = self.n_next[node]
+            if self.g_tail[g] == node:
+                self.g_tail[g] = prv
         self.g_count[g] -= 1
         self.n_open -= 1
         self.n_state[node] = NODE_ASSIGNED
@@ -971,6 +985,50 @@ cdef class Kernel:
         selector and record its next action as a fallback (event source 2)."""
         self.set_waiting(worker, False)
         self.w_src[worker] = 2
+
+    cdef int32_t _group_of_node(self, int32_t node) noexcept nogil:
+        cdef uint64_t key = self.n_key[node]
+        if not self.granular:
+            return key_action(key)
+        return swarm_index_find(&self.group_index, &self.g_key[0],
+                                pack_key(key_action(key), key_target(key), -1))
+
+    def group_nodes(self, int group, int limit=8):
+        """Open nodes of a group in queue order (at most ``limit``)."""
+        out = []
+        if not 0 <= group < self.n_groups:
+            return out
+        node = self.g_head[group]
+        while node >= 0 and len(out) < limit:
+            out.append(node)
+            node = self.n_next[node]
+        return out
+
+    def node_key(self, int node):
+        """(action, target, arg) of a node."""
+        if not 0 <= node < self.n_nodes:
+            raise IndexError(f"node {node} out of range")
+        key = self.n_key[node]
+        return key_action(key), key_target(key), key_arg(key)
+
+    def assign_node(self, int worker, int node):
+        """Give an idle worker a specific open node to act on this tick (an
+        LLM's choice; event source 1). False when the worker is busy or done,
+        or the node is no longer open."""
+        if not 0 <= worker < self.n_workers:
+            raise IndexError(f"worker {worker} out of range")
+        if self.verdict != V_RUNNING or self.w_node[worker] >= 0 or self.w_flags[worker] & FLAG_DONE:
+            return False
+        if not 0 <= node < self.n_nodes or self.n_state[node] != NODE_OPEN:
+            return False
+        cdef int32_t g = self._group_of_node(node)
+        self._take_node(g, node)
+        self.w_node[worker] = node
+        self.w_group[worker] = g
+        self.n_busy += 1
+        self.w_flags[worker] = (self.w_flags[worker] & ~FLAG_WAITING) | FLAG_PENDING
+        self.w_src[worker] = 1
+        return True
 
     def assign_group(self, int worker, int group):
         """Give an idle worker the oldest open node of ``group`` to act on

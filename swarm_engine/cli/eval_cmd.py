@@ -116,6 +116,9 @@ def eval_command(
     trace: Optional[Path] = typer.Option(None, "--trace", help="Write one JSON line per action event."),
     fail_under: Optional[float] = typer.Option(None, "--fail-under", min=0.0, max=1.0,
                                                help="Exit 1 when a success rate is below this."),
+    provider: Optional[str] = options.PROVIDER,
+    model: Optional[str] = options.MODEL,
+    endpoint: Optional[str] = options.ENDPOINT,
 ) -> None:
     """Run each scenario RUNS times with seeds SEED, SEED+1, ... and report."""
     settings = load_settings()
@@ -133,10 +136,11 @@ def eval_command(
             for name, desc in variants:
                 console.print(f"  {name}  {desc}", highlight=False, markup=False)
         return
-    loaded = [load_scenario(f, variant) for f in files]   # every file validated before any runs
+    overrides = options.llm_overrides(provider, model, endpoint)
+    loaded = [load_scenario(f, variant, overrides) for f in files]   # every file validated before any runs
     rows, reports = [], []
     for i, sc in enumerate(loaded):
-        if verbose:
+        if verbose and not sc.llm_managed:
             sw = sc.swarm(seed)
             sw.add_hook(SnapshotHook(sc, console))
             res = sw.run()
@@ -155,6 +159,15 @@ def eval_command(
                           {"schema_version": reports[0]["schema_version"], "scenarios": reports})
     if not quiet:
         console.print(_table(rows, "swarm eval" if len(rows) == 1 else "swarm eval: comparison"))
+        for r in reports:
+            llm = r["summary"].get("llm")
+            if llm:
+                console.print(
+                    f"llm: {llm['invocations']} calls, {llm['errors']} errors, {llm['retries']} retries, "
+                    f"{llm.get('llm_decisions', 0)} decisions applied, {llm['fallbacks']} fallbacks; latency p50 "
+                    f"{llm['latency_ms_p50'] or 0:.0f} ms p95 {llm['latency_ms_p95'] or 0:.0f} ms; "
+                    f"{llm['decisions_per_sec'] or 0:.1f} decisions/s; prompt tokens {llm['prompt_tokens']} "
+                    f"(cached {llm['cached_prompt_tokens']})", highlight=False, markup=False)
         if output:
             console.print(f"report: {output}", highlight=False)
     if fail_under is not None and any(r["summary"]["success_rate"] < fail_under for r in reports):

@@ -24,17 +24,37 @@ def run_command(
     seed: Optional[int] = options.SEED,
     variant: Optional[str] = options.VARIANT,
     quiet: bool = options.QUIET,
+    provider: Optional[str] = options.PROVIDER,
+    model: Optional[str] = options.MODEL,
+    endpoint: Optional[str] = options.ENDPOINT,
 ) -> None:
     """Run the scenario once and show every tick as it happens."""
     seed = load_settings().get("eval", "seed") if seed is None else seed
-    overrides = {"task": {"goal": task}} if task else None
-    sc = load_scenario(scenario, variant, overrides)
+    overrides = {"task": {"goal": task}} if task else {}
+    overrides.update(options.llm_overrides(provider, model, endpoint) or {})
+    sc = load_scenario(scenario, variant, overrides or None)
     console.print(f"[bold]{sc.name}[/] seed {seed}", highlight=False)
     console.print(f"task: {sc.spec.task.goal}", highlight=False, markup=False)
-    swarm = sc.swarm(seed)
-    if not quiet:
-        swarm.add_hook(SnapshotHook(sc, console))
-    res = swarm.run()
+    runner = None
+    if sc.llm_managed:
+        from swarm_engine.eval.runner import LlmRunHooks
+        from swarm_engine.llm.factory import make_invoker
+        from swarm_engine.llm.runner import InvokerRunner
+
+        runner = InvokerRunner(make_invoker(sc.spec.llm))
+    try:
+        if runner is not None:
+            sc.plan(runner)
+        swarm = sc.swarm(seed)
+        if runner is not None:
+            LlmRunHooks(sc, runner).attach(swarm)
+        if not quiet:
+            swarm.add_hook(SnapshotHook(sc, console))
+        res = swarm.run()
+    finally:
+        if runner is not None:
+            console.print(f"llm: {runner.stats.summary()}", highlight=False, markup=False)
+            runner.close()
     style = "green" if res.success else "red"
     console.print(f"[{style}]{res.verdict.reason}[/] after {res.ticks} ticks, {res.actions} actions "
                   f"({res.failed_actions} failed)", highlight=False)

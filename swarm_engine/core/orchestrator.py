@@ -36,9 +36,13 @@ _FUSED_CHUNK = 1 << 20     # ticks per native call when nothing needs Python bet
 
 
 class AsyncSource(Protocol):
-    """Asynchronous work folded in during the collect phase (LLM answers, slow tools)."""
+    """Asynchronous work: ``collect`` folds in finished results (collect phase);
+    ``manage`` may hand workers to it before the selector runs (manage phase),
+    e.g. an LLM manager asking the model and marking those workers waiting."""
 
     def collect(self, swarm: "Swarm") -> None: ...
+
+    def manage(self, swarm: "Swarm") -> None: ...
 
 
 @dataclass(frozen=True)
@@ -225,7 +229,11 @@ class Swarm:
         for source in self._sources:                      # 1. collect
             source.collect(self)
         k = self.kernel
-        n = k.plan_tick()                                 # 2. manage
+        for source in self._sources:                      # 2. manage: async sources first,
+            manage = getattr(source, "manage", None)
+            if manage is not None:
+                manage(self)
+        n = k.plan_tick()                                 #    then the selector
         if self._hooks and any(h.overrides("on_manage") for h in self._hooks):
             a = Assignments(*k.assignments())
             for h in self._hooks:

@@ -41,10 +41,10 @@ class Scenario:
     path: str | None
     sha256: str
     variant: str | None
-    graph: DependencyGraph
+    graph: DependencyGraph | None         # None until planned (dependency_graph.type = "llm")
     binding: EnvironmentBinding
     config: SwarmConfig
-    rules: CompiledRules
+    rules: CompiledRules | None
 
     @property
     def name(self) -> str:
@@ -58,10 +58,27 @@ class Scenario:
     def actions(self) -> list[str]:
         return [a.name for a in self.spec.actions.actions]
 
+    @property
+    def llm_managed(self) -> bool:
+        return self.spec.llm.provider != "none"
+
+    def plan(self, runner) -> None:
+        """Plan the dependency graph with the LLM (type "llm"; once, at task start)."""
+        if self.graph is not None:
+            return
+        from swarm_engine.llm.planner import plan_graph
+
+        actions = [(a.name, a.description) for a in self.spec.actions.actions]
+        self.graph = plan_graph(runner, self.spec.task.goal, actions, source=self.path)
+        self.rules = self.graph.compile()
+
     def swarm(self, seed: int = 42, *, record_events: bool = False, config: SwarmConfig | None = None):
         """A :class:`swarm_engine.core.orchestrator.Swarm` ready to run this scenario."""
         from swarm_engine.core.orchestrator import Swarm
 
+        if self.rules is None:
+            raise ScenarioError("the dependency graph is planned by the LLM: call Scenario.plan(runner) "
+                                "first (swarm eval does)", path=self.path, field="dependency_graph.type")
         return Swarm(self.rules, self.binding, config or self.config, seed=seed, record_events=record_events,
                      action_names=self.actions)
 
@@ -126,7 +143,8 @@ def _apply_variant(raw: dict, variant: str | None, source: str | None) -> dict:
                         path=source, field="variants")
 
 
-def _graph(spec: schema.ScenarioFile, binding: EnvironmentBinding, text: str, source: str | None) -> DependencyGraph:
+def _graph(spec: schema.ScenarioFile, binding: EnvironmentBinding, text: str,
+           source: str | None) -> DependencyGraph | None:
     actions = [a.name for a in spec.actions.actions]
     g = spec.dependency_graph
     if isinstance(g, schema.StaticGraph):
@@ -136,10 +154,12 @@ def _graph(spec: schema.ScenarioFile, binding: EnvironmentBinding, text: str, so
                                 field="dependency_graph.pattern")
         return default_graph(binding, actions, source)
     if isinstance(g, schema.LlmGraph):
-        raise ScenarioError("dependency_graph type 'llm' needs the LLM layer with a configured [llm] "
-                            "provider; use type = \"static\" or \"custom\" for exploration-only runs",
-                            path=source, line=locate(text, ["dependency_graph", "type"]),
-                            field="dependency_graph.type")
+        if spec.llm.provider == "none":
+            raise ScenarioError("dependency_graph type 'llm' needs an [llm] provider to plan the graph "
+                                "(or use type = \"static\" / \"custom\")",
+                                path=source, line=locate(text, ["dependency_graph", "type"]),
+                                field="dependency_graph.type")
+        return None                      # planned by the LLM at task start: Scenario.plan()
     variants = {}
     for i, pv in enumerate(g.param_variants):
         if pv.action in variants:
@@ -217,7 +237,8 @@ def parse_scenario(text: str, source: str | None = None, variant: str | None = N
     graph = _graph(spec, binding, text, source)
     config = _config(spec, source)
     return Scenario(spec=spec, path=source, sha256=hashlib.sha256(text.encode()).hexdigest(),
-                    variant=variant, graph=graph, binding=binding, config=config, rules=graph.compile())
+                    variant=variant, graph=graph, binding=binding, config=config,
+                    rules=graph.compile() if graph is not None else None)
 
 
 def load_scenario(path: str | Path, variant: str | None = None,

@@ -55,6 +55,8 @@ def build_report(result: EvalResult, *, include_runs: bool = True) -> dict[str, 
         "conditions": {k: float(v.mean()) if n else None for k, v in result.conditions.items()},
         "milestones": {k: float(v.mean()) if n else None for k, v in result.milestones.items()},
     }
+    if result.llm:
+        summary["llm"] = {**result.llm, **{k: int(v.sum()) for k, v in result.per_run_llm.items()}}
     report: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "engine": {"name": "swarm-engine", "version": __version__},
@@ -79,7 +81,8 @@ def build_report(result: EvalResult, *, include_runs: bool = True) -> dict[str, 
              "conditions": {k: bool(v[i]) for k, v in result.conditions.items()},
              "milestones": {k: float(v[i]) for k, v in result.milestones.items()},
              "milestone_score": float(miles[i]) if n else 0.0,
-             "wall_seconds": float(result.wall[i])}
+             "wall_seconds": float(result.wall[i]),
+             **{k: int(v[i]) for k, v in result.per_run_llm.items()}}
             for i in range(n)]
     return report
 

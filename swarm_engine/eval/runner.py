@@ -23,7 +23,7 @@ from swarm_engine.eval.conditions import evaluate, run_metrics
 from swarm_engine.eval.loader import Scenario
 from swarm_engine.exploration.kernel import make_kernel
 
-__all__ = ["EvalResult", "run_eval", "TraceWriter"]
+__all__ = ["EvalResult", "run_eval", "TraceWriter", "RunHooks", "LlmRunHooks"]
 
 ProgressFn = Callable[[int, int], None]
 
@@ -49,7 +49,8 @@ class EvalResult:
     milestones: dict[str, np.ndarray]
     engine_seconds: float
     stopped: bool = False
-    llm: dict = field(default_factory=dict)
+    llm: dict = field(default_factory=dict)             # LlmStats.summary() of LLM-managed evals
+    per_run_llm: dict = field(default_factory=dict)     # llm_calls, llm_errors, ... per run
 
     @property
     def runs(self) -> int:
@@ -112,19 +113,31 @@ def _native_batches(scenario: Scenario, seeds: np.ndarray, progress: ProgressFn 
     return {key: v[:r] for key, v in out.items()}, elapsed, stopped
 
 
+class RunHooks:
+    """Per-run set-up around a Python-driven run (the LLM manager uses it)."""
+
+    def attach(self, swarm) -> None:
+        """Called before each run with the swarm reset to that run's seed."""
+
+    def finish(self, swarm) -> dict:
+        """Called after each run; returns extra per-run values (llm_calls, llm_errors)."""
+        return {}
+
+
 def _python_runs(scenario: Scenario, seeds: np.ndarray, progress: ProgressFn | None,
-                 trace: TraceWriter | None):
+                 trace: TraceWriter | None, hooks: RunHooks | None = None):
     R, A = seeds.shape[0], len(scenario.actions)
-    rows = []
+    rows, extras = [], []
     stopped = False
+    hooks = hooks or RunHooks()
     t0 = time.perf_counter()
     try:
-        swarm = scenario.swarm(int(seeds[0]), record_events=trace is not None)
         for i in range(R):
-            if i:
-                swarm.reset(int(seeds[i]))
+            swarm = scenario.swarm(int(seeds[i]), record_events=trace is not None)
+            hooks.attach(swarm)
             t = time.perf_counter()
             res = swarm.run()
+            extras.append(hooks.finish(swarm))
             if trace is not None:
                 ev = swarm.events()
                 trace.write(EventBatch(**{**{f: getattr(ev, f) for f in EventBatch.__dataclass_fields__},
@@ -143,13 +156,69 @@ def _python_runs(scenario: Scenario, seeds: np.ndarray, progress: ProgressFn | N
                failed=np.array([r[4] for r in rows], np.int64), wall=np.array([r[5] for r in rows]),
                by_action=np.array([r[6] for r in rows], np.int64).reshape(n, A),
                done=np.array([r[7] for r in rows], np.uint8))
+    for key in ("llm_calls", "llm_errors", "llm_decisions", "llm_fallbacks"):
+        if extras and key in extras[0]:
+            out[key] = np.array([e[key] for e in extras[:n]], np.int64)
     return out, elapsed, stopped
+
+
+class LlmRunHooks(RunHooks):
+    """Attaches a fresh LLM manager to every run; counts its calls per run."""
+
+    def __init__(self, scenario: Scenario, runner) -> None:
+        from swarm_engine.llm.manager import ManagerPolicy
+        from swarm_engine.llm.protocol import Sampling
+
+        spec = scenario.spec
+        m = spec.manager
+        self.scenario = scenario
+        self.runner = runner
+        self.policy = ManagerPolicy(process_every_tick=m.process_every_tick,
+                                    process_interval_ticks=m.process_interval_ticks,
+                                    immediate_on_escalation=m.immediate_on_escalation,
+                                    confidence_threshold=m.confidence_threshold)
+        self.sampling = Sampling(spec.llm.temperature, spec.llm.max_tokens, spec.llm.seed)
+        ctx = spec.task.context
+        self.context = " ".join(x for x in (spec.task.expected and f"Expected: {spec.task.expected}.",
+                                            ctx.notes, ctx.target_path and f"Path: {ctx.target_path}.") if x)
+        self.actions = [(a.name, a.description) for a in spec.actions.actions]
+
+    def attach(self, swarm) -> None:
+        from swarm_engine.llm.manager import LlmManager, attach
+
+        self.before = self.runner.stats.summary()
+        self.manager = LlmManager(self.runner, goal=self.scenario.spec.task.goal, context=self.context,
+                                  actions=self.actions, policy=self.policy, sampling=self.sampling)
+        attach(self.manager, swarm)
+
+    def finish(self, swarm) -> dict:
+        # answers still in flight belong to this run: wait for them and drop them
+        self.runner.drain(self.scenario.spec.llm.timeout)
+        after = self.runner.stats.summary()
+        return {"llm_calls": after["invocations"] - self.before["invocations"],
+                "llm_errors": after["errors"] - self.before["errors"],
+                "llm_decisions": self.manager.applied,
+                "llm_fallbacks": after["fallbacks"] - self.before["fallbacks"]}
+
+
+def _llm_runs(scenario: Scenario, seeds: np.ndarray, progress: ProgressFn | None,
+              trace: TraceWriter | None):
+    from swarm_engine.llm.factory import make_invoker
+    from swarm_engine.llm.runner import InvokerRunner
+
+    runner = InvokerRunner(make_invoker(scenario.spec.llm))
+    try:
+        scenario.plan(runner)
+        out, elapsed, stopped = _python_runs(scenario, seeds, progress, trace, LlmRunHooks(scenario, runner))
+        return out, elapsed, stopped, runner.stats.summary()
+    finally:
+        runner.close()
 
 
 def _judge(scenario: Scenario, out: dict) -> tuple[np.ndarray, list[str], dict, dict]:
     spec = scenario.spec
     metrics = run_metrics(out["done"], out["ticks"], out["actions"], out["failed"], out["by_action"],
-                          scenario.actions)
+                          scenario.actions, out.get("llm_errors"), out.get("llm_calls"))
     verdict = out["verdict"].astype(np.int64)
     kernel_ok = verdict == Verdict.SUCCESS
     conds: dict[str, np.ndarray] = {}
@@ -199,7 +268,10 @@ def run_eval(scenario: Scenario, runs: int, seed: int = 42, *, progress: Progres
     try:
         tw = TraceWriter(scenario, seeds, stream) if stream else None
         paced = scenario.config.tick_duration_ms > 0
-        if scenario.binding.native and not paced:
+        llm: dict = {}
+        if scenario.llm_managed:
+            out, elapsed, stopped, llm = _llm_runs(scenario, seeds, progress, tw)
+        elif scenario.binding.native and not paced:
             out, elapsed, stopped = _native_batches(scenario, seeds, progress, tw, chunk_seconds)
         else:
             out, elapsed, stopped = _python_runs(scenario, seeds, progress, tw)
@@ -212,6 +284,8 @@ def run_eval(scenario: Scenario, runs: int, seed: int = 42, *, progress: Progres
                       verdict=out["verdict"], reason=reason, done=out["done"].astype(bool), ticks=out["ticks"],
                       actions=out["actions"], failed=out["failed"], wall=out["wall"],
                       by_action=out["by_action"], conditions=conds, milestones=miles,
-                      engine_seconds=elapsed, stopped=stopped)
+                      engine_seconds=elapsed, stopped=stopped, llm=llm,
+                      per_run_llm={k: out[k] for k in ("llm_calls", "llm_errors", "llm_decisions",
+                                                       "llm_fallbacks") if k in out})
 
 

@@ -1,0 +1,189 @@
+"""The LLM manager: a swarm's asynchronous source of decisions.
+
+Hybrid by design. When the manager is due (every tick, every N ticks, or at
+once for a worker that escalates), each idle worker is asked which of the
+frontier's top candidates to take next; the worker waits ('continuing') while
+its question is in flight and the bandit keeps every other worker busy. In a
+later tick's collect phase an answer assigns the chosen node; an answer below
+the confidence threshold, an unparseable one or a failed call releases the
+worker to the bandit, and its next event records the fallback.
+
+Manage::
+
+    tick t    manage: ask idle workers -> waiting            (submit, no I/O wait)
+    tick t+k  collect: answers -> assign_node / fallback     (poll)
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from swarm_engine._native import _kernel
+from swarm_engine.core.events import EventBatch
+from swarm_engine.llm import prompts
+from swarm_engine.llm.protocol import Choice, DecisionRequest, LoraScale, Sampling
+from swarm_engine.llm.runner import InvokerRunner
+
+if TYPE_CHECKING:
+    from swarm_engine.core.orchestrator import Swarm
+
+__all__ = ["ManagerPolicy", "LlmManager"]
+
+_OUTCOME = {0: "failed", 1: "ok", 2: "error"}
+
+
+@dataclass(frozen=True)
+class ManagerPolicy:
+    """When to ask and how much to show (the scenario's [manager] section)."""
+
+    process_every_tick: bool = False
+    process_interval_ticks: int = 5
+    immediate_on_escalation: bool = True
+    confidence_threshold: float = 0.3
+    max_candidates: int = 8          # frontier groups shown to the model
+    nodes_per_group: int = 8         # open nodes (e.g. param variants) shown per group
+    history: int = 6                 # the worker's own recent actions in its prompt
+    idle_wait_s: float = 0.05        # an idle free-running tick sleeps at most this long for answers
+
+
+class LlmManager:
+    """Attach with ``swarm.add_source(manager)``; one manager per swarm, one
+    runner may serve several swarms (runs) one after another."""
+
+    def __init__(self, runner: InvokerRunner, *, goal: str, context: str,
+                 actions: Sequence[tuple[str, str]], policy: ManagerPolicy = ManagerPolicy(),
+                 sampling: Sampling = Sampling(), lora: tuple[LoraScale, ...] | None = None,
+                 rules: str = "") -> None:
+        self.runner = runner
+        self.policy = policy
+        self.sampling = sampling
+        self.lora = lora
+        self.shared = prompts.shared_prompt(goal, context, list(actions), rules)
+        self._history: dict[int, deque] = {}
+        self._seen_events = 0
+        self.asked = 0
+        self.applied = 0
+
+    # ------------------------------------------------------------------ events
+    def on_events(self, events: EventBatch, swarm: "Swarm | None" = None) -> None:
+        """Keep each worker's recent history (rendered lazily, only for prompts)."""
+        if swarm is None or events is None:
+            return
+        b = swarm.environment
+        names = b.target_names or str
+        args = swarm.rules.args
+        for row in events.rows():
+            target = names(row["target"]) if row["target"] >= 0 else ""
+            arg = args.name(row["arg"]) if row["arg"] >= 0 else ""
+            text = ""
+            if b.renderer is not None:
+                text = b.renderer({"op": int(b.ops[row["action"]]), "target": row["target"], "arg": row["arg"],
+                                   "arg_name": arg, "outcome": {"fail": 0, "ok": 1, "error": 2}[row["outcome"]]},
+                                  swarm.seed)
+            label = " ".join(x for x in (swarm.action_names[row["action"]], target, arg) if x)
+            hist = self._history.setdefault(row["worker"], deque(maxlen=self.policy.history))
+            hist.append(f"{label} -> {row['outcome']}: {text}")
+
+    # ------------------------------------------------------------------ phases
+    def collect(self, swarm: "Swarm") -> None:
+        """Collect phase: apply finished answers."""
+        k = swarm.kernel
+        stats = self.runner.stats
+        for req, dec in self.runner.poll():
+            w = req.worker
+            if not dec.ok:
+                stats.fallbacks += 1
+                k.mark_fallback(w)
+                continue
+            if dec.confidence is not None and dec.confidence < self.policy.confidence_threshold:
+                stats.low_confidence += 1
+                stats.fallbacks += 1
+                k.mark_fallback(w)
+                continue
+            node = req.choices[dec.choice].group
+            if k.assign_node(w, node):
+                self.applied += 1
+            else:                      # taken by another worker meanwhile
+                stats.fallbacks += 1
+                k.mark_fallback(w)
+
+    def manage(self, swarm: "Swarm") -> None:
+        """Manage phase (before the selector): ask the due, idle workers."""
+        k = swarm.kernel
+        p = self.policy
+        w = k.workers()
+        idle = ~w["done"] & ~w["waiting"] & (w["node"] < 0)
+        escalated = w["result"] == _kernel.W_ESCALATE
+        due = p.process_every_tick or swarm.tick % max(1, p.process_interval_ticks) == 0
+        if due:
+            ask = np.flatnonzero(idle)
+        elif p.immediate_on_escalation:
+            ask = np.flatnonzero(idle & escalated)
+        else:
+            ask = np.zeros(0, np.int64)
+        if ask.size:
+            choices = self._candidates(swarm)
+            if choices:
+                requests = [self._request(swarm, int(x), choices) for x in ask]
+                for x in ask:
+                    k.set_waiting(int(x), True)
+                self.runner.submit(requests)
+                self.asked += len(requests)
+        if swarm.config.tick_duration_ms == 0 and self.runner.in_flight:
+            w = k.workers()
+            if not (~w["done"] & ~w["waiting"]).any():
+                # nobody can act this tick: wait for an answer rather than spin empty ticks
+                self.runner.wait_any(p.idle_wait_s)
+
+    # ------------------------------------------------------------------ prompts
+    def _candidates(self, swarm: "Swarm") -> tuple[Choice, ...]:
+        k = swarm.kernel
+        gids, scores = k.selector_scores(limit=4 * self.policy.max_candidates)
+        if len(gids) == 0:
+            return ()
+        order = np.argsort(-scores, kind="stable")[: self.policy.max_candidates]
+        g = k.groups()
+        names = swarm.environment.target_names or str
+        args = swarm.rules.args
+        out = []
+        for i in order:
+            gid = int(gids[i])
+            for node in k.group_nodes(gid, self.policy.nodes_per_group):
+                a, t, x = k.node_key(node)
+                out.append(Choice(action=swarm.action_names[a], target=names(t) if t >= 0 else None,
+                                  arg=args.name(x) if x >= 0 else None, group=node,
+                                  score=float(scores[i]), visits=int(g["visits"][gid]),
+                                  successes=int(g["successes"][gid])))
+        return tuple(out)
+
+    def _request(self, swarm: "Swarm", worker: int, choices: tuple[Choice, ...]) -> DecisionRequest:
+        k = swarm.kernel
+        team = (f"tick {swarm.tick}; {k.total_visits} actions so far ({k.total_fail} failed); "
+                f"{k.n_open} open candidates")
+        body = prompts.worker_prompt(worker, list(self._history.get(worker, ())), team, choices)
+        seed = self.sampling.seed if self.sampling.seed is not None else (swarm.seed * 7919 + worker) & 0x7FFFFFFF
+        return DecisionRequest(worker=worker, shared_prompt=self.shared, worker_prompt=body, choices=choices,
+                               sampling=Sampling(self.sampling.temperature, self.sampling.max_tokens, seed,
+                                                 self.sampling.top_k, self.sampling.top_p),
+                               lora=self.lora, slot=worker)
+
+
+class _Subscriber:
+    """Adapts the manager to the event-subscriber protocol of one swarm."""
+
+    def __init__(self, manager: LlmManager, swarm: "Swarm") -> None:
+        self.manager = manager
+        self.swarm = swarm
+
+    def on_events(self, events: EventBatch) -> None:
+        self.manager.on_events(events, self.swarm)
+
+
+def attach(manager: LlmManager, swarm: "Swarm") -> None:
+    """Wire the manager into a swarm: collect/manage phases and event history."""
+    swarm.add_source(manager)
+    swarm.subscribe(_Subscriber(manager, swarm))

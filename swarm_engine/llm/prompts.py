@@ -1,0 +1,249 @@
+"""Decision and planning prompts in the original's JSON-only template.
+
+The original engine asked its model with one template::
+
+    You are a JSON-only response AI for action selection.
+
+    Example interaction:
+    User: <example>
+    Assistant: <example json>
+
+    Now respond with ONLY a JSON object:
+    <content>
+    Your JSON:
+
+Here the template is cut in two at ``<content>``. :func:`shared_prompt` is
+everything up to and including "Now respond with ONLY a JSON object:" (rules,
+task, action catalogue, the example): it is byte-identical for every worker of
+a run, so a server's prefix cache serves it once. :func:`worker_prompt` is the
+worker's own part (its recent history, the team summary, its numbered
+candidates with their statistics) and ends with "Your JSON:". The request's
+full prompt is ``shared + worker``.
+
+The answer to a candidate is :func:`answer_json`: one canonical string per
+choice, which the grammar (:mod:`swarm_engine.llm.grammar`) makes the only
+possible outputs and which the candidate list shows verbatim, so even a 135M
+model has something to copy.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Sequence
+
+from swarm_engine.llm.protocol import Choice
+
+if TYPE_CHECKING:
+    from swarm_engine.llm.protocol import DecisionRequest
+
+__all__ = ["HEADER", "ANSWER_CUE", "CONTENT_CUE", "shared_prompt", "worker_prompt", "answer_json",
+           "answer_object", "chat_messages", "plan_prompt", "plan_schema", "PLAN_SCHEMA"]
+
+HEADER = "You are a JSON-only response AI for action selection."
+CONTENT_CUE = "Now respond with ONLY a JSON object:"
+ANSWER_CUE = "Your JSON:"
+
+# A history longer than this is cut to its most recent entries: small models
+# lose the thread in long prompts and the worker part is paid for every call.
+MAX_HISTORY = 8
+
+_SEPARATORS = (", ", ": ")
+
+
+def answer_object(choice: Choice) -> dict[str, str]:
+    """The canonical answer as a dict: ``tool``, then ``target`` and ``arg``
+    when the choice has them (insertion order is the key order)."""
+    obj = {"tool": choice.action}
+    if choice.target:
+        obj["target"] = choice.target
+    if choice.arg:
+        obj["arg"] = choice.arg
+    return obj
+
+
+def answer_json(choice: Choice) -> str:
+    """The exact canonical answer for ``choice``.
+
+    ``{"tool": "ReadLogs", "target": "api-gateway"}``: keys in the fixed order
+    tool, target, arg (target and arg only when the choice has them),
+    ``json.dumps`` separators ``(", ", ": ")``, non-ASCII kept as is.
+    """
+    return json.dumps(answer_object(choice), separators=_SEPARATORS, ensure_ascii=False)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def shared_prompt(goal: str, context: str, actions: list[tuple[str, str]], rules: str = "") -> str:
+    """The part of a decision prompt that every worker of a run shares.
+
+    Parameters
+    ----------
+    goal:
+        The task (scenario ``task.goal``).
+    context:
+        Background for the task (scenario ``task.context``); may be empty.
+    actions:
+        The action catalogue as (name, description) pairs, in scenario order.
+    rules:
+        Extra rules, one per line; may be empty.
+
+    Returns
+    -------
+    str
+        Ends with "Now respond with ONLY a JSON object:" and a newline, so the
+        worker part (:func:`worker_prompt`) follows directly.
+    """
+    lines = [HEADER, "", "Rules:",
+             "- Pick exactly one of the numbered candidates.",
+             "- Answer with that candidate's JSON object, copied exactly, and nothing else."]
+    for rule in (rules or "").splitlines():
+        rule = rule.strip()
+        if rule:
+            lines.append(rule if rule.startswith("- ") else f"- {rule}")
+    lines += ["", f"Task: {_one_line(goal)}"]
+    if context and context.strip():
+        lines.append(f"Context: {_one_line(context)}")
+    lines += ["", "Actions:"]
+    for name, description in actions:
+        lines.append(f"- {name}: {_one_line(description)}" if description else f"- {name}")
+    lines += ["", "Example interaction:", f"User: {_example_user(actions)}",
+              f"Assistant: {_example_answer(actions)}", "", CONTENT_CUE, ""]
+    return "\n".join(lines)
+
+
+def _example_choices(actions: Sequence[tuple[str, str]]) -> tuple[Choice, Choice]:
+    names = [name for name, _ in actions] or ["Act"]
+    first, second = names[0], names[1] if len(names) > 1 else names[0]
+    return Choice(first, "target-a"), Choice(second, "target-b")
+
+
+def _example_user(actions: Sequence[tuple[str, str]]) -> str:
+    a, b = _example_choices(actions)
+    return f"Candidates: 1. {answer_json(a)} 2. {answer_json(b)} Pick the most promising."
+
+
+def _example_answer(actions: Sequence[tuple[str, str]]) -> str:
+    # the example answers with the second candidate so the model learns to
+    # choose, not to copy the first line
+    return answer_json(_example_choices(actions)[1])
+
+
+def _stat(choice: Choice) -> str:
+    return f"visits={choice.visits} successes={choice.successes} score={choice.score:.3f}"
+
+
+def worker_prompt(worker: int, history: list[str], team_summary: str, choices: Sequence[Choice], *,
+                  max_history: int = MAX_HISTORY) -> str:
+    """One worker's part of a decision prompt, appended to :func:`shared_prompt`.
+
+    Parameters
+    ----------
+    worker:
+        The worker's index.
+    history:
+        The worker's past steps, oldest first, one line each (e.g.
+        ``"CheckStatus api-gateway -> ok: degraded"``); only the last
+        ``max_history`` are shown.
+    team_summary:
+        What the rest of the team did or found; may be empty.
+    choices:
+        The candidates, shown numbered from 1 with their canonical JSON and
+        statistics (visits, successes, score).
+
+    Returns
+    -------
+    str
+        Ends with "Your JSON:" (no trailing newline or space).
+    """
+    lines = [f"Worker {worker}."]
+    recent = [_one_line(h) for h in history[-max_history:]] if max_history > 0 else []
+    if recent:
+        lines.append("Your recent steps (oldest first):")
+        lines += [f"- {h}" for h in recent]
+    else:
+        lines.append("Your recent steps: none yet.")
+    if team_summary and team_summary.strip():
+        lines.append(f"Team: {_one_line(team_summary)}")
+    lines.append("Candidates:")
+    for i, choice in enumerate(choices, 1):
+        lines.append(f"{i}. {answer_json(choice)} ({_stat(choice)})")
+    lines.append(ANSWER_CUE)
+    return "\n".join(lines)
+
+
+def chat_messages(request: DecisionRequest) -> list[dict[str, str]]:
+    """The request as chat messages: the shared part as the system message
+    (first, so prefix caches hit), the worker part as the user message."""
+    return [{"role": "system", "content": request.shared_prompt},
+            {"role": "user", "content": request.worker_prompt}]
+
+
+# dependency_graph.type = "llm": the model plans edges between the scenario's
+# actions once per run. Treat as read-only; plan_schema() returns fresh copies.
+PLAN_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "edges": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "from": {"type": "string"},
+                    "to": {"type": "string"},
+                    "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+                },
+                "required": ["from", "to", "confidence"],
+                "additionalProperties": False,
+            },
+        },
+        "start": {"type": "array", "items": {"type": "string"}},
+        "terminal": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["edges", "start", "terminal"],
+    "additionalProperties": False,
+}
+
+
+def plan_schema(action_names: Sequence[str] | None = None) -> dict[str, Any]:
+    """A fresh copy of :data:`PLAN_SCHEMA`; with ``action_names`` every action
+    field is restricted to those names (an ``enum``), so a constrained backend
+    cannot invent actions."""
+    schema = json.loads(json.dumps(PLAN_SCHEMA))
+    if action_names:
+        names = {"type": "string", "enum": list(dict.fromkeys(action_names))}
+        props = schema["properties"]
+        props["edges"]["items"]["properties"]["from"] = dict(names)
+        props["edges"]["items"]["properties"]["to"] = dict(names)
+        props["start"]["items"] = dict(names)
+        props["terminal"]["items"] = dict(names)
+    return schema
+
+
+def plan_prompt(task: str, actions: Sequence[tuple[str, str]]) -> str:
+    """A JSON-only prompt asking for a dependency graph over ``actions``.
+
+    The answer follows :data:`PLAN_SCHEMA`: ``edges`` (``from`` must succeed
+    before ``to`` is worth trying; ``confidence`` 0..1), ``start`` (actions
+    with no prerequisite) and ``terminal`` (actions that complete the task).
+    """
+    names = [name for name, _ in actions]
+    example = {"edges": [{"from": "A", "to": "B", "confidence": 0.9},
+                         {"from": "B", "to": "C", "confidence": 0.7}],
+               "start": ["A"], "terminal": ["C"]}
+    lines = [HEADER, "", "Plan the order in which actions should be tried for a task.",
+             "Each edge means: after \"from\" succeeds, \"to\" becomes worth trying; "
+             "confidence is between 0 and 1.",
+             "\"start\" lists the actions to try first; \"terminal\" lists the actions that complete the task.",
+             "Use only the action names listed below.", "",
+             "Example interaction:",
+             "User: Task: example. Actions: A, B, C",
+             f"Assistant: {json.dumps(example, separators=_SEPARATORS)}", "",
+             CONTENT_CUE,
+             f"Task: {_one_line(task)}", "Actions:"]
+    for name, description in actions:
+        lines.append(f"- {name}: {_one_line(description)}" if description else f"- {name}")
+    lines.append(f"Allowed names: {', '.join(names)}")
+    lines.append(ANSWER_CUE)
+    return "\n".join(lines)
