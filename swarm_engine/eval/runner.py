@@ -176,7 +176,8 @@ class LlmRunHooks(RunHooks):
         self.policy = ManagerPolicy(process_every_tick=m.process_every_tick,
                                     process_interval_ticks=m.process_interval_ticks,
                                     immediate_on_escalation=m.immediate_on_escalation,
-                                    confidence_threshold=m.confidence_threshold)
+                                    confidence_threshold=m.confidence_threshold,
+                                    idle_wait_s=spec.llm.timeout)
         self.sampling = Sampling(spec.llm.temperature, spec.llm.max_tokens, spec.llm.seed)
         ctx = spec.task.context
         self.context = " ".join(x for x in (spec.task.expected and f"Expected: {spec.task.expected}.",

@@ -16,6 +16,7 @@ fixes the values but not the whitespace, so answers to it are parsed with
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any, Sequence
 
 from swarm_engine.errors import ConfigError
@@ -29,15 +30,17 @@ _GBNF_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"
 
 def gbnf_literal(text: str) -> str:
     """``text`` as a GBNF string literal: double quotes, with ``"`` and ``\\``
-    escaped, control characters as ``\\xHH`` (llama.cpp's parse_char rules);
-    other characters, non-ASCII included, stand for themselves (UTF-8)."""
+    escaped, control characters and line/paragraph separators as ``\\xHH`` or
+    ``\\uHHHH`` (llama.cpp's parse_char rules; the grammar matches code points,
+    so ``\\x85`` is U+0085); other characters, non-ASCII included, stand for
+    themselves (UTF-8). The literal never contains a line break of any kind."""
     out = []
     for ch in text:
         esc = _GBNF_ESCAPES.get(ch)
         if esc is not None:
             out.append(esc)
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\x{ord(ch):02X}")
+        elif unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
+            out.append(f"\\x{ord(ch):02X}" if ord(ch) < 0x100 else f"\\u{ord(ch):04X}")
         else:
             out.append(ch)
     return '"' + "".join(out) + '"'

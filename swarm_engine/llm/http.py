@@ -103,9 +103,15 @@ def _describe(exc: httpx.HTTPError, timeout: Any) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
+def _error(kind: type[LlmTransientError] | type[LlmPermanentError], message: str, retries: int):
+    err = kind(message)
+    err.retries = retries  # type: ignore[attr-defined]   # the callers' Decision.retries
+    return err
+
+
 async def _request_json(client: httpx.AsyncClient, method: str, url: str, payload: Any, *, timeout: Any,
                         retries: int, backoff: float, max_backoff: float, rng: random.Random | None,
-                        headers: Mapping[str, str] | None) -> tuple[dict[str, Any], int]:
+                        headers: Mapping[str, str] | None, allow_list: bool = False) -> tuple[Any, int]:
     if retries < 0:
         raise ValueError(f"retries must be >= 0, got {retries}")
     attempt = 0
@@ -118,37 +124,26 @@ async def _request_json(client: httpx.AsyncClient, method: str, url: str, payloa
             failure = f"{method} {url}: {_describe(exc, timeout)}"
             cause = exc
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            err = LlmPermanentError(f"{method} {url}: {' '.join(str(exc).split()) or type(exc).__name__}")
-            err.retries = attempt  # type: ignore[attr-defined]
-            raise err from exc
+            text = " ".join(str(exc).split()) or type(exc).__name__
+            raise _error(LlmPermanentError, f"{method} {url}: {text}", attempt) from exc
         else:
             status = response.status_code
             if 200 <= status < 300:
                 try:
                     body = response.json()
                 except (ValueError, UnicodeDecodeError) as exc:
-                    err = LlmPermanentError(f"{method} {url}: HTTP {status} but the body is not JSON: "
-                                            f"{server_message(response)!r}")
-                    err.retries = attempt  # type: ignore[attr-defined]
-                    raise err from exc
-                if not isinstance(body, dict):
-                    err = LlmPermanentError(f"{method} {url}: HTTP {status} but the body is a JSON "
-                                            f"{type(body).__name__}, not an object")
-                    err.retries = attempt  # type: ignore[attr-defined]
-                    raise err
+                    raise _error(LlmPermanentError, f"{method} {url}: HTTP {status} but the body is not JSON: "
+                                                    f"{server_message(response)!r}", attempt) from exc
+                if not isinstance(body, dict) and not (allow_list and isinstance(body, list)):
+                    raise _error(LlmPermanentError, f"{method} {url}: HTTP {status} but the body is a JSON "
+                                                    f"{type(body).__name__}, not an object", attempt)
                 return body, attempt
             failure = _status_line(method, url, response)
             if not is_transient_status(status):
-                err = LlmPermanentError(failure)
-                err.retries = attempt  # type: ignore[attr-defined]
-                raise err
+                raise _error(LlmPermanentError, failure, attempt)
         if attempt >= retries:
             tries = "1 attempt" if attempt == 0 else f"{attempt + 1} attempts"
-            err = LlmTransientError(f"{failure} (gave up after {tries})")
-            err.retries = attempt  # type: ignore[attr-defined]
-            if cause is not None:
-                raise err from cause
-            raise err
+            raise _error(LlmTransientError, f"{failure} (gave up after {tries})", attempt) from cause
         delay = backoff_delay(attempt, backoff=backoff, max_backoff=max_backoff, rng=rng)
         hint = _retry_after(response)
         if hint is not None:
@@ -159,8 +154,8 @@ async def _request_json(client: httpx.AsyncClient, method: str, url: str, payloa
 
 async def post_json(client: httpx.AsyncClient, url: str, payload: Any, *, timeout: float | httpx.Timeout,
                     retries: int = 3, backoff: float = 0.2, max_backoff: float = 2.0,
-                    rng: random.Random | None = None,
-                    headers: Mapping[str, str] | None = None) -> tuple[dict[str, Any], int]:
+                    rng: random.Random | None = None, headers: Mapping[str, str] | None = None,
+                    allow_list: bool = False) -> tuple[Any, int]:
     """POST ``payload`` as JSON and return the decoded JSON object.
 
     Parameters
@@ -181,10 +176,14 @@ async def post_json(client: httpx.AsyncClient, url: str, payload: Any, *, timeou
         Source of jitter (the backend's own seeded generator); None: no jitter.
     headers:
         Extra request headers (e.g. Authorization).
+    allow_list:
+        Also accept a JSON array body (llama-server /completion with a
+        prompt array answers one); otherwise only an object is accepted.
 
     Returns
     -------
     (body, retries_used)
+        ``body`` is a dict (or a list with ``allow_list``).
 
     Raises
     ------
@@ -196,7 +195,7 @@ async def post_json(client: httpx.AsyncClient, url: str, payload: Any, *, timeou
     Both carry ``retries`` (int): the retries spent before giving up.
     """
     return await _request_json(client, "POST", url, payload, timeout=timeout, retries=retries, backoff=backoff,
-                               max_backoff=max_backoff, rng=rng, headers=headers)
+                               max_backoff=max_backoff, rng=rng, headers=headers, allow_list=allow_list)
 
 
 async def get_json(client: httpx.AsyncClient, url: str, *, timeout: float | httpx.Timeout, retries: int = 0,

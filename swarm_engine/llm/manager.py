@@ -47,7 +47,7 @@ class ManagerPolicy:
     max_candidates: int = 8          # frontier groups shown to the model
     nodes_per_group: int = 8         # open nodes (e.g. param variants) shown per group
     history: int = 6                 # the worker's own recent actions in its prompt
-    idle_wait_s: float = 0.05        # an idle free-running tick sleeps at most this long for answers
+    idle_wait_s: float = 30.0        # an idle free-running tick waits at most this long for an answer
 
 
 class LlmManager:

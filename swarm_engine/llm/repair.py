@@ -48,7 +48,7 @@ _INDEX_KEYS = ("choice", "index", "candidate", "option", "number")
 
 _SEP = re.compile(r"[\s_\-]+")
 _FENCE = re.compile(r"```[A-Za-z0-9_+-]*[ \t]*\n?(.*?)(?:```|$)", re.S)
-_NUMBER = re.compile(r"^\W*(?:choice|option|candidate|number|answer)?\s*[:#]?\s*(\d{1,6})\s*[.):]?\s*$", re.I)
+_NUMBER = re.compile(r"^\s*(?:choice|option|candidate|number|answer)?\s*[:#]?\s*(\d{1,6})\s*[.):]?\s*$", re.I)
 _PAIR = re.compile(
     r"""["']?([A-Za-z_]+)["']?\s*[:=]\s*(?:"((?:[^"\\]|\\.)*)"?|'((?:[^'\\]|\\.)*)'?|([^\s,}"']+))""")
 _WORD_CHARS = set("_-./")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Sequence
 
 from swarm_engine.errors import LlmError
@@ -32,7 +32,6 @@ class InvokerRunner:
         self._thread = threading.Thread(target=self._loop.run_forever, name="swarm-llm", daemon=True)
         self._thread.start()
         self._pending: list[tuple[Future, list[DecisionRequest], float]] = []
-        self._done = threading.Event()
         self._closed = False
 
     # ------------------------------------------------------------------ calls
@@ -42,7 +41,6 @@ class InvokerRunner:
             return
         batch = list(requests)
         fut = asyncio.run_coroutine_threadsafe(self._decide(batch), self._loop)
-        fut.add_done_callback(lambda _f: self._done.set())
         self._pending.append((fut, batch, time.perf_counter()))
 
     async def _decide(self, batch: list[DecisionRequest]) -> list[Decision]:
@@ -71,8 +69,6 @@ class InvokerRunner:
             else:
                 still.append((fut, batch, t0))
         self._pending = still
-        if not still:
-            self._done.clear()
         return ready
 
     @property
@@ -81,20 +77,18 @@ class InvokerRunner:
 
     def wait_any(self, timeout: float) -> None:
         """Sleep until some batch finishes or ``timeout`` seconds pass."""
-        if self._pending and not any(f.done() for f, _, _ in self._pending):
-            self._done.wait(timeout)
+        if self._pending:
+            wait([f for f, _, _ in self._pending], timeout=timeout, return_when=FIRST_COMPLETED)
 
     def drain(self, timeout: float) -> None:
         """Wait (at most ``timeout`` s) for what is in flight, record it and drop
         the answers: a finished run's questions must not reach the next run."""
-        deadline = time.perf_counter() + timeout
-        while self._pending and time.perf_counter() < deadline:
-            self._done.wait(max(0.0, min(0.05, deadline - time.perf_counter())))
-            self.poll()
+        if self._pending:
+            wait([f for f, _, _ in self._pending], timeout=timeout)
+        self.poll()
         for fut, _, _ in self._pending:
             fut.cancel()
         self._pending.clear()
-        self._done.clear()
 
     def run(self, coro, timeout: float | None = None):
         """Run a coroutine on the invoker's loop and wait for it (set-up work

@@ -29,7 +29,7 @@ from swarm_engine.llm.http import HttpInvoker, int_field
 from swarm_engine.llm.prompts import chat_messages
 from swarm_engine.llm.protocol import DecisionRequest, Sampling
 
-__all__ = ["OllamaInvoker", "DEFAULT_URL"]
+__all__ = ["OllamaInvoker", "DEFAULT_URL", "sampling_options"]
 
 DEFAULT_URL = "http://127.0.0.1:11434"
 _FORMATS = ("schema", "json", None)
@@ -49,10 +49,11 @@ class OllamaInvoker(HttpInvoker):
 
     Parameters
     ----------
-    model:
-        An Ollama model name, e.g. ``"smollm2:135m"`` (pulled beforehand).
     base_url:
         Server root.
+    model:
+        An Ollama model name, e.g. ``"smollm2:135m"`` (pulled beforehand);
+        required (Ollama has no default model).
     keep_alive:
         How long Ollama keeps the model loaded after a call ("5m", "-1", 0...).
     options:
@@ -72,13 +73,13 @@ class OllamaInvoker(HttpInvoker):
     name = "ollama"
     decide_path = "/api/chat"
 
-    def __init__(self, model: str, base_url: str = DEFAULT_URL, *, keep_alive: str | int | float | None = "5m",
-                 options: Mapping[str, Any] | None = None, concurrency: int = 4, timeout: float = 60.0,
-                 format: str | None = "schema", retries: int = 3, backoff: float = 0.2,
-                 max_backoff: float = 2.0, seed: int = 0, client: httpx.AsyncClient | None = None,
-                 trust_env: bool | None = None) -> None:
+    def __init__(self, base_url: str = DEFAULT_URL, model: str | None = None, *,
+                 keep_alive: str | int | float | None = "5m", options: Mapping[str, Any] | None = None,
+                 concurrency: int = 4, timeout: float = 60.0, format: str | None = "schema", retries: int = 3,
+                 backoff: float = 0.2, max_backoff: float = 2.0, seed: int = 0,
+                 client: httpx.AsyncClient | None = None, trust_env: bool | None = None) -> None:
         if not isinstance(model, str) or not model.strip():
-            raise ConfigError(f"ollama: model must be a non-empty name, got {model!r}")
+            raise ConfigError(f"ollama: a model name is required (e.g. \"smollm2:135m\"), got {model!r}")
         if format not in _FORMATS:
             raise ConfigError(f"ollama: format must be 'schema', 'json' or None, got {format!r}")
         if options is not None and not isinstance(options, Mapping):

@@ -1,0 +1,472 @@
+"""The llama.cpp server backend: many decisions per tick over one connection pool.
+
+Two ways to send a tick's requests (``mode``), both through one shared
+``httpx.AsyncClient``:
+
+``"concurrent"``
+    One ``POST /completion`` per request, up to ``concurrency`` in flight,
+    each pinned to a server slot with ``id_slot`` (the request's ``slot``,
+    modulo the server's slot count: out-of-range ids are silently ignored by
+    the server), so a worker finds its own prefix in its slot's KV cache.
+``"array"``
+    One ``POST /completion`` whose ``prompt`` is an array; the server spreads
+    the prompts over its slots and answers a list whose items carry ``index``.
+    Grammar, sampling and LoRA are per request, not per prompt, so requests
+    are grouped by (allowed choices, sampling, LoRA set): one array request
+    per group. ``id_slot`` is not sent (with it, every prompt of the array
+    queues on that one slot).
+
+Per request: ``cache_prompt``, ``n_cache_reuse``, the choice grammar
+(``gbnf_for``) or JSON schema, ``n_probs`` for a confidence, explicit LoRA
+scales for every adapter the server has (an empty ``lora`` list is ignored by
+llama-server, so "no adapter" is every adapter at scale 0). llama-server does
+not key its KV cache on the LoRA set, so ``cache_prompt`` is turned off for a
+request whose slot last ran under another set.
+
+Confidence: the probability of the chosen answer among the allowed answers,
+the product over generated tokens of (mass of the candidate tokens that keep
+the text on the chosen answer) / (mass of those that keep it on any allowed
+answer), whitespace ignored. With temperature > 0 the candidates are the
+sampler's (``post_sampling_probs``); with temperature 0 the post-sampling
+probabilities are all 1.0 (greedy), so the model's own (pre-sampling)
+probabilities are used instead. Renormalising over allowed continuations
+matters: with grammar-constrained sampling the server's post-sampling list is
+the grammar-filtered one only when the unconstrained draw was rejected, and
+one answer has several tokenisations ('{' + '"' vs '{"'), so the bare product
+of the chosen tokens' probabilities is far below the choice's probability.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Sequence
+
+import httpx
+
+from swarm_engine.errors import ConfigError, LlmError, LlmPermanentError, LlmTransientError
+from swarm_engine.llm.grammar import gbnf_for, json_schema_for
+from swarm_engine.llm.http import backoff_delay, get_json, is_transient_status, post_json, server_message
+from swarm_engine.llm.prompts import answer_json
+from swarm_engine.llm.protocol import (ERROR_PARSE, ERROR_PERMANENT, ERROR_TRANSIENT, Choice, Decision,
+                                       DecisionRequest, LoraScale, Sampling)
+from swarm_engine.llm.repair import parse_decision
+
+__all__ = ["LlamaServerInvoker", "choice_confidence", "CHATML"]
+
+MODES = ("concurrent", "array")
+CONSTRAINTS = ("grammar", "json_schema", None)
+
+# SmolLM2-Instruct's chat template, for template=CHATML: the shared part is
+# the system message (first, so the prefix cache still hits).
+CHATML = ("<|im_start|>system\n{shared}<|im_end|>\n<|im_start|>user\n{worker}<|im_end|>\n"
+          "<|im_start|>assistant\n")
+
+_GRAMMAR_CACHE = 512
+
+
+def _squash(text: str) -> str:
+    return "".join(text.split())
+
+
+def _consistent(text: str, answer: str) -> bool:
+    return answer.startswith(text) or text.startswith(answer)
+
+
+def _prob(entry: dict) -> float:
+    if "prob" in entry:
+        return float(entry["prob"])
+    if "logprob" in entry:
+        return math.exp(float(entry["logprob"]))
+    return 0.0
+
+
+def choice_confidence(probs: Sequence[dict], answers: Sequence[str], chosen: int) -> float | None:
+    """P(answers[chosen] | one of answers), from llama-server's per-token
+    ``completion_probabilities``; None when the text left the chosen answer
+    (an unconstrained or repaired answer) or there is nothing to measure.
+
+    Each entry has the generated token (``token``, ``prob`` or ``logprob``)
+    and its alternatives (``top_probs`` or ``top_logprobs``).
+    """
+    target = _squash(answers[chosen])
+    allowed = [_squash(a) for a in answers]
+    text = ""
+    confidence = 1.0
+    measured = False
+    for step in probs:
+        if len(text) >= len(target):
+            break
+        if not target.startswith(text):
+            return None
+        token = str(step.get("token", ""))
+        candidates = {step.get("id", token): (token, _prob(step))}
+        for alt in step.get("top_probs") or step.get("top_logprobs") or ():
+            candidates.setdefault(alt.get("id", alt.get("token")), (str(alt.get("token", "")), _prob(alt)))
+        on_choice = on_any = 0.0
+        for tok, p in candidates.values():
+            cand = text + _squash(tok)
+            if _consistent(cand, target):
+                on_choice += p
+                on_any += p
+            elif any(_consistent(cand, a) for a in allowed):
+                on_any += p
+        if on_choice > 0.0 and on_any > 0.0:
+            confidence *= min(1.0, on_choice / on_any)
+            measured = True
+        text += _squash(token)
+    if not measured or not _consistent(text, target):
+        return None
+    return confidence
+
+
+class LlamaServerInvoker:
+    """Decisions from a running llama-server (``swarm llama start``).
+
+    Parameters
+    ----------
+    base_url:
+        e.g. ``http://127.0.0.1:8080``.
+    mode:
+        ``"concurrent"`` (one request per decision, id_slot affinity) or
+        ``"array"`` (one prompt-array request per group of identical choice
+        sets); see the module docstring and ``benchmarks/test_llm_server.py``.
+    concurrency:
+        Requests in flight at once (and the connection pool size); size it
+        to the server's ``-np``.
+    timeout:
+        Seconds per attempt (read timeout; connecting gets at most 5 s).
+    retries, backoff, max_backoff:
+        Transient failures (refused, timeouts, 5xx) are retried this many
+        times with exponential backoff and jitter; then the decision carries
+        ``ERROR_TRANSIENT`` and the engine falls back to its selector.
+    cache_prompt, n_cache_reuse:
+        The server's prefix cache; ``n_cache_reuse`` (e.g. 32-64) also reuses
+        chunks after a divergence.
+    constrain:
+        ``"grammar"`` (GBNF, exact canonical answers), ``"json_schema"``, or
+        None (free text, mapped by repair).
+    confidence, n_probs:
+        Ask for ``n_probs`` alternatives per token and compute
+        ``Decision.confidence`` (see :func:`choice_confidence`).
+    lora:
+        Default LoRA scales for requests that carry none: LoraScale items or
+        (adapter id or path, scale) pairs; None leaves the server's global
+        scales alone. Adapters not named get scale 0.
+    affinity:
+        Mode "concurrent": send ``id_slot`` (request.slot modulo the server's
+        slots). Without it the server picks the idle slot whose cached
+        prompt shares the longest prefix, which also finds a worker's slot.
+    template:
+        A format string with ``{shared}`` and ``{worker}`` (e.g. ``CHATML``);
+        None sends ``shared + worker`` as is.
+    seed:
+        Seeds the retry jitter.
+    transport:
+        An httpx transport for the shared client (tests pass a MockTransport).
+    """
+
+    name = "llama-server"
+
+    def __init__(self, base_url: str = "http://127.0.0.1:8080", *, mode: str = "concurrent",
+                 concurrency: int = 8, timeout: float = 30.0, retries: int = 2, backoff: float = 0.2,
+                 max_backoff: float = 2.0, cache_prompt: bool = True, n_cache_reuse: int | None = None,
+                 constrain: str | None = "grammar", confidence: bool = True, n_probs: int = 8,
+                 lora: Sequence[LoraScale | tuple[int | str, float]] | None = None,
+                 template: str | None = None, affinity: bool = True, seed: int | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        if mode not in MODES:
+            raise ConfigError(f"llama-server mode {mode!r}: expected one of {', '.join(MODES)}")
+        if constrain not in CONSTRAINTS:
+            raise ConfigError(f"llama-server constrain {constrain!r}: expected 'grammar', 'json_schema' or None")
+        if int(concurrency) < 1:
+            raise ConfigError(f"llama-server concurrency {concurrency}: expected >= 1")
+        if timeout <= 0 or retries < 0 or n_probs < 1:
+            raise ConfigError("llama-server: timeout > 0, retries >= 0 and n_probs >= 1 expected")
+        if template is not None and ("{shared}" not in template or "{worker}" not in template):
+            raise ConfigError("llama-server template: needs {shared} and {worker}")
+        self.base_url = base_url.rstrip("/")
+        self.mode = mode
+        self.concurrency = int(concurrency)
+        self.timeout = httpx.Timeout(float(timeout), connect=min(5.0, float(timeout)))
+        self.retries = int(retries)
+        self.backoff = float(backoff)
+        self.max_backoff = float(max_backoff)
+        self.cache_prompt = bool(cache_prompt)
+        self.n_cache_reuse = n_cache_reuse
+        self.constrain = constrain
+        self.confidence = bool(confidence)
+        self.n_probs = int(n_probs)
+        self.lora = None if lora is None else tuple(
+            x if isinstance(x, LoraScale) else LoraScale(x[0], float(x[1])) for x in lora)
+        self.template = template
+        self.affinity = bool(affinity)
+        self._rng = random.Random(seed)
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._closed = False
+        self._sem: asyncio.Semaphore | None = None
+        self._constraints: OrderedDict[tuple, Any] = OrderedDict()
+        self._n_slots: int | None = None
+        self._adapters: list[dict] | None = None
+        self._slot_lora: dict[int | None, tuple | None] = {}    # slot -> LoRA set it last ran under
+        self._lora_sets: set[tuple | None] = set()
+
+    # -- plumbing
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._closed:
+            raise LlmPermanentError("llama-server invoker is closed")
+        if self._client is None:
+            limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+            self._client = httpx.AsyncClient(timeout=self.timeout, limits=limits, trust_env=False,
+                                             transport=self._transport)
+            self._sem = asyncio.Semaphore(self.concurrency)
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the connection pool; safe to call twice."""
+        self._closed = True
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    def _prompt(self, req: DecisionRequest) -> str:
+        if self.template is None:
+            return req.prompt
+        return self.template.format(shared=req.shared_prompt, worker=req.worker_prompt)
+
+    def _constraint(self, choices: Sequence[Choice]) -> tuple[str, Any] | None:
+        if self.constrain is None:
+            return None
+        key = (self.constrain, tuple(answer_json(c) for c in choices))
+        hit = self._constraints.get(key)
+        if hit is None:
+            hit = gbnf_for(choices) if self.constrain == "grammar" else json_schema_for(choices)
+            self._constraints[key] = hit
+            if len(self._constraints) > _GRAMMAR_CACHE:
+                self._constraints.popitem(last=False)
+        else:
+            self._constraints.move_to_end(key)
+        return self.constrain, hit
+
+    async def _server_slots(self) -> int | None:
+        if self._n_slots is None:
+            try:
+                props, _ = await get_json(self._http(), self.base_url + "/props", timeout=self.timeout)
+                self._n_slots = int(props.get("total_slots") or 0) or None
+            except (LlmError, ValueError, TypeError):
+                return None                     # no affinity this time; ask again next tick
+        return self._n_slots
+
+    async def _lora_field(self, lora: tuple[LoraScale, ...] | None) -> list[dict] | None:
+        """Explicit scales for every adapter the server loaded, or None (server globals)."""
+        lora = self.lora if lora is None else lora
+        if lora is None:
+            return None
+        if self._adapters is None:
+            try:
+                r = await self._http().get(self.base_url + "/lora-adapters")
+            except httpx.HTTPError as exc:
+                raise LlmTransientError(f"GET {self.base_url}/lora-adapters: {type(exc).__name__}") from exc
+            try:
+                adapters = r.json() if r.status_code == 200 else None
+            except ValueError:
+                adapters = None
+            if not isinstance(adapters, list):
+                raise LlmPermanentError(f"GET {self.base_url}/lora-adapters: HTTP {r.status_code}: "
+                                        f"{server_message(r)}")
+            self._adapters = adapters
+        scales = {int(a["id"]): 0.0 for a in self._adapters}
+        by_path = {str(Path(a.get("path", "")).resolve()): int(a["id"]) for a in self._adapters}
+        for item in lora:
+            if isinstance(item.adapter, int):
+                ident = item.adapter
+            else:
+                ident = by_path.get(str(Path(item.adapter).expanduser().resolve()), -1)
+            if ident not in scales:
+                raise LlmPermanentError(f"LoRA adapter {item.adapter!r} is not loaded by the server at "
+                                        f"{self.base_url} (start it with --lora)")
+            scales[ident] = float(item.scale)
+        return [{"id": i, "scale": s} for i, s in sorted(scales.items())]
+
+    def _use_cache(self, slot: int | None, lora_key: tuple | None) -> bool:
+        """False when this slot (or, unpinned, any slot) may hold KV from another LoRA set."""
+        if not self.cache_prompt:
+            return False
+        self._lora_sets.add(lora_key)
+        if slot is None:
+            return len(self._lora_sets) == 1
+        prev = self._slot_lora.get(slot, lora_key)
+        self._slot_lora[slot] = lora_key
+        return prev == lora_key
+
+    def _payload(self, prompt: str | list[str], req: DecisionRequest, lora: list[dict] | None,
+                 cache: bool) -> dict[str, Any]:
+        s = req.sampling
+        p: dict[str, Any] = {"prompt": prompt, "n_predict": s.max_tokens, "temperature": s.temperature,
+                             "top_k": s.top_k, "top_p": s.top_p, "cache_prompt": cache, "stream": False}
+        if s.seed is not None:
+            p["seed"] = s.seed
+        if self.n_cache_reuse:
+            p["n_cache_reuse"] = int(self.n_cache_reuse)
+        constraint = self._constraint(req.choices)
+        if constraint is not None:
+            p[constraint[0]] = constraint[1]
+        if self.confidence:
+            p["n_probs"] = self.n_probs
+            # temperature 0 samples greedily: post-sampling probabilities are all 1.0
+            p["post_sampling_probs"] = s.temperature > 0
+        if lora is not None:
+            p["lora"] = lora
+        return p
+
+    def _decision(self, req: DecisionRequest, res: Any, latency_ms: float, retries: int) -> Decision:
+        if not isinstance(res, dict) or not isinstance(res.get("content"), str):
+            return Decision(req.worker, None, error=ERROR_PERMANENT, latency_ms=latency_ms, retries=retries,
+                            message=f"{self.base_url}/completion: unexpected result {str(res)[:120]!r}")
+        text = res["content"]
+        timings = res.get("timings") or {}
+        cached = int(timings.get("cache_n", 0) or 0)
+        prompt_tokens = int(res.get("tokens_evaluated") or (int(timings.get("prompt_n", 0) or 0) + cached))
+        completion = int(timings.get("predicted_n", res.get("tokens_predicted", 0)) or 0)
+        index, repaired = parse_decision(text, req.choices)
+        d = Decision(req.worker, index, raw=text, repaired=repaired, latency_ms=latency_ms, retries=retries,
+                     prompt_tokens=prompt_tokens, completion_tokens=completion, cached_tokens=cached)
+        if index is None:
+            d.error = ERROR_PARSE
+            d.message = f"no allowed choice in the answer {text[:80]!r}"
+        elif self.confidence and res.get("completion_probabilities"):
+            answers = [answer_json(c) for c in req.choices]
+            d.confidence = choice_confidence(res["completion_probabilities"], answers, index)
+        return d
+
+    @staticmethod
+    def _failed(req: DecisionRequest, exc: LlmError, latency_ms: float) -> Decision:
+        kind = ERROR_TRANSIENT if isinstance(exc, LlmTransientError) else ERROR_PERMANENT
+        return Decision(req.worker, None, error=kind, message=str(exc), latency_ms=latency_ms,
+                        retries=int(getattr(exc, "retries", 0)))
+
+    # -- the protocol
+
+    async def decide(self, requests: Sequence[DecisionRequest]) -> list[Decision]:
+        """One Decision per request, in order; never raises for a failed call."""
+        if not requests:
+            return []
+        try:
+            self._http()
+        except LlmError as exc:
+            return [self._failed(r, exc, 0.0) for r in requests]
+        if self.mode == "concurrent":
+            return list(await asyncio.gather(*(self._one(r) for r in requests)))
+        groups: dict[tuple, list[int]] = {}
+        for i, r in enumerate(requests):
+            key = (tuple(answer_json(c) for c in r.choices), r.sampling, r.lora)
+            groups.setdefault(key, []).append(i)
+        out: list[Decision | None] = [None] * len(requests)
+        results = await asyncio.gather(*(self._array([requests[i] for i in idx]) for idx in groups.values()))
+        for idx, decisions in zip(groups.values(), results):
+            for i, d in zip(idx, decisions):
+                out[i] = d
+        return out  # type: ignore[return-value]
+
+    async def _one(self, req: DecisionRequest) -> Decision:
+        assert self._sem is not None
+        async with self._sem:
+            t0 = time.perf_counter()
+            try:
+                lora = await self._lora_field(req.lora)
+                key = None if lora is None else tuple((a["id"], a["scale"]) for a in lora)
+                slot = None
+                if req.slot is not None and self.affinity:
+                    n = await self._server_slots()
+                    slot = req.slot % n if n else None
+                payload = self._payload(self._prompt(req), req, lora, self._use_cache(slot, key))
+                if slot is not None:
+                    payload["id_slot"] = slot
+                body, retries = await post_json(self._http(), self.base_url + "/completion", payload,
+                                                timeout=self.timeout, retries=self.retries, backoff=self.backoff,
+                                                max_backoff=self.max_backoff, rng=self._rng)
+            except LlmError as exc:
+                return self._failed(req, exc, (time.perf_counter() - t0) * 1e3)
+            return self._decision(req, body, (time.perf_counter() - t0) * 1e3, retries)
+
+    async def _array(self, group: list[DecisionRequest]) -> list[Decision]:
+        assert self._sem is not None
+        async with self._sem:
+            t0 = time.perf_counter()
+            try:
+                lora = await self._lora_field(group[0].lora)
+                key = None if lora is None else tuple((a["id"], a["scale"]) for a in lora)
+                prompts = [self._prompt(r) for r in group]
+                payload = self._payload(prompts if len(prompts) > 1 else prompts[0], group[0], lora,
+                                        self._use_cache(None, key))
+                body, retries = await self._post_any(payload)
+            except LlmError as exc:
+                ms = (time.perf_counter() - t0) * 1e3
+                return [self._failed(r, exc, ms) for r in group]
+            ms = (time.perf_counter() - t0) * 1e3
+            items = body if isinstance(body, list) else [body]
+            by_index = {int(x.get("index", k)): x for k, x in enumerate(items) if isinstance(x, dict)}
+            return [self._decision(r, by_index.get(k), ms, retries) for k, r in enumerate(group)]
+
+    async def _post_any(self, payload: dict) -> tuple[Any, int]:
+        """POST /completion accepting a JSON list (prompt arrays), with the same
+        retry policy as ``http.post_json`` (which only accepts objects)."""
+        url = self.base_url + "/completion"
+        client = self._http()
+        attempt = 0
+        while True:
+            try:
+                r = await client.post(url, json=payload)
+            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                failure, cause = f"POST {url}: {type(exc).__name__}", exc
+            except httpx.HTTPError as exc:
+                err = LlmPermanentError(f"POST {url}: {type(exc).__name__}: {exc}")
+                err.retries = attempt  # type: ignore[attr-defined]
+                raise err from exc
+            else:
+                if 200 <= r.status_code < 300:
+                    try:
+                        return r.json(), attempt
+                    except ValueError as exc:
+                        err = LlmPermanentError(f"POST {url}: HTTP {r.status_code} but the body is not JSON")
+                        err.retries = attempt  # type: ignore[attr-defined]
+                        raise err from exc
+                failure, cause = f"POST {url}: HTTP {r.status_code}: {server_message(r)}", None
+                if not is_transient_status(r.status_code):
+                    err = LlmPermanentError(failure)
+                    err.retries = attempt  # type: ignore[attr-defined]
+                    raise err
+            if attempt >= self.retries:
+                err = LlmTransientError(f"{failure} (gave up after {attempt + 1} attempts)")
+                err.retries = attempt  # type: ignore[attr-defined]
+                raise err from cause
+            await asyncio.sleep(backoff_delay(attempt, backoff=self.backoff, max_backoff=self.max_backoff,
+                                              rng=self._rng))
+            attempt += 1
+
+    async def complete_json(self, prompt: str, schema: dict, sampling: Sampling) -> str:
+        """One JSON-schema-constrained completion (dependency planning).
+
+        Raises
+        ------
+        LlmTransientError, LlmPermanentError
+            After the retry budget, or at once for a permanent failure.
+        """
+        payload: dict[str, Any] = {"prompt": prompt, "json_schema": schema, "n_predict": sampling.max_tokens,
+                                   "temperature": sampling.temperature, "top_k": sampling.top_k,
+                                   "top_p": sampling.top_p, "cache_prompt": self.cache_prompt, "stream": False}
+        if sampling.seed is not None:
+            payload["seed"] = sampling.seed
+        body, _ = await post_json(self._http(), self.base_url + "/completion", payload, timeout=self.timeout,
+                                  retries=self.retries, backoff=self.backoff, max_backoff=self.max_backoff,
+                                  rng=self._rng)
+        text = body.get("content")
+        if not isinstance(text, str):
+            raise LlmPermanentError(f"POST {self.base_url}/completion: no 'content' in the answer")
+        return text
