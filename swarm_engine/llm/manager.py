@@ -64,7 +64,7 @@ class LlmManager:
         self.lora = lora
         self.shared = prompts.shared_prompt(goal, context, list(actions), rules)
         self._history: dict[int, deque] = {}
-        self._seen_events = 0
+        self._released: set[int] = set()
         self.asked = 0
         self.applied = 0
 
@@ -93,23 +93,19 @@ class LlmManager:
         """Collect phase: apply finished answers."""
         k = swarm.kernel
         stats = self.runner.stats
+        self._released.clear()
         for req, dec in self.runner.poll():
             w = req.worker
-            if not dec.ok:
-                stats.fallbacks += 1
-                k.mark_fallback(w)
-                continue
-            if dec.confidence is not None and dec.confidence < self.policy.confidence_threshold:
+            if dec.ok and dec.confidence is not None and dec.confidence < self.policy.confidence_threshold:
                 stats.low_confidence += 1
-                stats.fallbacks += 1
-                k.mark_fallback(w)
-                continue
-            node = req.choices[dec.choice].group
-            if k.assign_node(w, node):
+            elif dec.ok and k.assign_node(w, req.choices[dec.choice].group):
                 self.applied += 1
-            else:                      # taken by another worker meanwhile
-                stats.fallbacks += 1
-                k.mark_fallback(w)
+                continue
+            # failed, unsure, or the node was taken meanwhile: the bandit decides
+            # this worker's next action (this tick: it is not asked again now)
+            stats.fallbacks += 1
+            k.mark_fallback(w)
+            self._released.add(w)
 
     def manage(self, swarm: "Swarm") -> None:
         """Manage phase (before the selector): ask the due, idle workers."""
@@ -117,6 +113,8 @@ class LlmManager:
         p = self.policy
         w = k.workers()
         idle = ~w["done"] & ~w["waiting"] & (w["node"] < 0)
+        if self._released:
+            idle[list(self._released)] = False
         escalated = w["result"] == _kernel.W_ESCALATE
         due = p.process_every_tick or swarm.tick % max(1, p.process_interval_ticks) == 0
         if due:

