@@ -255,8 +255,6 @@ def _llama_server() -> tuple[Path, Path] | None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("SWARM_TEST_LLAMA_SERVER") != "1",
-                    reason="starts a real llama-server (up to a minute on 2 cores); set SWARM_TEST_LLAMA_SERVER=1")
 def test_real_llama_server_obeys_the_grammar(tmp_path):
     import socket
 
