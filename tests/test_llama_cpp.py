@@ -104,6 +104,7 @@ def free_outputs(inv) -> list[str]:
     return [inv.complete_json_sync(p, FREE_SCHEMA, Sampling(max_tokens=10)) for p in FREE]
 
 
+@pytest.mark.slow
 @needs_llama
 @needs_model
 class TestLlamaCppInvoker:
@@ -128,6 +129,21 @@ class TestLlamaCppInvoker:
             assert 0.0 < d.confidence <= 1.0
             assert d.prompt_tokens > 0 and 0 < d.completion_tokens <= r.sampling.max_tokens
         assert out[3].confidence == pytest.approx(1.0)          # one choice: every token is forced
+
+    def test_a_bad_request_fails_alone(self, inv):
+        empty = DecisionRequest(worker=9, shared_prompt=SHARED, worker_prompt="Worker 9.", choices=())
+        out = decide(inv, [request(0, CHOICES[:2]), empty])
+        assert out[0].ok
+        assert out[1].error == ERROR_PERMANENT and "no choices" in out[1].message
+
+    def test_concurrent_calls_share_the_context_safely(self, inv):
+        async def both():
+            return await asyncio.gather(inv.decide([request(0, CHOICES[:2])]),
+                                        inv.decide([request(1, CHOICES[:2])]))
+        a, b = asyncio.run(both())
+        assert a[0].ok and b[0].ok
+        assert [a[0].raw, b[0].raw] == [d.raw for d in decide(inv, [request(0, CHOICES[:2]),
+                                                                     request(1, CHOICES[:2])])]
 
     def test_batched_matches_one_at_a_time(self, inv):
         """8 workers in one call (one llama_decode per step, shared prefix
@@ -158,7 +174,7 @@ class TestLlamaCppInvoker:
         """A prompt many times n_batch: llama_decode would abort the process on
         one oversized batch; chunked prefill answers normally."""
         from swarm_engine.llm.backends.llama_cpp import LlamaCppInvoker
-        history = " ".join(f"Step {i}: checked {SERVICES[i % 3]}, it was {STATES[i % 4]}." for i in range(30))
+        history = " ".join(f"Step {i}: checked {SERVICES[i % 3]}, it was {STATES[i % 4]}." for i in range(22))
         reqs = [DecisionRequest(worker=w, shared_prompt=SHARED + " " + history,
                                 worker_prompt=f"Worker {w}. Candidates: "
                                               + "; ".join(answer_json(c) for c in CHOICES[:2]),
@@ -175,7 +191,7 @@ class TestLlamaCppInvoker:
         with LlamaCppInvoker(MODEL, n_ctx=256, n_batch=32, n_seq_max=2, n_threads=1) as tiny:
             assert tiny.info()["n_ctx"] == 256
             out = decide(tiny, [long, request(1, CHOICES[:1], max_tokens=12)])
-        assert out[0].error == ERROR_PERMANENT and "exceeds n_ctx 256" in out[0].message
+        assert out[0].error == ERROR_PERMANENT and "exceeds the context of a sequence (256 tokens)" in out[0].message
         assert out[1].ok                                  # the other request of the call is answered
 
     def test_sampling_with_a_seed_is_reproducible(self, inv):
@@ -248,6 +264,7 @@ class TestLlamaCppInvoker:
         assert out[0].error == ERROR_PERMANENT and "closed" in out[0].message
 
 
+@pytest.mark.slow
 @needs_gguf
 @needs_model
 class TestLoraGguf:

@@ -4,7 +4,8 @@ llama-cpp-python has no batch API above ``llama_decode``, so this backend
 drives the C API through its ctypes bindings (0.3.36 names):
 
 - ``llama_model_load_from_file`` / ``llama_init_from_model`` with
-  ``n_seq_max`` sequences over one unified KV cache (``kv_unified``);
+  ``n_seq_max`` sequences over one unified KV cache (``kv_unified``; without
+  it each sequence gets n_ctx / n_seq_max cells);
 - one ``decide()`` call is one batch: every request becomes a sequence (seq_id
   0..n-1, in waves of ``n_seq_max``). The token prefix the wave's prompts share
   is decoded once into sequence 0 and shared with ``llama_memory_seq_cp`` (with
@@ -13,10 +14,13 @@ drives the C API through its ctypes bindings (0.3.36 names):
   process on a larger batch), then every step decodes one token per live
   sequence in one ``llama_decode``;
 - each sequence owns a GBNF grammar sampler (``llama_sampler_init_grammar``,
-  grammar from ``gbnf_for(choices)``). The grammar is applied with
-  ``llama_sampler_apply`` to the candidates within ``_WINDOW`` nats of the best
-  logit, not the whole 49k vocabulary (4.7 ms per token on SmolLM2), with the
-  same greedy choice. Selection (greedy, or temperature/top-k/top-p from a
+  grammar from ``gbnf_for(choices)``), applied with ``llama_sampler_apply`` to
+  a short candidate list rather than the whole 49k vocabulary (4.7 ms per
+  token on SmolLM2): for decisions, the tokens whose text continues one of the
+  canonical answers (found through a piece -> token index; the grammar's
+  language is exactly those answers, so the list is the allowed set, exact);
+  for ``complete_json``, the tokens within ``_WINDOW`` nats of the best logit
+  (the same greedy choice). Selection (greedy, or temperature/top-k/top-p from a
   seeded numpy generator) and the confidence are computed here, then
   ``llama_sampler_accept`` advances the grammar. The confidence is the chosen
   answer's probability under the grammar-constrained distribution: per step,
@@ -32,6 +36,20 @@ drives the C API through its ctypes bindings (0.3.36 names):
 
 Threads: ``decide`` runs the whole batch in ``asyncio.to_thread`` under one
 lock per context; the context is never used from two threads at once.
+
+Measured (SmolLM2-135M Q4_1, 2-vCPU machine, 1 thread): prefill ~180 tok/s
+whether 8 prompts share a batch or not, generation 56-63 tok/s for one
+sequence and 80-90 tok/s for 8; the CPU is compute-bound (each generated token
+pays the 49k x 576 output layer), so batching gains 1.3-1.8x where generation
+dominates and nothing where per-worker prefill does (see
+benchmarks/test_llm_inprocess.py). Logits depend slightly on how tokens are
+grouped into ``llama_decode`` calls (splitting one prompt's prefill in two
+moved them by up to 0.5 on this build): batched and one-at-a-time answers
+agree in the tests, but are not guaranteed bit-identical near a tie.
+
+llama.cpp aborts the process (no error code) on some misuse: a batch over
+n_batch, a partial ``llama_memory_seq_cp`` on a non-unified cache, accepting a
+token the grammar rejects. The code below keeps clear of all three.
 """
 
 from __future__ import annotations
@@ -62,14 +80,13 @@ __all__ = ["LlamaCppInvoker"]
 
 _log = logging.getLogger(__name__)
 
-# Candidates within this many nats of the best logit get the grammar check;
-# when the best allowed one is below the best logit, the tokens within this many
-# nats of it are checked too (the whole vocabulary when none was allowed). Every
-# token left out carries < e^-12 = 6e-6 of the best allowed one's weight, so
-# greedy choices are exact and the confidence is good to about 1e-4. Measured
-# on SmolLM2 (4 sequences, JSON answers): 20 nats checked ~10,000 tokens per
-# step, 138 ms of grammar work per call; 12 nats ~1,000, 16 ms, same
-# confidences to 4 digits; 8 nats moved the 4th digit.
+# complete_json (no answer list): candidates within this many nats of the best
+# logit get the grammar check; when the best allowed one is below the best
+# logit, the tokens within this many nats of it are checked too (the whole
+# vocabulary when none was allowed). Every token left out carries < e^-12 =
+# 6e-6 of the best allowed one's weight: the greedy choice is exact. Measured
+# on SmolLM2 JSON answers: 20 nats checked ~10,000 tokens per step, 12 nats
+# ~1,000 (8x less grammar time) with the same choices.
 _WINDOW = 12.0
 # llama_token_data: {int32 id; float logit; float p}
 _TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
@@ -210,7 +227,11 @@ class LlamaCppInvoker:
     n_batch:
         Most tokens one ``llama_decode`` takes; prefill is chunked to it.
     n_threads:
-        CPU threads (default: the CPUs this process may use).
+        CPU threads; default half the CPUs this process may use (at least 1),
+        as llama-cpp-python does. On the 2-vCPU development machine, shared
+        with other jobs, 1 thread gave 116 tok/s prefill and 90 tok/s for 8
+        sequences against 73 and 26 with 2 (OpenMP threads wait on each other
+        when a core is taken).
     n_seq_max:
         Sequences decoded together; more requests are run in waves.
     lora:
@@ -240,7 +261,7 @@ class LlamaCppInvoker:
     def __init__(self, model_path: str | os.PathLike | None = None, *, n_gpu_layers: int = 0, n_ctx: int = 4096,
                  n_batch: int = 512, n_threads: int | None = None, n_seq_max: int = 8,
                  lora: Iterable[tuple[str | os.PathLike, float]] = (), seed: int = 0, verbose: bool = False,
-                 keep_prefix: bool = True, chat_template: bool = True) -> None:
+                 keep_prefix: bool = True, chat_template: bool = True, kv_unified: bool = True) -> None:
         self._model = self._ctx = None
         self._adapters: dict[str, Any] = {}
         self._closed = True
@@ -256,7 +277,7 @@ class LlamaCppInvoker:
         self.model_path = str(path)
         self._verbose = bool(verbose)
         _LogTap.verbose += self._verbose
-        self._n_threads = n_threads or len(os.sched_getaffinity(0))
+        self._n_threads = n_threads or max(len(os.sched_getaffinity(0)) // 2, 1)
         self._n_gpu_layers = int(n_gpu_layers)
         self._keep_prefix = keep_prefix
         self._seed = int(seed)
@@ -276,7 +297,7 @@ class LlamaCppInvoker:
         cp.n_batch = cp.n_ubatch = n_batch
         cp.n_seq_max = n_seq_max
         cp.n_threads = cp.n_threads_batch = self._n_threads
-        cp.kv_unified = True
+        cp.kv_unified = bool(kv_unified)
         cp.no_perf = True
         self._ctx = L.llama_init_from_model(self._model, cp)
         if not self._ctx:
@@ -299,6 +320,7 @@ class LlamaCppInvoker:
         self._cand_arr = L.llama_token_data_array(data=self._cand.ctypes.data_as(L.llama_token_data_p),
                                                   size=0, selected=-1, sorted=False)
         self._pieces: dict[int, bytes] = {}
+        self._by_piece: tuple[dict[bytes, list[int]], list[int], int] | None = None
         tmpl = L.llama_model_chat_template(self._model, None) if chat_template else None
         self._template: bytes | None = tmpl or None
         self._cached: list[int] = []          # tokens held by sequence 0 between calls
@@ -598,11 +620,13 @@ class LlamaCppInvoker:
             if s.done_at:
                 continue
             need_alone = len(s.tokens) + s.sampling.max_tokens
-            if need_alone > self._n_ctx:
+            if need_alone > self._n_ctx_seq:
                 s.fail(ERROR_PERMANENT, f"prompt of {len(s.tokens)} tokens + max_tokens "
-                                        f"{s.sampling.max_tokens} exceeds n_ctx {self._n_ctx}")
+                                        f"{s.sampling.max_tokens} exceeds the context of a sequence "
+                                        f"({self._n_ctx_seq} tokens)")
                 continue
-            if wave and (len(wave) == self._n_seq_max or self._cells(wave + [s]) > self._n_ctx):
+            if wave and (len(wave) == self._n_seq_max or (self._n_ctx_seq == self._n_ctx and
+                                                          self._cells(wave + [s]) > self._n_ctx)):
                 self._wave(wave)
                 wave = []
             wave.append(s)
@@ -651,7 +675,11 @@ class LlamaCppInvoker:
             for s in live:
                 s.cached = reuse if s.seq_id == 0 else common
                 if s.seq_id and common:
-                    L.llama_memory_seq_cp(self._mem, 0, s.seq_id, 0, common)
+                    # sequence 0 holds exactly the prefix now: copy all of it. A
+                    # partial range ABORTS the process when the cache is not
+                    # unified (GGML_ASSERT "seq_cp() is only supported for full
+                    # KV buffers", 0.3.36)
+                    L.llama_memory_seq_cp(self._mem, 0, s.seq_id, -1, -1)
             self._decode([(s, s.tokens[common:], common, True) for s in live])
             self._generate(live)
         except LlmError as e:
@@ -738,6 +766,8 @@ class LlamaCppInvoker:
     def _allowed(self, s: _Seq, idx: np.ndarray) -> np.ndarray:
         """The grammar-allowed subset of token ids ``idx``."""
         n = len(idx)
+        if n == 0:
+            return idx
         c = self._cand[:n]
         c["id"] = idx
         c["logit"] = 0.0
@@ -749,20 +779,13 @@ class LlamaCppInvoker:
     def _pick(self, s: _Seq) -> int | None:
         """Choose the next token of ``s`` from its logits; None when nothing is allowed."""
         lg = s.logits
-        fin = np.isfinite(lg)
-        if not fin.any():
-            return None
-        m = float(lg[fin].max())
-        checked = lg >= m - _WINDOW
-        idx = np.flatnonzero(checked)
-        if s.smpl is not None:
+        idx = self._answer_tokens(s) if s.answers is not None and s.smpl is not None else None
+        if idx is not None:
             idx = self._allowed(s, idx)
-            best = float(lg[idx].max()) if len(idx) else -np.inf
-            if best < m:                       # widen to everything within the window of the best allowed
-                more = np.flatnonzero(~checked & (lg >= best - _WINDOW) & fin)
-                if len(more):
-                    idx = np.concatenate([idx, self._allowed(s, more)])
-            if not len(idx):
+            idx = idx[np.isfinite(lg[idx])]
+        if idx is None or not len(idx):
+            idx = self._window(s, lg)
+            if idx is None:
                 return None
         x = lg[idx].astype(np.float64)
         x -= x.max()
@@ -783,6 +806,65 @@ class LlamaCppInvoker:
             j = int(order[s.rng.choice(len(order), p=q)])
         s.logprob += float(np.log(self._answer_mass(s, idx, p, j)))
         return int(idx[j])
+
+    def _answer_tokens(self, s: _Seq) -> np.ndarray:
+        """Every token that can extend ``s.text`` toward one of its answers:
+        pieces that are prefixes of a remaining answer suffix, plus the EOG
+        tokens when the text is a complete answer. The grammar's language is
+        exactly the answers, so this is the grammar-allowed set (the grammar
+        sampler still checks it) found by a few hundred dict look-ups instead
+        of scanning the vocabulary."""
+        by_piece, eog, longest = self._piece_index()
+        text = bytes(s.text)
+        n = len(text)
+        found: set[int] = set()
+        for a in s.answers:
+            if len(a) > n and a.startswith(text):
+                rest = a[n:n + longest]
+                for k in range(1, len(rest) + 1):
+                    toks = by_piece.get(rest[:k])
+                    if toks:
+                        found.update(toks)
+        if text in s.answers:
+            found.update(eog)
+        return np.fromiter(sorted(found), dtype=np.int64, count=len(found))
+
+    def _piece_index(self) -> tuple[dict[bytes, list[int]], list[int], int]:
+        """(piece -> tokens, EOG tokens, longest piece), built on first use
+        (~0.1 s for a 49k vocabulary)."""
+        if self._by_piece is None:
+            by_piece: dict[bytes, list[int]] = {}
+            eog: list[int] = []
+            is_eog = self._L.llama_vocab_is_eog
+            for tok in range(self._n_vocab):
+                if is_eog(self._vocab, tok):
+                    eog.append(tok)
+                    continue
+                piece = self._piece(tok)
+                if piece:
+                    by_piece.setdefault(piece, []).append(tok)
+            self._by_piece = (by_piece, eog, max(map(len, by_piece), default=1))
+        return self._by_piece
+
+    def _window(self, s: _Seq, lg: np.ndarray) -> np.ndarray | None:
+        """The allowed tokens near the top of ``lg`` (all tokens without a
+        grammar); None when nothing is allowed. See ``_WINDOW``."""
+        fin = np.isfinite(lg)
+        if not fin.any():
+            return None
+        m = float(lg[fin].max())
+        checked = lg >= m - _WINDOW
+        idx = np.flatnonzero(checked)
+        if s.smpl is not None:
+            idx = self._allowed(s, idx)
+            best = float(lg[idx].max()) if len(idx) else -np.inf
+            if best < m:                       # widen to everything within the window of the best allowed
+                more = np.flatnonzero(~checked & (lg >= best - _WINDOW) & fin)
+                if len(more):
+                    idx = np.concatenate([idx, self._allowed(s, more)])
+            if not len(idx):
+                return None
+        return idx
 
     def _answer_mass(self, s: _Seq, idx: np.ndarray, p: np.ndarray, j: int) -> float:
         """The probability of the allowed tokens that leave the same answers
