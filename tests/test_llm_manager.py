@@ -123,3 +123,46 @@ def test_real_model_in_process_manages_troubleshooting():
     assert llm["repaired"] == 0                 # the grammar makes every answer parse
     assert res.per_run_llm["llm_decisions"].sum() > 0
     assert llm["latency_ms_p50"] > 0 and llm["prompt_tokens"] > 0
+
+
+def _server_skip_reason() -> str | None:
+    try:
+        from swarm_engine.llm.models import default_model_path, server_binary
+
+        default_model_path()
+        server_binary(None)
+    except Exception as exc:  # noqa: BLE001 - any missing piece is a skip reason
+        return f"needs the 'llm' and 'server' extras: {exc}"
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_server_skip_reason() is not None, reason=_server_skip_reason() or "")
+def test_real_server_killed_mid_run_falls_back(tmp_path):
+    """A real llama-server manages the swarm, then dies mid-run: the run goes on
+    with the bandit (fallback events), never raises, and succeeds."""
+    from swarm_engine.llm.server import start_server
+
+    with start_server(home=tmp_path, parallel=2, ctx_size=4096, threads=1) as server:
+        sc = load_scenario(LLM_SCENARIO, overrides={"llm": {"endpoint": server.url, "timeout": 20.0},
+                                                     "environment": {"params": {"services": 8}}})
+        from swarm_engine.llm.factory import make_invoker
+
+        runner = InvokerRunner(make_invoker(sc.spec.llm))
+        try:
+            swarm = sc.swarm(5, record_events=True)
+            hooks = LlmRunHooks(sc, runner)
+            hooks.attach(swarm)
+            while hooks.manager.applied < 1 and not swarm.done:    # at least one real decision
+                swarm.step()
+            assert hooks.manager.applied >= 1
+            server.stop()                                          # the server dies mid-run
+            res = swarm.run()
+            hooks.finish(swarm)
+        finally:
+            runner.close()
+    ev = swarm.events()
+    assert res.success, res
+    assert (ev.source == 1).sum() >= 1                 # decided by the model before it died
+    assert (ev.source == 2).sum() >= 1                 # then by the bandit, recorded as fallback
+    assert runner.stats.summary()["errors"] >= 1
