@@ -21,7 +21,6 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -277,6 +276,31 @@ class TestProcess:
         assert list(srv.follow(3))                                            # ends by itself: server gone
 
     @needs_server
+    def test_lora_adapters_with_explicit_scales(self, tmp_path):
+        pytest.importorskip("gguf")
+        from swarm_engine.llm.lora_gguf import write_lora_adapter
+
+        identity, noisy = tmp_path / "identity.gguf", tmp_path / "noisy.gguf"
+        write_lora_adapter(identity, default_model_path(), zero_b=True)
+        write_lora_adapter(noisy, default_model_path(), std=0.05, seed=1)
+        # started at scale 0: --lora-init-without-apply would leave 1.0 in this build
+        with start_server(home=tmp_path, parallel=1, ctx_size=1024, threads=1,
+                          lora=[f"{identity}:0", f"{noisy}:0"]) as srv:
+            adapters = srv.status().lora
+            assert [(a["id"], Path(a["path"]).name, a["scale"]) for a in adapters] == \
+                [(0, "identity.gguf", 0.0), (1, "noisy.gguf", 0.0)]
+            short = [DecisionRequest(0, "Pick the next step.\n", "Your JSON:", CHOICES, Sampling(max_tokens=24),
+                                     lora=lora)
+                     for lora in ((LoraScale(str(identity), 1.0),), (LoraScale(1, 0.5),), ())]
+            inv = LlamaServerInvoker(srv.url, concurrency=1)
+            ds = run(decide_with(inv, short))
+            assert all(d.ok for d in ds), ds
+            # the identity adapter answers exactly like no adapter
+            assert ds[0].raw == ds[2].raw
+            # per-request scales leave the server's global scales alone
+            assert [a["scale"] for a in srv.status().lora] == [0.0, 0.0]
+
+    @needs_server
     def test_start_server_helper(self, tmp_path):
         with start_server(home=tmp_path, parallel=1, ctx_size=512, threads=1) as srv:
             assert httpx.get(srv.url + "/health").status_code == 200
@@ -304,8 +328,9 @@ class TestInvokerOnServer:
             assert 0.0 < d.confidence <= 1.0
             assert d.prompt_tokens > 0 and d.completion_tokens > 0
 
-    def test_prefix_cache_and_slot_affinity(self, server):
-        inv = LlamaServerInvoker(server.url, concurrency=4)
+    @pytest.mark.parametrize("affinity", [True, False])
+    def test_prefix_cache_and_slot_affinity(self, server, affinity):
+        inv = LlamaServerInvoker(server.url, concurrency=4, affinity=affinity)
 
         async def go():
             try:
@@ -422,7 +447,7 @@ class TestInvokerFailures:
                                                  for i in range(len(body["prompt"]))])
             return httpx.Response(200, json=completion(answer_json(CHOICES[1])))
 
-        inv = LlamaServerInvoker("http://x", mode=mode, affinity=False, backoff=0.01, transport=mock(handler))
+        inv = LlamaServerInvoker("http://x", mode=mode, backoff=0.01, transport=mock(handler))
         ds = run(decide_with(inv, [request(0)]))
         assert ds[0].ok and ds[0].choice == 1 and ds[0].retries == 1
         assert (ds[0].prompt_tokens, ds[0].cached_tokens, ds[0].completion_tokens) == (10, 4, 3)
@@ -434,7 +459,7 @@ class TestInvokerFailures:
             calls.append(1)
             return httpx.Response(400, json={"error": {"message": "bad grammar"}})
 
-        ds = run(decide_with(LlamaServerInvoker("http://x", affinity=False, transport=mock(handler)), [request(0)]))
+        ds = run(decide_with(LlamaServerInvoker("http://x", transport=mock(handler)), [request(0)]))
         assert ds[0].error == ERROR_PERMANENT and "bad grammar" in ds[0].message and len(calls) == 1
 
     @pytest.mark.parametrize("content, choice, error, repaired", [
@@ -443,7 +468,7 @@ class TestInvokerFailures:
         (answer_json(CHOICES[2]), 2, None, False),
     ])
     def test_garbage_answers(self, content, choice, error, repaired):
-        inv = LlamaServerInvoker("http://x", constrain=None, affinity=False,
+        inv = LlamaServerInvoker("http://x", constrain=None,
                                  transport=mock(lambda req: httpx.Response(200, json=completion(content))))
         d = run(decide_with(inv, [request(0)]))[0]
         assert (d.choice, d.error, d.repaired) == (choice, error, repaired)
@@ -460,7 +485,7 @@ class TestInvokerFailures:
             bodies.append(json.loads(req.content))
             return httpx.Response(200, json=completion(answer_json(CHOICES[0])))
 
-        inv = LlamaServerInvoker("http://x", n_cache_reuse=32, transport=mock(handler))
+        inv = LlamaServerInvoker("http://x", n_cache_reuse=32, affinity=True, transport=mock(handler))
 
         async def go():
             try:
@@ -487,7 +512,7 @@ class TestInvokerFailures:
             bodies.append(json.loads(req.content))
             return httpx.Response(200, json=completion(answer_json(CHOICES[0])))
 
-        inv = LlamaServerInvoker("http://x", template=CHATML, affinity=False, confidence=False,
+        inv = LlamaServerInvoker("http://x", template=CHATML, confidence=False,
                                  transport=mock(handler))
         run(decide_with(inv, [request(0)]))
         assert bodies[0]["prompt"].startswith("<|im_start|>system\n" + SHARED)
@@ -501,7 +526,7 @@ class TestInvokerFailures:
         assert ds[0].error == ERROR_PERMANENT and run(inv.decide([])) == []
 
     @pytest.mark.parametrize("kwargs", [{"mode": "batch"}, {"constrain": "regex"}, {"concurrency": 0},
-                                        {"template": "{shared}"}])
+                                        {"template": "{shared}"}, {"template": "{worker}{shared}"}])
     def test_bad_arguments(self, kwargs):
         with pytest.raises(ConfigError):
             LlamaServerInvoker("http://x", **kwargs)

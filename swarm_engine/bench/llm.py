@@ -2,32 +2,29 @@
 
 The workload is a troubleshooting swarm's steady state: every worker asks
 once per tick with the shared prompt (rules, task, action catalogue) first
-and its own part (a history that grows by a step per tick, the candidates)
-last. Each phase uses fresh worker ids, so a phase starts with only the
-shared prefix cached (as after a warm-up tick) and phases do not feed each
-other's caches beyond that.
+and its own part (a history that grows by a step per tick, the candidates
+with their statistics) last. Each row has its own workers, so a row starts
+with only the shared prefix cached (put in every slot by a warm-up tick) and
+rows do not feed each other's caches beyond that. Rows take turns tick by
+tick (the order rotating), so a noisy neighbour on the machine hits them alike.
 
-Rows, each over the same ticks:
-
-``invoker``
-    ``LlamaServerInvoker.decide`` per tick (mode "concurrent" with id_slot
-    affinity, "array" with one prompt-array request per choice set, or
-    concurrent with ``concurrency=1``, i.e. one request at a time).
-``invoker-free``
-    Mode "concurrent" without ``id_slot``: the server picks the slot by
-    longest common prefix.
-``bare``
-    A plain httpx loop posting the same JSON bodies at the same concurrency
-    and reading only ``content``: the floor the invoker is compared with
-    (engine overhead = invoker seconds / bare seconds - 1).
+Row names are ``KIND-MODE``. KIND ``invoker``: ``LlamaServerInvoker.decide``
+per tick; ``bare``: a plain httpx loop posting the same JSON bodies at the
+same concurrency and reading only ``content`` (engine overhead = bare rate /
+invoker rate - 1). MODE ``concurrent``: one request per decision with
+``id_slot``; ``free``: the same without ``id_slot`` (the server picks the
+slot by longest common prefix); ``array``: one prompt-array request per
+choice set; ``sequential``: one request at a time.
 
 Prefix-cache hit rate = cached prompt tokens / prompt tokens (the server's
-``timings.cache_n`` over ``tokens_evaluated``).
+``timings.cache_n`` over ``tokens_evaluated``). :func:`client_cost` times the
+invoker alone against canned server answers: its own CPU time per decision.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -37,9 +34,9 @@ import httpx
 from swarm_engine.llm.backends.llama_server import LlamaServerInvoker
 from swarm_engine.llm.grammar import gbnf_for
 from swarm_engine.llm.prompts import answer_json, shared_prompt, worker_prompt
-from swarm_engine.llm.protocol import Choice, DecisionRequest, Sampling
+from swarm_engine.llm.protocol import Choice, Decision, DecisionRequest, Sampling
 
-__all__ = ["ACTIONS", "SERVICES", "tick_requests", "Result", "run_invoker", "run_bare", "run_phases"]
+__all__ = ["ACTIONS", "SERVICES", "ROWS", "tick_requests", "Result", "run_rows", "client_cost"]
 
 ACTIONS = [("CheckStatus", "Check the status of every service (Running, Degraded, Down)"),
            ("ReadLogs", "Read the recent logs of a service"),
@@ -50,6 +47,8 @@ SERVICES = ["api-gateway", "user-service", "db-primary", "cache"]
 GOAL = ("One service is failing. Find it, find out why from its logs or metrics, diagnose the problem "
         "and restart the service.")
 SAMPLING = Sampling(temperature=0.0, max_tokens=32, seed=42)
+ROWS = ("invoker-concurrent", "bare-concurrent", "invoker-free", "invoker-array", "bare-array",
+        "invoker-sequential", "bare-sequential")
 
 
 def _choices(worker: int, tick: int, same_choices: bool) -> tuple[Choice, ...]:
@@ -58,9 +57,14 @@ def _choices(worker: int, tick: int, same_choices: bool) -> tuple[Choice, ...]:
     return tuple(Choice(a, s, visits=tick, successes=tick // 2, score=0.5) for a in acts for s in SERVICES)
 
 
-def tick_requests(workers: Sequence[int], tick: int, *, same_choices: bool = True,
+def tick_requests(workers: Sequence[int], tick: int, *, same_choices: bool = True, grow: bool = True,
                   sampling: Sampling = SAMPLING) -> list[DecisionRequest]:
-    """One request per worker at ``tick``; the worker's history has ``tick`` steps."""
+    """One request per worker at ``tick``; the worker's history has ``tick`` steps.
+
+    ``grow=False`` asks the same question every tick (tick 1's), so after
+    the first tick every prompt is fully cached and only generation costs."""
+    if not grow:
+        tick = 1
     shared = shared_prompt(GOAL, "Four services; one is faulty.", ACTIONS)
     out = []
     for w in workers:
@@ -101,30 +105,37 @@ class Result:
                 "mean_confidence": (round(sum(self.confidences) / len(self.confidences), 3)
                                     if self.confidences else None)}
 
+    def add(self, req: DecisionRequest, *, raw: str, error: bool, prompt: int, cached: int, completion: int,
+            confidence: float | None = None) -> None:
+        self.decisions += 1
+        self.errors += error
+        self.valid += not error and raw.strip() in {answer_json(c) for c in req.choices}
+        self.prompt_tokens += prompt
+        self.cached_tokens += cached
+        self.completion_tokens += completion
+        if confidence is not None:
+            self.confidences.append(confidence)
 
-async def run_invoker(url: str, workers: Sequence[int], ticks: int, *, mode: str, concurrency: int,
-                      label: str, same_choices: bool = True, **kwargs: Any) -> Result:
-    """``ticks`` ticks of ``decide`` through one LlamaServerInvoker."""
-    res = Result(label)
-    inv = LlamaServerInvoker(url, mode=mode, concurrency=concurrency, timeout=300.0, **kwargs)
-    try:
-        for t in range(ticks):
-            reqs = tick_requests(workers, t, same_choices=same_choices)
-            t0 = time.perf_counter()
-            decisions = await inv.decide(reqs)
-            res.seconds += time.perf_counter() - t0
+
+class _InvokerRow:
+    def __init__(self, url: str, label: str, mode: str, concurrency: int, **kwargs: Any) -> None:
+        self.result = Result(label)
+        self.invoker = LlamaServerInvoker(url, mode="array" if mode == "array" else "concurrent",
+                                          concurrency=concurrency, timeout=300.0, affinity=mode != "free",
+                                          **kwargs)
+
+    async def tick(self, reqs: list[DecisionRequest], count: bool) -> None:
+        t0 = time.perf_counter()
+        decisions = await self.invoker.decide(reqs)
+        dt = time.perf_counter() - t0
+        if count:
+            self.result.seconds += dt
             for r, d in zip(reqs, decisions):
-                res.decisions += 1
-                res.errors += d.error is not None
-                res.valid += d.ok and not d.repaired and d.raw.strip() == answer_json(r.choices[d.choice])
-                res.prompt_tokens += d.prompt_tokens
-                res.cached_tokens += d.cached_tokens
-                res.completion_tokens += d.completion_tokens
-                if d.confidence is not None:
-                    res.confidences.append(d.confidence)
-    finally:
-        await inv.aclose()
-    return res
+                self.result.add(r, raw=d.raw, error=not d.ok or d.repaired, prompt=d.prompt_tokens,
+                                cached=d.cached_tokens, completion=d.completion_tokens, confidence=d.confidence)
+
+    async def aclose(self) -> None:
+        await self.invoker.aclose()
 
 
 def _bare_body(prompt: Any, req: DecisionRequest, slot: int | None) -> dict[str, Any]:
@@ -137,79 +148,156 @@ def _bare_body(prompt: Any, req: DecisionRequest, slot: int | None) -> dict[str,
     return body
 
 
-async def run_bare(url: str, workers: Sequence[int], ticks: int, *, array: bool, concurrency: int, label: str,
-                   n_slots: int, same_choices: bool = True) -> Result:
-    """The same bodies as the invoker sends, from a plain httpx loop."""
-    res = Result(label)
-    sem = asyncio.Semaphore(concurrency)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(timeout=300.0, limits=limits, trust_env=False) as client:
+class _BareRow:
+    def __init__(self, url: str, label: str, mode: str, concurrency: int, n_slots: int) -> None:
+        self.result = Result(label)
+        self.url, self.mode, self.n_slots = url, mode, n_slots
+        self.sem = asyncio.Semaphore(concurrency)
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        self.client = httpx.AsyncClient(timeout=300.0, limits=limits, trust_env=False)
 
-        async def post(body: dict) -> Any:
-            async with sem:
-                r = await client.post(url + "/completion", json=body)
-                r.raise_for_status()
-                return r.json()
+    async def _post(self, body: dict) -> Any:
+        async with self.sem:
+            r = await self.client.post(self.url + "/completion", json=body)
+            r.raise_for_status()
+            return r.json()
 
-        for t in range(ticks):
-            reqs = tick_requests(workers, t, same_choices=same_choices)
-            t0 = time.perf_counter()
-            if array:
-                groups: dict[tuple, list[DecisionRequest]] = {}
-                for r in reqs:
-                    groups.setdefault(tuple(answer_json(c) for c in r.choices), []).append(r)
-                bodies = [_bare_body([r.prompt for r in g] if len(g) > 1 else g[0].prompt, g[0], None)
-                          for g in groups.values()]
-                answers = await asyncio.gather(*(post(b) for b in bodies))
-                pairs = []
-                for g, a in zip(groups.values(), answers):
-                    items = a if isinstance(a, list) else [a]
-                    by_index = {x.get("index", k): x for k, x in enumerate(items)}
-                    pairs += [(r, by_index[k]) for k, r in enumerate(g)]
-            else:
-                answers = await asyncio.gather(*(post(_bare_body(r.prompt, r, r.slot % n_slots)) for r in reqs))
-                pairs = list(zip(reqs, answers))
-            res.seconds += time.perf_counter() - t0
+    async def tick(self, reqs: list[DecisionRequest], count: bool) -> None:
+        t0 = time.perf_counter()
+        if self.mode == "array":
+            groups: dict[tuple, list[DecisionRequest]] = {}
+            for r in reqs:
+                groups.setdefault(tuple(answer_json(c) for c in r.choices), []).append(r)
+            bodies = [_bare_body([r.prompt for r in g] if len(g) > 1 else g[0].prompt, g[0], None)
+                      for g in groups.values()]
+            answers = await asyncio.gather(*(self._post(b) for b in bodies))
+            pairs = []
+            for g, a in zip(groups.values(), answers):
+                items = a if isinstance(a, list) else [a]
+                by_index = {x.get("index", k): x for k, x in enumerate(items)}
+                pairs += [(r, by_index[k]) for k, r in enumerate(g)]
+        else:
+            slot = (lambda r: None) if self.mode == "free" else (lambda r: r.slot % self.n_slots)
+            answers = await asyncio.gather(*(self._post(_bare_body(r.prompt, r, slot(r))) for r in reqs))
+            pairs = list(zip(reqs, answers))
+        dt = time.perf_counter() - t0
+        if count:
+            self.result.seconds += dt
             for r, a in pairs:
-                res.decisions += 1
-                res.valid += a["content"].strip() in {answer_json(c) for c in r.choices}
                 timings = a.get("timings") or {}
-                res.prompt_tokens += int(a.get("tokens_evaluated") or 0)
-                res.cached_tokens += int(timings.get("cache_n") or 0)
-                res.completion_tokens += int(timings.get("predicted_n") or 0)
-    return res
+                self.result.add(r, raw=a["content"], error=False, prompt=int(a.get("tokens_evaluated") or 0),
+                                cached=int(timings.get("cache_n") or 0),
+                                completion=int(timings.get("predicted_n") or 0))
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
 
 
-async def _warm(url: str, n_slots: int) -> None:
-    """Fill every slot's cache with the shared prefix (one pinned request per slot)."""
-    reqs = tick_requests(range(10_000, 10_000 + n_slots), 0)
-    inv = LlamaServerInvoker(url, mode="concurrent", concurrency=n_slots, timeout=300.0, confidence=False)
-    try:
-        await inv.decide([DecisionRequest(r.worker, r.shared_prompt, r.worker_prompt, r.choices, r.sampling,
-                                          slot=k) for k, r in enumerate(reqs)])
-    finally:
-        await inv.aclose()
-
-
-def run_phases(url: str, *, n_slots: int, workers: int = 4, ticks: int = 3,
-               rows: Sequence[str] = ("invoker-concurrent", "bare-concurrent", "invoker-array", "bare-array",
-                                      "invoker-sequential", "bare-sequential"),
-               same_choices: bool = True, say: Callable[[str], None] = lambda _m: None) -> list[Result]:
-    """Run each row over ``ticks`` ticks of ``workers`` workers (fresh ids per row)."""
-    asyncio.run(_warm(url, n_slots))
-    out = []
+async def _run_rows(url: str, rows: Sequence[str], *, n_slots: int, workers: int, ticks: int, skip: int,
+                    same_choices: bool, grow: bool, first_worker: int, interleave: bool, rounds: int,
+                    say: Callable[[str], None]) -> list[Result]:
+    warm = _InvokerRow(url, "warm", "concurrent", n_slots, confidence=False)
+    await warm.tick([DecisionRequest(r.worker, r.shared_prompt, r.worker_prompt, r.choices, r.sampling, slot=k)
+                     for k, r in enumerate(tick_requests(range(10_000, 10_000 + n_slots), 0))], False)
+    await warm.aclose()
+    runners: list[tuple[_InvokerRow | _BareRow, range]] = []
     for k, row in enumerate(rows):
-        ids = range(workers * (k + 1), workers * (k + 2))     # fresh workers, same slots (id % n_slots)
         kind, mode = row.split("-")
         conc = 1 if mode == "sequential" else workers
-        if kind == "invoker":
-            coro = run_invoker(url, ids, ticks, mode="array" if mode == "array" else "concurrent",
-                               concurrency=conc, label=row, same_choices=same_choices,
-                               affinity=mode != "free")
+        base = first_worker + workers * (k + 1)
+        ids = range(base, base + workers)                 # own workers; slots are id % n_slots
+        runner = (_InvokerRow(url, row, mode, conc) if kind == "invoker"
+                  else _BareRow(url, row, mode, conc, n_slots))
+        runners.append((runner, ids))
+    try:
+        if interleave:
+            for t in range(ticks):
+                shift = t % len(runners)
+                for runner, ids in runners[shift:] + runners[:shift]:
+                    await runner.tick(tick_requests(ids, t, same_choices=same_choices, grow=grow), t >= skip)
+                say(f"tick {t + 1}/{ticks} done")
         else:
-            coro = run_bare(url, ids, ticks, array=mode == "array", concurrency=conc, label=row,
-                            n_slots=n_slots, same_choices=same_choices)
-        res = asyncio.run(coro)
-        say(f"{row}: {res.decisions_per_s:.2f} decisions/s, cache hit {res.cache_hit_rate:.2f}")
-        out.append(res)
-    return out
+            for rnd in range(rounds):
+                for runner, ids in (runners if rnd % 2 == 0 else runners[::-1]):
+                    for t in range(ticks):
+                        await runner.tick(tick_requests(ids, t, same_choices=same_choices, grow=grow), t >= skip)
+                    say(f"round {rnd + 1}: {runner.result.label} done")
+    finally:
+        for runner, _ in runners:
+            await runner.aclose()
+    return [runner.result for runner, _ in runners]
+
+
+def run_rows(url: str, *, n_slots: int, rows: Sequence[str] = ROWS, workers: int = 4, ticks: int = 3,
+             skip: int = 0, same_choices: bool = True, grow: bool = True, first_worker: int = 0,
+             interleave: bool = True, rounds: int = 2,
+             say: Callable[[str], None] = lambda _m: None) -> list[Result]:
+    """Run ``rows`` (see the module docstring) for ``ticks`` ticks each after a
+    warm-up tick that puts the shared prefix in every slot; the first
+    ``skip`` ticks are run but not counted.
+
+    ``interleave``: rows take turns tick by tick (the order rotating), so
+    load from other processes hits them alike; but then each row's prompts
+    leave the slots between its ticks (the server's RAM prompt cache brings
+    most back). Otherwise each row runs its ticks back to back, ``rounds``
+    times, the row order reversed every other round: the way to measure a
+    steady state where a row's prompts stay in their slots."""
+    return asyncio.run(_run_rows(url, rows, n_slots=n_slots, workers=workers, ticks=ticks, skip=skip,
+                                 same_choices=same_choices, grow=grow, first_worker=first_worker,
+                                 interleave=interleave, rounds=rounds, say=say))
+
+
+def _canned(req: DecisionRequest, index: int) -> dict[str, Any]:
+    """What llama-server answers for ``req`` choosing ``index``: content,
+    timings and per-token probabilities (one token per 3 characters, 8
+    alternatives each), the shape the invoker parses."""
+    text = answer_json(req.choices[index])
+    pieces = [text[i:i + 3] for i in range(0, len(text), 3)]
+    probs = [{"id": k, "token": p, "logprob": -0.1,
+              "top_logprobs": [{"id": 1000 + j, "token": p if j == 0 else f"x{j}", "logprob": -1.0 - j}
+                               for j in range(8)]} for k, p in enumerate(pieces)]
+    return {"index": 0, "content": text, "tokens_evaluated": 550, "tokens_cached": 560,
+            "timings": {"cache_n": 500, "prompt_n": 50, "predicted_n": len(pieces)},
+            "completion_probabilities": probs}
+
+
+def client_cost(*, workers: int = 16, ticks: int = 50, mode: str = "concurrent") -> dict[str, float]:
+    """The invoker's own time per decision, against an in-process transport
+    that answers at once with canned llama-server answers: payload and
+    grammar, JSON both ways, parsing, confidence. Returns microseconds per
+    decision for the invoker and for a bare client posting the same bodies."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        if isinstance(body["prompt"], list):
+            return httpx.Response(200, json=[{**_canned(reqs[0], 0), "index": i}
+                                             for i in range(len(body["prompt"]))])
+        return httpx.Response(200, json=_canned(reqs[0], 0))
+
+    reqs = tick_requests(range(workers), 3)
+
+    async def go() -> dict[str, float]:
+        inv = LlamaServerInvoker("http://bench", mode=mode, concurrency=workers,
+                                 transport=httpx.MockTransport(handler))
+        bare = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+        out: dict[str, list[Decision] | None] = {}
+        try:
+            await inv.decide(reqs)                          # grammar cache, client start
+            t0 = time.perf_counter()
+            for _ in range(ticks):
+                out["invoker"] = await inv.decide(reqs)
+            t_inv = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            for _ in range(ticks):
+                rs = await asyncio.gather(*(bare.post("http://bench/completion", json=_bare_body(r.prompt, r, None))
+                                            for r in reqs))
+                [r.json()["content"] for r in rs]
+            t_bare = time.perf_counter() - t0
+        finally:
+            await inv.aclose()
+            await bare.aclose()
+        assert out["invoker"] is not None and all(d.ok and d.confidence is not None for d in out["invoker"])
+        n = workers * ticks
+        return {"invoker_us": t_inv / n * 1e6, "bare_us": t_bare / n * 1e6}
+
+    return asyncio.run(go())

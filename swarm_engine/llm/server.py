@@ -453,7 +453,7 @@ class LlamaServer:
         with httpx.Client(timeout=2.0, trust_env=False) as client:
             while True:
                 if not _pid_alive(state.pid, state.starttime):
-                    time.sleep(0.05)                    # let the wrapper log the exit status
+                    self._await_exit_line(log_start)
                     raise LlmPermanentError(self._failure(state, log_start, None))
                 try:
                     if client.get(state.url + "/health").status_code == 200:
@@ -463,6 +463,14 @@ class LlamaServer:
                 if time.monotonic() > deadline:
                     raise LlmPermanentError(self._failure(state, log_start, timeout))
                 time.sleep(0.1)
+
+    def _await_exit_line(self, log_start: int, wait: float = 1.0) -> None:
+        """The wrapper appends the exit status right after the server dies."""
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if any(_EXIT_RE.search(line) for line in _tail(self.log_path, 3, log_start)):
+                return
+            time.sleep(0.02)
 
     def _failure(self, state: ServerState, log_start: int, timeout: float | None) -> str:
         lines = _tail(self.log_path, 12, log_start)

@@ -4,10 +4,11 @@ Two ways to send a tick's requests (``mode``), both through one shared
 ``httpx.AsyncClient``:
 
 ``"concurrent"``
-    One ``POST /completion`` per request, up to ``concurrency`` in flight,
-    each pinned to a server slot with ``id_slot`` (the request's ``slot``,
-    modulo the server's slot count: out-of-range ids are silently ignored by
-    the server), so a worker finds its own prefix in its slot's KV cache.
+    One ``POST /completion`` per request, up to ``concurrency`` in flight.
+    With ``affinity=True`` each is pinned to a server slot with ``id_slot``
+    (the request's ``slot`` modulo the server's slot count: out-of-range ids
+    are silently ignored by the server); without, the server picks the idle
+    slot with the longest common prefix, which is the worker's own slot.
 ``"array"``
     One ``POST /completion`` whose ``prompt`` is an array; the server spreads
     the prompts over its slots and answers a list whose items carry ``index``.
@@ -39,6 +40,7 @@ of the chosen tokens' probabilities is far below the choice's probability.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import random
 import time
@@ -73,16 +75,21 @@ def _squash(text: str) -> str:
     return "".join(text.split())
 
 
-def _consistent(text: str, answer: str) -> bool:
-    return answer.startswith(text) or text.startswith(answer)
-
-
 def _prob(entry: dict) -> float:
     if "prob" in entry:
         return float(entry["prob"])
     if "logprob" in entry:
         return math.exp(float(entry["logprob"]))
     return 0.0
+
+
+@functools.lru_cache(maxsize=_GRAMMAR_CACHE)
+def _answer_prefixes(answers: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str], int]:
+    """The answers without whitespace, every prefix of them, the shortest length:
+    a candidate text stays on some answer iff it is a prefix of one (or runs
+    past the end of one)."""
+    allowed = frozenset(_squash(a) for a in answers)
+    return allowed, frozenset(a[:i] for a in allowed for i in range(len(a) + 1)), min(map(len, allowed))
 
 
 def choice_confidence(probs: Sequence[dict], answers: Sequence[str], chosen: int) -> float | None:
@@ -94,7 +101,7 @@ def choice_confidence(probs: Sequence[dict], answers: Sequence[str], chosen: int
     and its alternatives (``top_probs`` or ``top_logprobs``).
     """
     target = _squash(answers[chosen])
-    allowed = [_squash(a) for a in answers]
+    allowed, prefixes, shortest = _answer_prefixes(tuple(answers))
     text = ""
     confidence = 1.0
     measured = False
@@ -110,18 +117,22 @@ def choice_confidence(probs: Sequence[dict], answers: Sequence[str], chosen: int
         on_choice = on_any = 0.0
         for tok, p in candidates.values():
             cand = text + _squash(tok)
-            if _consistent(cand, target):
+            if target.startswith(cand) or cand.startswith(target):
                 on_choice += p
                 on_any += p
-            elif any(_consistent(cand, a) for a in allowed):
+            elif cand in prefixes or (len(cand) > shortest and any(cand.startswith(a) for a in allowed)):
                 on_any += p
         if on_choice > 0.0 and on_any > 0.0:
             confidence *= min(1.0, on_choice / on_any)
             measured = True
         text += _squash(token)
-    if not measured or not _consistent(text, target):
+    if not measured or not (target.startswith(text) or text.startswith(target)):
         return None
     return confidence
+
+
+def _answers(req: DecisionRequest) -> tuple[str, ...]:
+    return tuple(answer_json(c) for c in req.choices)
 
 
 class LlamaServerInvoker:
@@ -132,7 +143,7 @@ class LlamaServerInvoker:
     base_url:
         e.g. ``http://127.0.0.1:8080``.
     mode:
-        ``"concurrent"`` (one request per decision, id_slot affinity) or
+        ``"concurrent"`` (one request per decision) or
         ``"array"`` (one prompt-array request per group of identical choice
         sets); see the module docstring and ``benchmarks/test_llm_server.py``.
     concurrency:
@@ -159,8 +170,11 @@ class LlamaServerInvoker:
         scales alone. Adapters not named get scale 0.
     affinity:
         Mode "concurrent": send ``id_slot`` (request.slot modulo the server's
-        slots). Without it the server picks the idle slot whose cached
-        prompt shares the longest prefix, which also finds a worker's slot.
+        slots). Off by default: without it the server picks the idle slot
+        whose cached prompt shares the longest prefix, which finds a worker's
+        slot as well (same hit rate, measured), while with ``-kvu`` pinning
+        loses the cache (this build moves idle slots out of a unified KV
+        buffer whenever another slot starts: hit rate 0.12 vs 0.46).
     template:
         A format string with ``{shared}`` and ``{worker}`` (e.g. ``CHATML``);
         None sends ``shared + worker`` as is.
@@ -177,7 +191,7 @@ class LlamaServerInvoker:
                  max_backoff: float = 2.0, cache_prompt: bool = True, n_cache_reuse: int | None = None,
                  constrain: str | None = "grammar", confidence: bool = True, n_probs: int = 8,
                  lora: Sequence[LoraScale | tuple[int | str, float]] | None = None,
-                 template: str | None = None, affinity: bool = True, seed: int | None = None,
+                 template: str | None = None, affinity: bool = False, seed: int | None = None,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         if mode not in MODES:
             raise ConfigError(f"llama-server mode {mode!r}: expected one of {', '.join(MODES)}")
@@ -187,8 +201,8 @@ class LlamaServerInvoker:
             raise ConfigError(f"llama-server concurrency {concurrency}: expected >= 1")
         if timeout <= 0 or retries < 0 or n_probs < 1:
             raise ConfigError("llama-server: timeout > 0, retries >= 0 and n_probs >= 1 expected")
-        if template is not None and ("{shared}" not in template or "{worker}" not in template):
-            raise ConfigError("llama-server template: needs {shared} and {worker}")
+        if template is not None and not 0 <= template.find("{shared}") < template.find("{worker}"):
+            raise ConfigError("llama-server template: needs {shared} and then {worker}")
         self.base_url = base_url.rstrip("/")
         self.mode = mode
         self.concurrency = int(concurrency)
@@ -203,7 +217,9 @@ class LlamaServerInvoker:
         self.n_probs = int(n_probs)
         self.lora = None if lora is None else tuple(
             x if isinstance(x, LoraScale) else LoraScale(x[0], float(x[1])) for x in lora)
-        self.template = template
+        # split once; str.format would trip over other braces in a template
+        self._template = None if template is None else (
+            template.split("{shared}", 1)[0], *template.split("{shared}", 1)[1].split("{worker}", 1))
         self.affinity = bool(affinity)
         self._rng = random.Random(seed)
         self._transport = transport
@@ -236,14 +252,15 @@ class LlamaServerInvoker:
             await client.aclose()
 
     def _prompt(self, req: DecisionRequest) -> str:
-        if self.template is None:
+        if self._template is None:
             return req.prompt
-        return self.template.format(shared=req.shared_prompt, worker=req.worker_prompt)
+        head, middle, tail = self._template
+        return head + req.shared_prompt + middle + req.worker_prompt + tail
 
-    def _constraint(self, choices: Sequence[Choice]) -> tuple[str, Any] | None:
+    def _constraint(self, choices: Sequence[Choice], answers: tuple[str, ...]) -> tuple[str, Any] | None:
         if self.constrain is None:
             return None
-        key = (self.constrain, tuple(answer_json(c) for c in choices))
+        key = (self.constrain, answers)
         hit = self._constraints.get(key)
         if hit is None:
             hit = gbnf_for(choices) if self.constrain == "grammar" else json_schema_for(choices)
@@ -305,8 +322,8 @@ class LlamaServerInvoker:
         self._slot_lora[slot] = lora_key
         return prev == lora_key
 
-    def _payload(self, prompt: str | list[str], req: DecisionRequest, lora: list[dict] | None,
-                 cache: bool) -> dict[str, Any]:
+    def _payload(self, prompt: str | list[str], req: DecisionRequest, answers: tuple[str, ...],
+                 lora: list[dict] | None, cache: bool) -> dict[str, Any]:
         s = req.sampling
         p: dict[str, Any] = {"prompt": prompt, "n_predict": s.max_tokens, "temperature": s.temperature,
                              "top_k": s.top_k, "top_p": s.top_p, "cache_prompt": cache, "stream": False}
@@ -314,7 +331,7 @@ class LlamaServerInvoker:
             p["seed"] = s.seed
         if self.n_cache_reuse:
             p["n_cache_reuse"] = int(self.n_cache_reuse)
-        constraint = self._constraint(req.choices)
+        constraint = self._constraint(req.choices, answers)
         if constraint is not None:
             p[constraint[0]] = constraint[1]
         if self.confidence:
@@ -325,7 +342,8 @@ class LlamaServerInvoker:
             p["lora"] = lora
         return p
 
-    def _decision(self, req: DecisionRequest, res: Any, latency_ms: float, retries: int) -> Decision:
+    def _decision(self, req: DecisionRequest, answers: tuple[str, ...], res: Any, latency_ms: float,
+                  retries: int) -> Decision:
         if not isinstance(res, dict) or not isinstance(res.get("content"), str):
             return Decision(req.worker, None, error=ERROR_PERMANENT, latency_ms=latency_ms, retries=retries,
                             message=f"{self.base_url}/completion: unexpected result {str(res)[:120]!r}")
@@ -341,7 +359,6 @@ class LlamaServerInvoker:
             d.error = ERROR_PARSE
             d.message = f"no allowed choice in the answer {text[:80]!r}"
         elif self.confidence and res.get("completion_probabilities"):
-            answers = [answer_json(c) for c in req.choices]
             d.confidence = choice_confidence(res["completion_probabilities"], answers, index)
         return d
 
@@ -362,19 +379,19 @@ class LlamaServerInvoker:
         except LlmError as exc:
             return [self._failed(r, exc, 0.0) for r in requests]
         if self.mode == "concurrent":
-            return list(await asyncio.gather(*(self._one(r) for r in requests)))
+            return list(await asyncio.gather(*(self._one(r, _answers(r)) for r in requests)))
         groups: dict[tuple, list[int]] = {}
         for i, r in enumerate(requests):
-            key = (tuple(answer_json(c) for c in r.choices), r.sampling, r.lora)
-            groups.setdefault(key, []).append(i)
+            groups.setdefault((_answers(r), r.sampling, r.lora), []).append(i)
         out: list[Decision | None] = [None] * len(requests)
-        results = await asyncio.gather(*(self._array([requests[i] for i in idx]) for idx in groups.values()))
+        results = await asyncio.gather(*(self._array(key[0], [requests[i] for i in idx])
+                                         for key, idx in groups.items()))
         for idx, decisions in zip(groups.values(), results):
             for i, d in zip(idx, decisions):
                 out[i] = d
         return out  # type: ignore[return-value]
 
-    async def _one(self, req: DecisionRequest) -> Decision:
+    async def _one(self, req: DecisionRequest, answers: tuple[str, ...]) -> Decision:
         assert self._sem is not None
         async with self._sem:
             t0 = time.perf_counter()
@@ -385,7 +402,7 @@ class LlamaServerInvoker:
                 if req.slot is not None and self.affinity:
                     n = await self._server_slots()
                     slot = req.slot % n if n else None
-                payload = self._payload(self._prompt(req), req, lora, self._use_cache(slot, key))
+                payload = self._payload(self._prompt(req), req, answers, lora, self._use_cache(slot, key))
                 if slot is not None:
                     payload["id_slot"] = slot
                 body, retries = await post_json(self._http(), self.base_url + "/completion", payload,
@@ -393,9 +410,9 @@ class LlamaServerInvoker:
                                                 max_backoff=self.max_backoff, rng=self._rng)
             except LlmError as exc:
                 return self._failed(req, exc, (time.perf_counter() - t0) * 1e3)
-            return self._decision(req, body, (time.perf_counter() - t0) * 1e3, retries)
+            return self._decision(req, answers, body, (time.perf_counter() - t0) * 1e3, retries)
 
-    async def _array(self, group: list[DecisionRequest]) -> list[Decision]:
+    async def _array(self, answers: tuple[str, ...], group: list[DecisionRequest]) -> list[Decision]:
         assert self._sem is not None
         async with self._sem:
             t0 = time.perf_counter()
@@ -403,7 +420,7 @@ class LlamaServerInvoker:
                 lora = await self._lora_field(group[0].lora)
                 key = None if lora is None else tuple((a["id"], a["scale"]) for a in lora)
                 prompts = [self._prompt(r) for r in group]
-                payload = self._payload(prompts if len(prompts) > 1 else prompts[0], group[0], lora,
+                payload = self._payload(prompts if len(prompts) > 1 else prompts[0], group[0], answers, lora,
                                         self._use_cache(None, key))
                 body, retries = await self._post_any(payload)
             except LlmError as exc:
@@ -412,7 +429,7 @@ class LlamaServerInvoker:
             ms = (time.perf_counter() - t0) * 1e3
             items = body if isinstance(body, list) else [body]
             by_index = {int(x.get("index", k)): x for k, x in enumerate(items) if isinstance(x, dict)}
-            return [self._decision(r, by_index.get(k), ms, retries) for k, r in enumerate(group)]
+            return [self._decision(r, answers, by_index.get(k), ms, retries) for k, r in enumerate(group)]
 
     async def _post_any(self, payload: dict) -> tuple[Any, int]:
         """POST /completion accepting a JSON list (prompt arrays), with the same
