@@ -166,3 +166,58 @@ def test_real_server_killed_mid_run_falls_back(tmp_path):
     assert (ev.source == 1).sum() >= 1                 # decided by the model before it died
     assert (ev.source == 2).sum() >= 1                 # then by the bandit, recorded as fallback
     assert runner.stats.summary()["errors"] >= 1
+
+
+class Planner(Scripted):
+    def __init__(self, answer):
+        super().__init__()
+        self.answer = answer
+
+    async def complete_json(self, prompt, schema, sampling):
+        return self.answer
+
+
+
+
+def _planned_scenario(tmp_path):
+    text = LLM_SCENARIO.read_text(encoding="utf-8")
+    head = text[:text.index("[dependency_graph]")]
+    path = tmp_path / "planned.toml"
+    path.write_text(head + '[dependency_graph]\ntype = "llm"\n', encoding="utf-8")
+    return load_scenario(path)
+
+
+def test_llm_planned_graph_is_validated_and_used(tmp_path):
+    import json
+
+    plan = {"edges": [{"from": "CheckStatus", "to": "ReadLogs", "confidence": 0.9},
+                      {"from": "CheckStatus", "to": "AnalyzeMetrics", "confidence": 0.8},
+                      {"from": "ReadLogs", "to": "Diagnose", "confidence": 0.9},
+                      {"from": "AnalyzeMetrics", "to": "Diagnose", "confidence": 0.8},
+                      {"from": "Diagnose", "to": "Restart", "confidence": 1.0}],
+            "start": ["CheckStatus"], "terminal": ["Restart"]}
+    sc = _planned_scenario(tmp_path)
+    assert sc.graph is None
+    runner = InvokerRunner(Planner(json.dumps(plan)))
+    try:
+        sc.plan(runner)
+    finally:
+        runner.close()
+    assert sc.graph.start == ["CheckStatus"] and len(sc.graph.edges) == 5
+    assert sc.swarm(1).run().success
+
+
+@pytest.mark.parametrize("answer", ['{"edges": [], "start": ["Nope"], "terminal": []}',
+                                    '{"edges": [{"from": "CheckStatus", "to": "Diagnose"}], '
+                                    '"start": ["CheckStatus"], "terminal": ["Restart"]}',
+                                    "not json at all"])
+def test_unplannable_graph_is_one_clear_error(tmp_path, answer):
+    from swarm_engine.errors import ScenarioError
+
+    sc = _planned_scenario(tmp_path)
+    runner = InvokerRunner(Planner(answer))
+    try:
+        with pytest.raises(ScenarioError, match="could not plan a dependency graph"):
+            sc.plan(runner)
+    finally:
+        runner.close()
