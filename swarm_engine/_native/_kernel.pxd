@@ -206,6 +206,7 @@ cdef class Kernel:
     cdef int _reset(self, uint64_t seed) except -1 nogil
     cdef bint _has_room(self) noexcept nogil
     cdef double _score(self, int32_t g, int mode, double log_total) noexcept nogil
+    cdef int _effective_mode(self) noexcept nogil
     cdef bint _better(self, int32_t g1, int32_t g2) noexcept nogil
     cdef void _sift_down(self, int32_t i) noexcept nogil
     cdef int32_t _group_of(self, int32_t action, int32_t target) except -2 nogil

@@ -530,6 +530,17 @@ cdef class Kernel:
         # SEL_THOMPSON_SAMPLED
         return swarm_rng_beta(&self.rng, s + 1.0, n_eff - s + 1.0) + self.learning_weight * bonus
 
+    cdef int _effective_mode(self) noexcept nogil:
+        """Adaptive: UCB1 while immature, then Greedy under the error-rate
+        threshold, else Thompson; any other selector is itself."""
+        if self.selector != SEL_ADAPTIVE:
+            return self.selector
+        if self.total_visits < self.maturity_threshold:
+            return SEL_UCB1
+        if self.total_fail < self.error_rate_threshold * self.total_visits:
+            return SEL_GREEDY
+        return SEL_THOMPSON
+
     cdef bint _better(self, int32_t g1, int32_t g2) noexcept nogil:
         cdef double s1 = self.g_score[g1], s2 = self.g_score[g2]
         if s1 != s2:
@@ -578,13 +589,7 @@ cdef class Kernel:
             self.n_assigned = n
             return n
         self.last_manage_tick = self.tick
-        if mode == SEL_ADAPTIVE:
-            if self.total_visits < self.maturity_threshold:
-                mode = SEL_UCB1
-            elif self.total_fail < self.error_rate_threshold * self.total_visits:
-                mode = SEL_GREEDY
-            else:
-                mode = SEL_THOMPSON
+        mode = self._effective_mode()
         if self.bonus3.shape[0]:
             row = ((self.prev_prev_action + 1) * (A + 1) + (self.prev_action + 1)) * A
             for i in range(A):
@@ -1108,15 +1113,8 @@ cdef class Kernel:
         """Score of each non-empty group as the selector sees it now (no
         virtual visits), as (group ids, scores); for -v snapshots and prompts.
         At most ``limit`` never-visited groups are listed."""
-        cdef int mode = self.selector
+        cdef int mode = self._effective_mode()
         cdef int i
-        if mode == SEL_ADAPTIVE:
-            if self.total_visits < self.maturity_threshold:
-                mode = SEL_UCB1
-            elif self.total_fail < self.error_rate_threshold * self.total_visits:
-                mode = SEL_GREEDY
-            else:
-                mode = SEL_THOMPSON
         if mode == SEL_THOMPSON_SAMPLED:
             mode = SEL_THOMPSON   # report the mean, do not consume the stream
         log_total = log(<double>self.total_visits) if self.total_visits > 1 else 0.0
