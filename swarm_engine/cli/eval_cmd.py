@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -69,25 +70,34 @@ def _expand(paths: list[Path]) -> list[Path]:
 
 
 def _fmt_ci(lo: float, hi: float) -> str:
-    return f"[{100 * lo:.1f}, {100 * hi:.1f}]"
+    return f"{100 * lo:.1f}-{100 * hi:.1f}%"
+
+
+def _si(x: float) -> str:
+    """7496138 -> 7.50M: compact enough for an 80-column table."""
+    for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if x >= div:
+            return f"{x / div:.2f}{unit}"
+    return f"{x:.0f}"
 
 
 def _row(result: EvalResult, report: dict) -> list[str]:
     s = report["summary"]
     aps = s["actions_per_sec"]
     return [result.scenario.name + (f" [{result.scenario.variant}]" if result.scenario.variant else ""),
-            f"{s['runs']}", f"{100 * s['success_rate']:.1f}% {_fmt_ci(*s['success_rate_ci95'])}",
-            f"{s['ticks']['mean']:.2f} / {s['ticks']['p95']:.0f}" if s["runs"] else "-",
-            f"{s['actions']['mean']:.2f} / {s['actions']['p95']:.0f}" if s["runs"] else "-",
-            f"{aps:,.0f}" if aps else "-", f"{s['wall_seconds']:.3f}"]
+            f"{s['runs']}", f"{100 * s['success_rate']:.1f}%", _fmt_ci(*s["success_rate_ci95"]),
+            f"{s['ticks']['mean']:.1f}/{s['ticks']['p95']:.0f}" if s["runs"] else "-",
+            f"{s['actions']['mean']:.1f}/{s['actions']['p95']:.0f}" if s["runs"] else "-",
+            _si(aps) if aps else "-", f"{s['wall_seconds']:.3f}"]
 
 
 def _table(rows: list[list[str]], title: str) -> Table:
-    t = Table(title=title, title_justify="left")
-    for col, just in (("Scenario", "left"), ("Runs", "right"), ("Success (95% CI)", "right"),
-                      ("Ticks mean/p95", "right"), ("Actions mean/p95", "right"),
-                      ("Actions/s", "right"), ("Engine s", "right")):
-        t.add_column(col, justify=just)
+    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+              caption="ticks, actions: mean/p95 per run; Act/s, Secs: engine time, start-up excluded",
+              caption_justify="left")
+    t.add_column("Scenario", justify="left", min_width=12, ratio=1)
+    for col in ("Runs", "Success", "95% CI", "Ticks", "Actions", "Act/s", "Secs"):
+        t.add_column(col, justify="right", no_wrap=True)
     for r in rows:
         t.add_row(*r)
     return t
