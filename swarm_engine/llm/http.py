@@ -14,6 +14,7 @@ exceptions are mapped here, at the boundary, with ``raise ... from``.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import json
 import random
@@ -215,7 +216,7 @@ def is_loopback(url: str) -> bool:
     return host in ("localhost", "::1", "[::1]") or host.startswith("127.")
 
 
-class HttpInvoker:
+class HttpInvoker(abc.ABC):
     """What the HTTP backends share: one ``httpx.AsyncClient``, a semaphore
     bounding requests in flight, retry settings, a seeded jitter generator,
     and the decide loop that turns every failure into a :class:`Decision`.
@@ -295,13 +296,14 @@ class HttpInvoker:
 
     # -- the decision path -------------------------------------------------
 
+    @abc.abstractmethod
     def _decision_payload(self, request: DecisionRequest) -> dict[str, Any]:
-        raise NotImplementedError
+        """The request body a backend sends for one decision."""
 
+    @abc.abstractmethod
     def _decision_answer(self, body: dict[str, Any]) -> tuple[str, int, int, int]:
         """(content, prompt_tokens, completion_tokens, cached_tokens) from a
         response body; LlmPermanentError when the body has no answer."""
-        raise NotImplementedError
 
     async def decide(self, requests: Sequence[DecisionRequest]) -> list[Decision]:
         """One Decision per request, in order; at most ``concurrency`` calls in
