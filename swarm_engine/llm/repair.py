@@ -26,7 +26,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from swarm_engine.llm.prompts import answer_json, answer_object
 from swarm_engine.llm.protocol import Choice
@@ -144,12 +144,13 @@ def _objects(text: str):
         pos = text.find("{", end if end is not None else len(text))
 
 
-def _balanced_end(text: str, start: int) -> int | None:
+def _scan(text: str, start: int = 0) -> Iterator[tuple[int, str, int, str | None]]:
+    """Walk ``text`` tracking string quotes and brace depth: yields
+    (index, char, depth, open quote) after each character is taken in."""
     depth = 0
     quote = None
     i = start
-    n = len(text)
-    while i < n:
+    while i < len(text):
         ch = text[i]
         if quote:
             if ch == "\\":
@@ -162,31 +163,22 @@ def _balanced_end(text: str, start: int) -> int | None:
             depth += 1
         elif ch == "}":
             depth -= 1
-            if depth == 0:
-                return i + 1
+        yield i, ch, depth, quote
         i += 1
+
+
+def _balanced_end(text: str, start: int) -> int | None:
+    for i, ch, depth, quote in _scan(text, start):
+        if ch == "}" and quote is None and depth == 0:
+            return i + 1
     return None
 
 
 def _close(span: str) -> str:
     """Close a truncated object: an open string, then the open braces."""
-    quote = None
-    depth = 0
-    i = 0
-    while i < len(span):
-        ch = span[i]
-        if quote:
-            if ch == "\\":
-                i += 1
-            elif ch == quote:
-                quote = None
-        elif ch in "\"'":
-            quote = ch
-        elif ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-        i += 1
+    depth, quote = 0, None
+    for _, _, depth, quote in _scan(span):
+        pass
     span = span.rstrip().rstrip(",")
     if quote:
         span += quote
