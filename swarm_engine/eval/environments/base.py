@@ -74,6 +74,14 @@ class EnvironmentFace:
     arg_names: tuple[str, ...] = ()     # the environment's own argument names
     check: Callable[[dict, str | None], None] | None = None   # cross-parameter validation
 
+    def param_vector(self, params: dict[str, Any]) -> np.ndarray:
+        """Resolved parameters in the order the native kernel reads them."""
+        return np.array([float(params[k]) for k in self.params], np.float64)
+
+    def hidden_state(self, seed: int, params: dict[str, Any]) -> np.ndarray:
+        """The int32 hidden state a run with this seed starts from (for rendering)."""
+        return _envs.hidden_state(self.kind, self.param_vector(params), seed)
+
     def resolve_params(self, raw: dict[str, Any], source: str | None) -> dict[str, Any]:
         out = {}
         for key in raw:
@@ -89,7 +97,7 @@ class EnvironmentFace:
         params = self.resolve_params(raw_params, source)
         if self.check is not None:
             self.check(params, source)
-        vector = np.array([float(params[k]) for k in self.params], np.float64)
+        vector = self.param_vector(params)
         ops = map_ops(self.name, self.ops, actions, source)
         kinds = np.array([self.op_kinds[o] for o in ops], np.int8) if self.op_kinds else None
         return EnvironmentBinding(

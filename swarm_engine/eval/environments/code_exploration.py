@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
-
 from swarm_engine._native import _envs
 from swarm_engine.eval.environments.base import EnvironmentFace, ParamSpec
 from swarm_engine.exploration.rules import DependencyGraph
@@ -28,8 +26,7 @@ DIR, FILE = 1, 2
 
 
 def hidden(seed: int, params: dict) -> dict:
-    vec = np.array([params[k] for k in CODE_EXPLORATION.params], np.float64)
-    st = _envs.hidden_state(_envs.ENV_CODE, vec, seed)
+    st = CODE_EXPLORATION.hidden_state(seed, params)
     return {"dirs": int(st[0]), "files": int(st[1]), "goal": int(st[2]), "refs": st[5:5 + int(st[4])].tolist()}
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
-
 from swarm_engine._native import _envs
 from swarm_engine.eval.environments.base import EnvironmentFace, ParamSpec
 from swarm_engine.exploration.rules import DependencyGraph
@@ -34,8 +32,7 @@ OPS = ("ParseConfig", "AnalyzeLog", "TraceError", "ApplyFix")
 
 
 def hidden(seed: int, params: dict) -> dict:
-    vec = np.array([params[k] for k in INTERNAL_DIAGNOSIS.params], np.float64)
-    st = _envs.hidden_state(_envs.ENV_DIAGNOSIS, vec, seed)
+    st = INTERNAL_DIAGNOSIS.hidden_state(seed, params)
     n = int(st[0])
     return {"sections": n, "faulty": int(st[1]), "noisy": st[5:5 + n].tolist()}
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
-
 from swarm_engine._native import _envs
 from swarm_engine.eval.environments.base import EnvironmentFace, ParamSpec
 from swarm_engine.exploration.rules import DependencyGraph
@@ -23,8 +21,7 @@ TOPICS = ("quarterly-report", "incident-review", "design-notes", "onboarding", "
 
 
 def hidden(seed: int, params: dict) -> dict:
-    vec = np.array([params[k] for k in SEARCH.params], np.float64)
-    st = _envs.hidden_state(_envs.ENV_SEARCH, vec, seed)
+    st = SEARCH.hidden_state(seed, params)
     k, d = int(st[4]), int(st[5])
     return {"target": int(st[1]), "results": st[6:6 + k].tolist(), "decoys": st[6 + k:6 + k + d].tolist()}
 

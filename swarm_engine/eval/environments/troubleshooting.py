@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
-
 from swarm_engine._native import _envs
 from swarm_engine.eval.environments.base import EnvironmentFace, ParamSpec
 from swarm_engine.exploration.rules import DependencyGraph
@@ -56,8 +54,7 @@ def service_name(i: int, params: dict | None = None) -> str:
 
 def hidden(seed: int, params: dict) -> dict:
     """The hidden state of a run: statuses, faults and their problems, noisy logs."""
-    vec = np.array([params[k] for k in TROUBLESHOOTING.params], np.float64)
-    st = _envs.hidden_state(_envs.ENV_TROUBLESHOOTING, vec, seed)
+    st = TROUBLESHOOTING.hidden_state(seed, params)
     n = int(st[0])
     cols = st[5:].reshape(5, n)
     return {"services": n, "faults": int(st[1]), "first_fault": int(st[4]),
