@@ -29,18 +29,12 @@ from __future__ import annotations
 import pytest
 
 from swarm_engine.bench.llm import ROWS, Result, client_cost, run_rows
-from swarm_engine.errors import LlmPermanentError
-from swarm_engine.llm.models import default_model_path, server_binary
+from swarm_engine.llm.models import server_unavailable
 from swarm_engine.llm.server import start_server
 
 
 def _skip_reason() -> str | None:
-    try:
-        default_model_path()
-        server_binary(None)
-    except LlmPermanentError as exc:
-        return f"needs the 'llm' extra: {exc}"
-    return None
+    return server_unavailable()
 
 
 pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or "")

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from swarm_engine.errors import LlmPermanentError
-from swarm_engine.llm.models import default_model_path, server_binary
+from swarm_engine.llm.models import server_unavailable
 from swarm_engine.llm.server import free_port
 
 MOUNTED = """\
@@ -36,12 +35,7 @@ sys.exit(cli_main.main(sys.argv[1:]))
 
 
 def _skip_reason() -> str | None:
-    try:
-        default_model_path()
-        server_binary(None)
-    except LlmPermanentError as exc:
-        return f"needs the 'llm' extra: {exc}"
-    return None
+    return server_unavailable()
 
 
 pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or "")

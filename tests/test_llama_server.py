@@ -30,7 +30,7 @@ import pytest
 
 from swarm_engine.errors import ConfigError, LlmPermanentError
 from swarm_engine.llm.backends.llama_server import CHATML, LlamaServerInvoker, choice_confidence
-from swarm_engine.llm.models import default_model_path, resolve_model, server_binary
+from swarm_engine.llm.models import default_model_path, resolve_model, server_binary, server_unavailable
 from swarm_engine.llm.prompts import answer_json, shared_prompt, worker_prompt
 from swarm_engine.llm.protocol import (ERROR_PARSE, ERROR_PERMANENT, ERROR_TRANSIENT, Choice, DecisionRequest,
                                        Invoker, LoraScale, Sampling)
@@ -39,12 +39,7 @@ from swarm_engine.llm.server import (LlamaServer, LoraSpec, ServerState, _diagno
 
 
 def _skip_reason() -> str | None:
-    try:
-        default_model_path()
-        server_binary(None)
-    except LlmPermanentError as exc:
-        return f"needs the 'llm' extra: {exc}"
-    return None
+    return server_unavailable()
 
 
 needs_server = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or "")

