@@ -29,6 +29,7 @@ Bound to 127.0.0.1 on an ephemeral port; ``http.server`` in a daemon thread
 
 from __future__ import annotations
 
+import abc
 import json
 import re
 import sys
@@ -414,7 +415,7 @@ def requests_for(n: int, **kwargs: Any) -> list:
     return out
 
 
-class InvokerContract:
+class InvokerContract(abc.ABC):
     """Behaviour every HTTP invoker shows against :class:`FakeServer`.
 
     A test module subclasses it as ``TestXxxContract`` and sets ``make``:
@@ -424,8 +425,9 @@ class InvokerContract:
     model = "smollm2:135m"
 
     @staticmethod
+    @abc.abstractmethod
     def make(url: str, model: str, **kwargs: Any) -> Any:
-        raise NotImplementedError
+        """The invoker under test for the server root ``url``."""
 
     def decide(self, url: str, requests: list, **kwargs: Any) -> list:
         import asyncio

@@ -103,7 +103,7 @@ class TestEval:
         assert {r["seed"] for r in rows} == set(range(42, 47))
         first = rows[0]
         assert first["action"] == "CheckStatus" and first["tick"] == 0
-        assert {"outcome", "target", "observation", "worker", "duration_ms"} <= set(first)
+        assert set(first).issuperset({"outcome", "target", "observation", "worker", "duration_ms"})
         assert all(r["outcome"] in ("ok", "fail", "error") for r in rows)
 
     def test_variant(self, swarm, tmp_path):

@@ -7,6 +7,7 @@ native or Python, passes one contract class.
 
 from __future__ import annotations
 
+import abc
 from pathlib import Path
 
 import numpy as np
@@ -225,11 +226,12 @@ def test_action_the_python_environment_lacks():
 # ----------------------------------------------------------------------------- environment contract
 
 
-class EnvironmentContract:
+class EnvironmentContract(abc.ABC):
     """What every environment, native or Python, guarantees to the engine."""
 
+    @abc.abstractmethod
     def scenario(self):
-        raise NotImplementedError
+        """The scenario each subclass checks."""
 
     def test_same_seed_same_run(self):
         runs = []
