@@ -49,21 +49,27 @@ def _gate(benchmark, what: str, ratio: float, floor: float) -> None:
     assert ratio >= floor, f"{what}: native is only {ratio:.1f}x the reference (floor {floor:.0f}x)"
 
 
-@pytest.mark.benchmark(group="ratio")
-def test_ratio_troubleshooting(benchmark, trouble, seeds):
-    """The shipped scenario, 2,000 seeds, run_batch vs ReferenceKernel.run_batch."""
-    s = seeds[:2_000]
-    kernel = trouble.native()
-    native = _timed_rounds(benchmark, lambda: native_batch(kernel, s), rounds=20)
-    out, _ = native_batch(kernel, s)
+def _native_vs_reference(benchmark, name: str, workload, seeds) -> tuple[float, float]:
+    """Best times of the native batch (benchmarked) and the reference on the
+    same seeds, after checking that both give the same runs."""
+    kernel = workload.native()
+    native = _timed_rounds(benchmark, lambda: native_batch(kernel, seeds), rounds=20)
+    out, _ = native_batch(kernel, seeds)
     rows = None
 
     def ref():
         nonlocal rows
-        rows = trouble.reference().run_batch(s)
+        rows = workload.reference().run_batch(seeds)
 
     reference = best_time(ref, 2)
-    check_runs("troubleshooting", s, out, rows)
+    check_runs(name, seeds, out, rows)
+    return reference, native
+
+
+@pytest.mark.benchmark(group="ratio")
+def test_ratio_troubleshooting(benchmark, trouble, seeds):
+    """The shipped scenario, 2,000 seeds, run_batch vs ReferenceKernel.run_batch."""
+    reference, native = _native_vs_reference(benchmark, "troubleshooting", trouble, seeds[:2_000])
     _gate(benchmark, "troubleshooting", reference / native, FLOOR_TROUBLESHOOTING)
 
 
@@ -73,18 +79,7 @@ def test_ratio_exploration(benchmark, seeds, selector):
     """16 services, 4 workers, per-(action, target) groups, every selector kind."""
     sel = {**OVERRIDES["app_config"]["selection"], "strategy": selector}
     wl = troubleshooting(overrides={**OVERRIDES, "app_config": {**OVERRIDES["app_config"], "selection": sel}})
-    s = seeds[:300]
-    kernel = wl.native()
-    native = _timed_rounds(benchmark, lambda: native_batch(kernel, s), rounds=20)
-    out, _ = native_batch(kernel, s)
-    rows = None
-
-    def ref():
-        nonlocal rows
-        rows = wl.reference().run_batch(s)
-
-    reference = best_time(ref, 2)
-    check_runs(f"exploration/{selector}", s, out, rows)
+    reference, native = _native_vs_reference(benchmark, f"exploration/{selector}", wl, seeds[:300])
     _gate(benchmark, f"exploration/{selector}", reference / native, FLOOR_EXPLORATION)
 
 
