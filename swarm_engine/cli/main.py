@@ -28,7 +28,7 @@ def _version(value: bool) -> None:
 
 
 def app_factory() -> typer.Typer:
-    from swarm_engine.cli import eval_cmd, llama_cmd, run_cmd, setup_cmds
+    from swarm_engine.cli import eval_cmd, learn_cmd, llama_cmd, run_cmd, setup_cmds
 
     app = typer.Typer(name="swarm", help="Run swarms of AI agents: evaluate scenarios fast.",
                       no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -42,6 +42,7 @@ def app_factory() -> typer.Typer:
     run_cmd.register(app)
     setup_cmds.register(app)
     llama_cmd.register(app)
+    learn_cmd.register(app)
     return app
 
 
