@@ -216,3 +216,81 @@ def test_unplannable_graph_is_one_clear_error(tmp_path, answer):
             sc.plan(runner)
     finally:
         runner.close()
+
+
+# ---------------------------------------------------------------- recording
+
+DIAG_SCENARIO = ROOT / "scenarios" / "llm" / "internal_diagnosis_llm.toml"
+
+
+class Alternating(Scripted):
+    """Picks choice 0 for worker 0 and the last choice for the others, with
+    a raw answer text, so applied model choices and outcomes vary."""
+
+    async def decide(self, requests):
+        self.requests.extend(requests)
+        return [Decision(worker=r.worker, choice=0 if r.worker == 0 else len(r.choices) - 1,
+                         confidence=0.9, raw=f"answer {r.worker}") for r in requests]
+
+
+def recorded_run(invoker, scenario=DIAG_SCENARIO, seed=2, record=True):
+    from swarm_engine.llm.manager import LlmManager, attach
+
+    sc = load_scenario(scenario)
+    runner = InvokerRunner(invoker)
+    try:
+        swarm = sc.swarm(seed)
+        hooks = LlmRunHooks(sc, runner)
+        manager = LlmManager(runner, goal=sc.spec.task.goal, context=hooks.context, actions=hooks.actions,
+                             policy=hooks.policy, sampling=hooks.sampling, record=record)
+        attach(manager, swarm)
+        res = swarm.run()
+        runner.drain(5.0)
+        return manager, res, invoker.requests
+    finally:
+        runner.close()
+
+
+def test_records_are_off_by_default():
+    manager, res, _ = recorded_run(Alternating(), record=False)
+    assert res.success and manager.asked > 0 and manager.records == []
+
+
+def test_every_request_is_recorded_with_what_the_worker_then_did():
+    import json
+
+    from swarm_engine.llm import prompts
+
+    manager, res, requests = recorded_run(Alternating())
+    recs = manager.records
+    assert res.success and len(recs) == len(requests) == manager.asked
+    json.dumps(recs)                                              # JSON-ready
+    keys = {"tick", "worker", "messages", "choices", "answer", "choice", "confidence", "applied", "executed",
+            "outcome"}
+    for req, rec in zip(requests, recs):
+        assert set(rec) == keys
+        assert rec["worker"] == req.worker and rec["messages"] == prompts.chat_messages(req)
+        assert [c["action"] for c in rec["choices"]] == [c.action for c in req.choices]
+        assert rec["answer"] == f"answer {req.worker}" and rec["confidence"] == 0.9
+        assert rec["choice"] == (0 if req.worker == 0 else len(req.choices) - 1)
+        if rec["applied"]:                        # the worker executed the model's choice
+            c = req.choices[rec["choice"]]
+            assert rec["executed"] == {"action": c.action, "target": c.target, "arg": c.arg}
+        if rec["executed"] is not None:
+            assert rec["outcome"] in ("ok", "fail", "error")
+        else:
+            assert rec["outcome"] is None
+    assert sum(r["applied"] for r in recs) == manager.applied > 0
+    assert any(r["outcome"] == "ok" for r in recs) and any(r["outcome"] == "fail" for r in recs)
+    # the run ended with the right fix, executed after a decision
+    last = [r for r in recs if r["outcome"] == "ok" and r["executed"]["action"] == "ApplyFix"]
+    assert len(last) == 1
+
+
+def test_fallbacks_are_recorded_with_the_bandits_action():
+    manager, res, requests = recorded_run(Scripted(error=ERROR_TRANSIENT))
+    recs = manager.records
+    assert res.success and recs
+    assert all(r["answer"] is None and r["choice"] is None and not r["applied"] for r in recs)
+    done = [r for r in recs if r["executed"] is not None]
+    assert done and all(r["outcome"] in ("ok", "fail", "error") for r in done)

@@ -8,6 +8,12 @@ later tick's collect phase an answer assigns the chosen node; an answer below
 the confidence threshold, an unparseable one or a failed call releases the
 worker to the bandit, and its next event records the fallback.
 
+With ``record=True`` every decision request becomes one JSON-ready dict in
+:attr:`LlmManager.records` (the training data of ``swarm learn lora``): the
+chat messages and choices as the model saw them, its raw answer, and what the
+worker then executed with which outcome (the model's choice when applied, the
+bandit's fallback otherwise), taken from the worker's next action event.
+
 Manage::
 
     tick t    manage: ask idle workers -> waiting            (submit, no I/O wait)
@@ -25,7 +31,7 @@ import numpy as np
 from swarm_engine._native import _kernel
 from swarm_engine.core.events import EventBatch
 from swarm_engine.llm import prompts
-from swarm_engine.llm.protocol import Choice, DecisionRequest, LoraScale, Sampling
+from swarm_engine.llm.protocol import Choice, Decision, DecisionRequest, LoraScale, Sampling
 from swarm_engine.llm.runner import InvokerRunner
 
 if TYPE_CHECKING:
@@ -52,12 +58,25 @@ class ManagerPolicy:
 
 class LlmManager:
     """Attach with ``swarm.add_source(manager)``; one manager per swarm, one
-    runner may serve several swarms (runs) one after another."""
+    runner may serve several swarms (runs) one after another.
+
+    With ``record=True``, :attr:`records` holds one dict per decision request,
+    in the order asked::
+
+        {"tick", "worker",
+         "messages": prompts.chat_messages(request),   # [system, user]
+         "choices": [{"action", "target", "arg"}, ...],
+         "answer": raw model text | None,              # None: no answer (failed call, run ended)
+         "choice": index into choices | None, "confidence": float | None,
+         "applied": bool,                              # the model's choice was assigned
+         "executed": {"action", "target", "arg"} | None,   # the worker's next action
+         "outcome": "ok" | "fail" | "error" | None}
+    """
 
     def __init__(self, runner: InvokerRunner, *, goal: str, context: str,
                  actions: Sequence[tuple[str, str]], policy: ManagerPolicy = ManagerPolicy(),
                  sampling: Sampling = Sampling(), lora: tuple[LoraScale, ...] | None = None,
-                 rules: str = "") -> None:
+                 rules: str = "", record: bool = False) -> None:
         self.runner = runner
         self.policy = policy
         self.sampling = sampling
@@ -67,6 +86,12 @@ class LlmManager:
         self._released: set[int] = set()
         self.asked = 0
         self.applied = 0
+        self.record = bool(record)
+        # one dict per decision request (record=True); see _new_record for the keys
+        self.records: list[dict] = []
+        # id(request) -> (request, record): asked, not answered (the request is kept so its id is not reused)
+        self._open: dict[int, tuple[DecisionRequest, dict]] = {}
+        self._answered: dict[int, dict] = {}                        # worker -> answered, not yet executed
 
     # ------------------------------------------------------------------ events
     def on_events(self, events: EventBatch, swarm: "Swarm | None" = None) -> None:
@@ -87,6 +112,11 @@ class LlmManager:
             label = " ".join(x for x in (swarm.action_names[row["action"]], target, arg) if x)
             hist = self._history.setdefault(row["worker"], deque(maxlen=self.policy.history))
             hist.append(f"{label} -> {row['outcome']}: {text}")
+            rec = self._answered.pop(row["worker"], None)
+            if rec is not None:
+                rec["executed"] = {"action": swarm.action_names[row["action"]], "target": target or None,
+                                   "arg": arg or None}
+                rec["outcome"] = row["outcome"]
 
     # ------------------------------------------------------------------ phases
     def collect(self, swarm: "Swarm") -> None:
@@ -96,10 +126,13 @@ class LlmManager:
         self._released.clear()
         for req, dec in self.runner.poll():
             w = req.worker
+            rec = self._answer(req, dec)
             if dec.ok and dec.confidence is not None and dec.confidence < self.policy.confidence_threshold:
                 stats.low_confidence += 1
             elif dec.ok and k.assign_node(w, req.choices[dec.choice].group):
                 self.applied += 1
+                if rec is not None:
+                    rec["applied"] = True
                 continue
             # failed, unsure, or the node was taken meanwhile: the bandit decides
             # this worker's next action (this tick: it is not asked again now)
@@ -129,6 +162,13 @@ class LlmManager:
                 requests = [self._request(swarm, int(x), choices) for x in ask]
                 for x in ask:
                     k.set_waiting(int(x), True)
+                if self.record:
+                    for r in requests:
+                        # asked again before acting: the previous decision led to nothing
+                        self._answered.pop(r.worker, None)
+                        rec = self._new_record(swarm.tick, r)
+                        self.records.append(rec)
+                        self._open[id(r)] = (r, rec)
                 self.runner.submit(requests)
                 self.asked += len(requests)
         if swarm.config.tick_duration_ms == 0 and self.runner.in_flight:
@@ -136,6 +176,27 @@ class LlmManager:
             if not (~w["done"] & ~w["waiting"]).any():
                 # nobody can act this tick: wait for an answer rather than spin empty ticks
                 self.runner.wait_any(p.idle_wait_s)
+
+    # ------------------------------------------------------------------ records
+    @staticmethod
+    def _new_record(tick: int, request: DecisionRequest) -> dict:
+        return {"tick": int(tick), "worker": int(request.worker), "messages": prompts.chat_messages(request),
+                "choices": [{"action": c.action, "target": c.target, "arg": c.arg} for c in request.choices],
+                "answer": None, "choice": None, "confidence": None, "applied": False,
+                "executed": None, "outcome": None}
+
+    def _answer(self, request: DecisionRequest, decision: Decision) -> dict | None:
+        """Fill the record of ``request`` with the model's answer; from now on
+        the worker's next event is what it executed after this decision."""
+        entry = self._open.pop(id(request), None)
+        if entry is None:
+            return None
+        rec = entry[1]
+        rec["answer"] = decision.raw or None
+        rec["choice"] = decision.choice
+        rec["confidence"] = None if decision.confidence is None else float(decision.confidence)
+        self._answered[request.worker] = rec
+        return rec
 
     # ------------------------------------------------------------------ prompts
     def _candidates(self, swarm: "Swarm") -> tuple[Choice, ...]:
