@@ -23,7 +23,8 @@ __all__ = ["DEFAULTS", "Settings", "load_settings", "engine_dir", "user_dir", "c
 DEFAULTS: dict[str, dict[str, Any]] = {
     "eval": {"runs": 1, "seed": 42, "reports_dir": ""},
     "llm": {"provider": "none", "endpoint": "http://127.0.0.1:8080", "model": ""},
-    "learning": {"enabled": False, "daemon_episodes": 100, "daemon_minutes": 60},
+    "learning": {"enabled": False, "daemon_episodes": 100, "daemon_minutes": 60, "daemon_trigger": "",
+                 "daemon_check_seconds": 5, "daemon_serve_port": 8080},
 }
 
 DEFAULT_CONFIG_TOML = """\
@@ -43,8 +44,11 @@ model = ""
 
 [learning]
 enabled = false
-daemon_episodes = 100    # learn after this many new episodes ...
-daemon_minutes = 60      # ... or after this many minutes
+daemon_episodes = 100    # swarm learn daemon: learn after this many new episodes ...
+daemon_minutes = 60      # ... or after this many minutes (0 switches a part off)
+daemon_trigger = ""      # or a full spec, e.g. "quality_drop 0.1 and 50 episodes or 6h"
+daemon_check_seconds = 5 # how often time triggers and the LoRA pointer are checked
+daemon_serve_port = 8080 # swarm learn daemon --serve: the blue-green endpoint's port
 """
 
 
