@@ -88,6 +88,24 @@ def make_config(rules, env_kind, env_params, **run):
     return cfg
 
 
+def _build(cls, cfg, **caps):
+    """A kernel for ``cfg``; its optional "prior" entry (target, arg tables) goes to set_prior."""
+    cfg = dict(cfg)
+    prior = cfg.pop("prior", None)
+    k = cls(**cfg, **caps)
+    if prior is not None:
+        k.set_prior(*prior)
+    return k
+
+
+def prior_tables(n_actions, seed):
+    """Learned child-ordering tables (target, arg) with many ties, or empty parts."""
+    rng = np.random.default_rng(seed)
+    t = (rng.integers(-2, 3, (n_actions, int(rng.integers(0, 14)))) * 0.25).tolist()
+    v = (rng.integers(-2, 3, (n_actions, int(rng.integers(0, 10)))) * 0.25).tolist()
+    return (t if len(t[0]) else None), (v if len(v[0]) else None)
+
+
 def bonus_table(n_actions, seed):
     """A learned-bonus table with many ties (multiples of 0.5 in -1..1)."""
     size = (n_actions + 1) ** 2 * n_actions
@@ -96,6 +114,7 @@ def bonus_table(n_actions, seed):
 
 unit = st.floats(0.0, 1.0)
 rates = st.one_of(st.just(0.0), unit)
+skews = st.one_of(st.just(0.0), st.floats(-1.0, 4.0))
 
 
 def _prefix(draw, params, shortest):
@@ -109,7 +128,7 @@ def environments(draw, kinds=tuple(N_OPS)):
     kind = draw(st.sampled_from(kinds))
     if kind == ENV_TS:
         n = draw(st.integers(1, 12))
-        params = [n, draw(rates), draw(unit), draw(st.integers(-1, n + 1)), draw(rates)]
+        params = [n, draw(rates), draw(unit), draw(st.integers(-1, n + 1)), draw(rates), draw(skews)]
         return kind, _prefix(draw, params, 1), n
     if kind == ENV_GRID:
         w, h = draw(st.integers(1, 12)), draw(st.integers(1, 12))
@@ -124,7 +143,7 @@ def environments(draw, kinds=tuple(N_OPS)):
         files = draw(st.integers(1, 20))
         params = [files, draw(st.integers(1, 8)), draw(st.integers(-1, 5)), draw(rates)]
         return kind, _prefix(draw, params, 1), files
-    params = [draw(st.integers(-1, 10)), draw(unit), draw(rates)]
+    params = [draw(st.integers(-1, 10)), draw(unit), draw(rates), draw(skews)]
     return kind, _prefix(draw, params, 0), 8
 
 
@@ -170,7 +189,8 @@ def run_settings(draw, n_actions):
         greedy_weight=draw(weight),
         maturity_threshold=draw(st.integers(0, 40)),
         error_rate_threshold=draw(unit),
-        bonus3=bonus_table(n_actions, draw(st.integers(0, 2**32 - 1))) if draw(st.booleans()) else [])
+        bonus3=bonus_table(n_actions, draw(st.integers(0, 2**32 - 1))) if draw(st.booleans()) else [],
+        prior=prior_tables(n_actions, draw(st.integers(0, 2**32 - 1))) if draw(st.booleans()) else None)
 
 
 @st.composite
@@ -217,7 +237,7 @@ def _state(k, events, checkpoints, env_state):
 
 def run_native(cfg, seed, chunks=(10**9,), node_capacity=1024, event_capacity=4096):
     """Run one seed to its verdict in step() chunks, growing on ST_NEED_ROOM."""
-    k = Kernel(**cfg, node_capacity=node_capacity, event_capacity=event_capacity)
+    k = _build(Kernel, cfg, node_capacity=node_capacity, event_capacity=event_capacity)
     k.reset(seed)
     events, checkpoints, i = [], [], 0
     while k.verdict == V_RUNNING:
@@ -233,7 +253,7 @@ def run_native(cfg, seed, chunks=(10**9,), node_capacity=1024, event_capacity=40
 
 
 def run_reference(cfg, seed, chunks=(10**9,)):
-    k = ReferenceKernel(**cfg)
+    k = _build(ReferenceKernel, cfg)
     k.reset(seed)
     checkpoints, i = [], 0
     while k.verdict == V_RUNNING:
@@ -299,9 +319,9 @@ def test_native_matches_reference_on_long_runs(cfg, seed, caps):
 @given(cfg=configs(), seeds=st.lists(SEEDS, min_size=1, max_size=4), caps=capacities)
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_run_batch_matches_reference(cfg, seeds, caps):
-    native = Kernel(**cfg, **caps)
+    native = _build(Kernel, cfg, **caps)
     rows, events = native_batch(native, seeds)
-    reference = ReferenceKernel(**cfg)
+    reference = _build(ReferenceKernel, cfg)
     assert [tuple(r) for r in reference.run_batch(seeds)] == rows
     assert _plain(reference.take_events()) == _plain(events)
     assert _plain(reference.action_stats(cumulative=True)) == _plain(native.action_stats(cumulative=True))
@@ -313,13 +333,13 @@ def test_run_batch_matches_reference(cfg, seeds, caps):
 def test_batch_size_independence(cfg, seeds, cuts):
     """A run's row and trace depend on its seed only: not on the batch, its
     position in it, how the batch is split, or the runs before it."""
-    whole_rows, whole_events = native_batch(Kernel(**cfg), seeds)
+    whole_rows, whole_events = native_batch(_build(Kernel, cfg), seeds)
     whole = events_by_run(whole_events)
 
     alone_rows, alone = [], {}
-    reused = Kernel(**cfg, node_capacity=1, event_capacity=1)
+    reused = _build(Kernel, cfg, node_capacity=1, event_capacity=1)
     for i, seed in enumerate(seeds):
-        rows, events = native_batch(Kernel(**cfg), [seed])
+        rows, events = native_batch(_build(Kernel, cfg), [seed])
         again, again_events = native_batch(reused, [seed])
         assert (again, events_by_run(again_events)) == (rows, events_by_run(events))
         alone_rows += rows
@@ -328,7 +348,7 @@ def test_batch_size_independence(cfg, seeds, cuts):
     assert alone == whole
 
     bounds = sorted({c for c in cuts if c < len(seeds)} | {0, len(seeds)})
-    split_rows, split, k = [], {}, Kernel(**cfg)
+    split_rows, split, k = [], {}, _build(Kernel, cfg)
     for lo, hi in zip(bounds, bounds[1:]):
         rows, events = native_batch(k, seeds[lo:hi])
         split_rows += rows
@@ -336,7 +356,7 @@ def test_batch_size_independence(cfg, seeds, cuts):
     assert split_rows == whole_rows
     assert split == whole
 
-    assert [tuple(r) for r in ReferenceKernel(**cfg).run_batch(seeds)] == whole_rows
+    assert [tuple(r) for r in _build(ReferenceKernel, cfg).run_batch(seeds)] == whole_rows
 
 
 # ----------------------------------------------------------------------------- fixed cases
@@ -350,10 +370,10 @@ def test_small_runs_after_big_ones(granular):
     cfg = make_config(GRID_RULES, ENV_GRID, [40.0, 40.0, 0.3, -2.0], granular=granular, n_workers=3,
                       selector=1, record_events=False)
     seeds = list(range(30))
-    rows, _ = native_batch(Kernel(**cfg), seeds)
+    rows, _ = native_batch(_build(Kernel, cfg), seeds)
     assert max(r[3] for r in rows) > 500 and min(r[3] for r in rows) < 50
-    assert rows == [native_batch(Kernel(**cfg), [s])[0][0] for s in seeds]
-    assert [tuple(r) for r in ReferenceKernel(**cfg).run_batch(seeds)] == rows
+    assert rows == [native_batch(_build(Kernel, cfg), [s])[0][0] for s in seeds]
+    assert [tuple(r) for r in _build(ReferenceKernel, cfg).run_batch(seeds)] == rows
 
 
 STANDARD = {  # the usual rule set of each environment, with parameters that make it work
@@ -413,8 +433,8 @@ def test_retries_and_errors(max_retries, error_rate):
 def test_batch_rows_of_the_standard_scenarios(env):
     cfg = _standard(env, True, selector=5, n_workers=2, maturity_threshold=4, max_ticks=500)
     seeds = list(range(20))
-    rows, _ = native_batch(Kernel(**cfg), seeds)
-    assert [tuple(r) for r in ReferenceKernel(**cfg).run_batch(seeds)] == rows
+    rows, _ = native_batch(_build(Kernel, cfg), seeds)
+    assert [tuple(r) for r in _build(ReferenceKernel, cfg).run_batch(seeds)] == rows
     assert sum(r[0] for r in rows) > 0          # the scenario is solvable
 
 
@@ -449,7 +469,7 @@ def _run_in_child(cfg, seed):
 
 
 def _reference_summary(cfg, seed):
-    reference = ReferenceKernel(**cfg)
+    reference = _build(ReferenceKernel, cfg)
     reference.reset(seed)
     reference.step(10**9)
     return [reference.verdict, reference.tick, reference.total_visits, reference.n_nodes]
@@ -480,9 +500,9 @@ def test_retry_limit_above_255_is_rejected():
     cfg = make_config(dict(TS_RULES, successors=[[]], terminal=[0], variants=[[]], env_ops=[0]),
                       ENV_TS, [3.0, 1.0, 0.0], max_retries=256, max_ticks=2000)
     with pytest.raises(ValueError, match="max_retries"):
-        ReferenceKernel(**cfg)
+        _build(ReferenceKernel, cfg)
     with pytest.raises(ValueError, match="max_retries"):
-        Kernel(**cfg)
+        _build(Kernel, cfg)
 
 
 def test_retry_limit_255_is_honoured():
@@ -501,7 +521,7 @@ def test_code_tree_discoveries_within_their_bound(params):
     # root wrote past both (silently, or a crash / IndexError in a debug build).
     from swarm_engine._native import _envs
     cfg = make_config(dict(RULES[ENV_CODE], starts=[(1, 0, -1)]), ENV_CODE, params, term_strategy=1)
-    reference = ReferenceKernel(**cfg)
+    reference = _build(ReferenceKernel, cfg)
     reference.reset(3)
     reference.step(10**9)
     most = int(reference.take_events()["n_discoveries"].max())
@@ -526,14 +546,14 @@ def test_set_bonus_replaces_the_table(before, after):
     # so set_bonus([]) left the last context's row in force.
     cfg = _standard("troubleshooting", False, selector=4, n_workers=1, greedy_weight=1.0,
                     bonus3=bonus_table(5, 7) if before else [])
-    native = Kernel(**cfg)
+    native = _build(Kernel, cfg)
     native.reset(1)
     native.step(5)
     table = bonus_table(5, 8) if after else []
     native.set_bonus(table)
     native.reset(1)
     native.step(10**6)
-    reference = ReferenceKernel(**cfg)
+    reference = _build(ReferenceKernel, cfg)
     reference.set_bonus(table)
     reference.reset(1)
     reference.step(10**6)

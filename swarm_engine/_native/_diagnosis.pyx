@@ -1,7 +1,7 @@
 # cython: language_level=3
 """Internal diagnosis: a proprietary config DSL with SW-xxxx error codes.
 
-params = [sections, noise, error_rate]
+params = [sections, noise, error_rate, fault_skew]
 state  = [n, faulty, done, traced, evidence, noisy[n]]
 ops    = ParseConfig 0, AnalyzeLog 1, TraceError 2, ApplyFix 3
 args   = the fixes; fix i repairs the error of section i (its SW code)
@@ -11,10 +11,11 @@ each other section with probability ``noise``. AnalyzeLog(section) finds the
 [SW-xxxx] lines of the faulty section; TraceError(section) traces the code to
 its root cause; ApplyFix(section, fix) completes the task only on the traced
 faulty section with the fix that code needs, knowledge a small model lacks.
+With ``fault_skew`` > 0 some sections break far more often than others.
 """
 from swarm_engine._native._typedefs cimport int8_t, uint32_t
 from swarm_engine._native._rng cimport swarm_rng_uniform, swarm_rng_below
-from swarm_engine._native._envctx cimport begin_action, param, param_int, arg_op, O_OK, O_FAIL, O_ERROR
+from swarm_engine._native._envctx cimport begin_action, param, param_int, arg_op, skewed_below, O_OK, O_FAIL, O_ERROR
 
 cdef float[4] DURATION_MS = [10.0, 30.0, 40.0, 60.0]
 
@@ -40,7 +41,7 @@ cdef int diagnosis_reset(EnvCtx *env) except -1 nogil:
     cdef double noise = param(env, 1, 0.3)
     cdef int32_t *st = env.state
     st[0] = n
-    st[1] = <int32_t>swarm_rng_below(&env.rng, <uint32_t>n)
+    st[1] = skewed_below(env, n, param(env, 3, 0.0))
     st[2] = 0
     st[3] = 0
     st[4] = 0

@@ -1,8 +1,9 @@
 # What every native environment shares: its kind, the step context, outcome
 # codes and parameter readers. Declarations only (no module behind it), so the
 # environment modules and the dispatcher can all cimport it without cycles.
-from swarm_engine._native._typedefs cimport int8_t, int32_t, uint64_t, float32_t, float64_t
-from swarm_engine._native._rng cimport swarm_rng_t, swarm_rng_uniform
+from swarm_engine._native._typedefs cimport int8_t, int32_t, uint32_t, uint64_t, float32_t, float64_t
+from swarm_engine._native._rng cimport swarm_rng_t, swarm_rng_uniform, swarm_rng_below
+from libc.math cimport pow
 
 cdef enum EnvKindC:
     K_PYTHON = 0              # stepped from Python through the batched protocol
@@ -68,3 +69,21 @@ cdef inline int begin_action(EnvCtx *env, int i, int nd, int32_t action, const f
         out.outcome[i] = O_ERROR
         return -1
     return op
+
+
+cdef inline int skewed_below(EnvCtx *env, int n, double skew) noexcept nogil:
+    """An index in [0, n): uniform (one ``below`` draw) when ``skew`` <= 0, else
+    one uniform draw over weights 1 / (1 + rank_i)^skew with rank_i = (5 i + 2)
+    mod n, so the likely indices are spread along the list, not first in it."""
+    cdef int i
+    cdef double total = 0.0, u
+    if skew <= 0.0 or n <= 1:
+        return <int>swarm_rng_below(&env.rng, <uint32_t>n)
+    for i in range(n):
+        total += pow(1.0 + ((5 * i + 2) % n), -skew)
+    u = swarm_rng_uniform(&env.rng) * total
+    for i in range(n):
+        u -= pow(1.0 + ((5 * i + 2) % n), -skew)
+        if u < 0.0:
+            return i
+    return n - 1

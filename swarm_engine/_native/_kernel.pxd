@@ -167,6 +167,15 @@ cdef class Kernel:
     cdef uint64_t[::1] op_a               # merge replay: child key, or node to reopen
     cdef int32_t[::1] op_b                # merge replay: parent node (add), or -1 - group (reopen)
     cdef int64_t op_cap                   # capacity of op_a / op_b
+    # ---- learned child ordering (empty = discovery order) ----
+    cdef float64_t[::1] prior_t           # (A * prior_tn,) score per (action, target)
+    cdef float64_t[::1] prior_v           # (A * prior_vn,) score per (action, arg value)
+    cdef int32_t prior_tn, prior_vn
+    cdef bint has_prior
+    cdef float64_t[::1] sort_s            # merge-sort scratch, capacity op_cap each
+    cdef float64_t[::1] sort_s2
+    cdef uint64_t[::1] sort_k
+    cdef uint64_t[::1] sort_k2
     cdef readonly int32_t n_assigned
     cdef int32_t n_busy                   # workers holding a node
     # ---- run scalars ----
@@ -221,6 +230,8 @@ cdef class Kernel:
     cdef int32_t _add_node(self, int32_t action, int32_t target, int32_t arg,
                            int32_t parent) except -2 nogil
     cdef int32_t _add_key(self, uint64_t key, int32_t parent) except -2 nogil
+    cdef double _prior_score(self, uint64_t key) noexcept nogil
+    cdef void _sort_children(self, int64_t lo, int64_t hi) noexcept nogil
     cdef int _plan(self) except -1 nogil
     cdef int _commit(self, int n, int env_done) except -1 nogil
     cdef int _env_step(self, int n) except -1 nogil

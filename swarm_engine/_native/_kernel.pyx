@@ -141,6 +141,11 @@ cdef class Kernel:
         self.maturity_threshold = maturity_threshold
         self.error_rate_threshold = error_rate_threshold
         self.bonus_now = np.zeros(n_actions, dtype=np.float64)
+        self.has_prior = False
+        self.prior_tn = self.prior_vn = 0
+        self.prior_t = self.prior_v = np.zeros(1)
+        self.sort_s = self.sort_s2 = np.zeros(0)
+        self.sort_k = self.sort_k2 = np.zeros(0, np.uint64)
         self.set_bonus(bonus3)
         self.env_params = np.ascontiguousarray(env_params, dtype=np.float64)
         self.env_ops = _i32(env_ops)
@@ -252,6 +257,11 @@ cdef class Kernel:
             self.op_a = np.zeros(cap, np.uint64)
             self.op_b = np.zeros(cap, np.int32)
             self.op_cap = cap
+        if self.has_prior and self.sort_k.shape[0] < self.op_cap:
+            self.sort_s = np.zeros(self.op_cap, np.float64)
+            self.sort_s2 = np.zeros(self.op_cap, np.float64)
+            self.sort_k = np.zeros(self.op_cap, np.uint64)
+            self.sort_k2 = np.zeros(self.op_cap, np.uint64)
 
     def _alloc_events(self, int64_t cap):
         self.ev_run = np.zeros(cap, np.int32)
@@ -289,6 +299,25 @@ cdef class Kernel:
         if self.record_events and self.n_events + self.n_workers > self.event_cap:
             return False
         return True
+
+    def set_prior(self, target=None, arg=None):
+        """Install the learned child ordering: ``target`` (A, T) scores per
+        (action, target id), ``arg`` (A, V) per (action, arg value). The
+        children of one expansion are then created best first (stable, score
+        = target + arg term, 0 outside the tables), so fresh groups are tried
+        in that order. None for both = discovery order."""
+        A = self.n_actions
+        t = np.zeros((A, 0)) if target is None else np.ascontiguousarray(target, dtype=np.float64)
+        v = np.zeros((A, 0)) if arg is None else np.ascontiguousarray(arg, dtype=np.float64)
+        if t.ndim != 2 or t.shape[0] != A or v.ndim != 2 or v.shape[0] != A:
+            raise ValueError(f"prior tables must have shape (n_actions={A}, n)")
+        self.prior_tn = t.shape[1]
+        self.prior_vn = v.shape[1]
+        self.prior_t = t.ravel() if t.size else np.zeros(1)
+        self.prior_v = v.ravel() if v.size else np.zeros(1)
+        self.has_prior = t.size > 0 or v.size > 0
+        if self.has_prior:
+            self._alloc_ops()
 
     def set_bonus(self, bonus3):
         """Install the learned bonus table, shape ((A+1)**2 * A,) or empty."""
@@ -505,6 +534,51 @@ cdef class Kernel:
         self._push_open(g, node)
         return node
 
+    cdef double _prior_score(self, uint64_t key) noexcept nogil:
+        cdef int32_t a = key_action(key), t = key_target(key), x = key_arg(key)
+        cdef double s = 0.0
+        if 0 <= t < self.prior_tn:
+            s = self.prior_t[<int64_t>a * self.prior_tn + t]
+        if 0 <= x < self.prior_vn:
+            s = s + self.prior_v[<int64_t>a * self.prior_vn + x]
+        return s
+
+    cdef void _sort_children(self, int64_t lo, int64_t hi) noexcept nogil:
+        """Stable sort of op_a[lo:hi] by prior score, best first (bottom-up merge sort)."""
+        cdef int64_t m = hi - lo, i, j, o, left, mid, right, width
+        cdef float64_t *ss = &self.sort_s[0]
+        cdef float64_t *ds = &self.sort_s2[0]
+        cdef float64_t *ts
+        cdef uint64_t *sk = &self.sort_k[0]
+        cdef uint64_t *dk = &self.sort_k2[0]
+        cdef uint64_t *tk
+        for i in range(m):
+            sk[i] = self.op_a[lo + i]
+            ss[i] = self._prior_score(sk[i])
+        width = 1
+        while width < m:
+            left = 0
+            while left < m:
+                mid = min(left + width, m)
+                right = min(left + 2 * width, m)
+                i, j, o = left, mid, left
+                while i < mid and j < right:
+                    if ss[j] > ss[i]:
+                        ds[o] = ss[j]; dk[o] = sk[j]; j += 1
+                    else:
+                        ds[o] = ss[i]; dk[o] = sk[i]; i += 1
+                    o += 1
+                while i < mid:
+                    ds[o] = ss[i]; dk[o] = sk[i]; i += 1; o += 1
+                while j < right:
+                    ds[o] = ss[j]; dk[o] = sk[j]; j += 1; o += 1
+                left += 2 * width
+            ts = ss; ss = ds; ds = ts
+            tk = sk; sk = dk; dk = tk
+            width *= 2
+        for i in range(m):
+            self.op_a[lo + i] = sk[i]
+
     # ------------------------------------------------------------------ select
     cdef double _score(self, int32_t g, int mode, double log_total) noexcept nogil:
         cdef int32_t a = key_action(self.g_key[g])
@@ -654,7 +728,7 @@ cdef class Kernel:
     cdef int _commit(self, int n, int env_done) except -1 nogil:
         """Merge phase for the n assignments of this tick, then advance."""
         cdef int i, j, k, nd, nt
-        cdef int64_t nops = 0
+        cdef int64_t nops = 0, first_child
         cdef int32_t w, node, g, a, t, x, b, e, v, tt
         cdef int8_t out
         cdef float32_t dur
@@ -710,6 +784,7 @@ cdef class Kernel:
                 nops += 1
             elif out == OUT_OK:
                 self.n_state[node] = NODE_DONE_OK
+                first_child = nops
                 for e in range(self.succ_ptr[a], self.succ_ptr[a + 1]):
                     b = self.succ_act[e]
                     nt = nd if nd > 0 else 1
@@ -730,6 +805,8 @@ cdef class Kernel:
                                 self.op_a[nops] = pack_key(b, tt, self.var_val[v])
                                 self.op_b[nops] = node
                                 nops += 1
+                if self.has_prior and nops - first_child > 1:
+                    self._sort_children(first_child, nops)
                 if self.is_terminal[a]:
                     self.task_done = True
                     self.w_flags[w] |= FLAG_SUCCESS

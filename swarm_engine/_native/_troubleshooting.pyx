@@ -1,7 +1,7 @@
 # cython: language_level=3
 """Troubleshooting: find the faulty services, gather evidence, diagnose, restart.
 
-params = [services, error_rate, noise, faults, log_noise]
+params = [services, error_rate, noise, faults, log_noise, fault_skew]
 state  = [n, faults, restored, done, reserved,
           status[n], problem[n], evidence[n], diagnosed[n], noisy[n]]
 ops    = CheckStatus 0, ReadLogs 1, AnalyzeMetrics 2, Diagnose 3, Restart 4
@@ -10,14 +10,16 @@ CheckStatus discovers the services that are not Running (every faulty one is
 Degraded or Down; a healthy one is Degraded with probability ``noise``).
 ReadLogs / AnalyzeMetrics succeed where a fault leaves evidence in that source
 and record it; a noisy-logs service (``log_noise``, the ``complex`` variant)
-also "succeeds" at ReadLogs with warnings that are not evidence. Diagnose
+also "succeeds" at ReadLogs with warnings that are not evidence. With
+``fault_skew`` > 0 the first fault falls on some services far more often
+than on others (see ``skewed_below``): the structure a learned prior finds. Diagnose
 succeeds only on a faulty service with evidence; Restart of a diagnosed
 service restores it; the task is done when every fault is restored. Every
 action fails transiently with probability ``error_rate``.
 """
 from swarm_engine._native._typedefs cimport int8_t, uint32_t
 from swarm_engine._native._rng cimport swarm_rng_uniform, swarm_rng_below
-from swarm_engine._native._envctx cimport begin_action, param, param_int, O_OK, O_FAIL, O_ERROR
+from swarm_engine._native._envctx cimport begin_action, param, param_int, skewed_below, O_OK, O_FAIL, O_ERROR
 
 # Evidence each problem leaves: bit 1 = logs, bit 2 = metrics.
 # MemoryLeak, CpuSpike, DiskFull, NetworkTimeout, DatabaseConnection.
@@ -62,7 +64,7 @@ cdef int ts_reset(EnvCtx *env) except -1 nogil:
         col(env, EVID)[i] = 0
         col(env, DIAG)[i] = 0
         col(env, NOISY)[i] = 0
-    first = <int>swarm_rng_below(&env.rng, <uint32_t>n)
+    first = skewed_below(env, n, param(env, 5, 0.0))
     st[4] = first
     problem[first] = <int32_t>swarm_rng_below(&env.rng, 5)
     for i in range(n):

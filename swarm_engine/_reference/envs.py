@@ -81,10 +81,26 @@ class _Env:
         return outcomes, discoveries, durations, self._done
 
 
+def skewed_below(rng, n, skew):
+    """The native ``skewed_below``: uniform when skew <= 0, else weights
+    1 / (1 + (5 i + 2) mod n)^skew, one uniform draw."""
+    if skew <= 0.0 or n <= 1:
+        return rng.below(n)
+    total = 0.0
+    for i in range(n):
+        total += (1.0 + ((5 * i + 2) % n)) ** -skew
+    u = rng.uniform() * total
+    for i in range(n):
+        u -= (1.0 + ((5 * i + 2) % n)) ** -skew
+        if u < 0.0:
+            return i
+    return n - 1
+
+
 class TroubleshootingEnv(_Env):
     """Find the faulty services, gather evidence, diagnose, restart every fault.
 
-    params = [services, error_rate, noise, faults, log_noise]; ops CheckStatus 0,
+    params = [services, error_rate, noise, faults, log_noise, fault_skew]; ops CheckStatus 0,
     ReadLogs 1, AnalyzeMetrics 2, Diagnose 3, Restart 4.
     """
 
@@ -99,6 +115,7 @@ class TroubleshootingEnv(_Env):
         self.noise = self.param(2, 0.25)
         self.faults = min(max(self.param_int(3, 1), 1), self.n)
         self.log_noise = self.param(4, 0.0)
+        self.fault_skew = self.param(5, 0.0)
         self.reset(0)
 
     def reset(self, seed):
@@ -111,7 +128,7 @@ class TroubleshootingEnv(_Env):
         self.evidence = [0] * n              # bits found so far
         self.diagnosed = [0] * n             # 1 diagnosed, 2 restored
         self.noisy = [0] * n                 # noisy logs (a healthy, non-Running service)
-        self.first = rng.below(n)
+        self.first = skewed_below(rng, n, self.fault_skew)
         self.problem[self.first] = rng.below(5)
         for i in range(n):
             if i == self.first:
@@ -371,7 +388,7 @@ class SearchEnv(_Env):
 class DiagnosisEnv(_Env):
     """Find and fix the faulty section of a proprietary config.
 
-    params = [sections, noise, error_rate]; ops ParseConfig 0, AnalyzeLog 1,
+    params = [sections, noise, error_rate, fault_skew]; ops ParseConfig 0, AnalyzeLog 1,
     TraceError 2, ApplyFix 3; args: fix i repairs section i. ParseConfig finds
     the faulty section and noisy ones; AnalyzeLog and TraceError succeed on the
     faulty one; ApplyFix with the right fix after a trace completes the task.
@@ -386,12 +403,13 @@ class DiagnosisEnv(_Env):
         self.n = max(1, min(self.param_int(0, self.MAX_SECTIONS), self.MAX_SECTIONS))
         self.noise = self.param(1, 0.3)
         self.error_rate = self.param(2, 0.0)
+        self.fault_skew = self.param(3, 0.0)
         self.reset(0)
 
     def reset(self, seed):
         rng = self.rng
         rng.seed(seed, 0)
-        self.faulty = rng.below(self.n)
+        self.faulty = skewed_below(rng, self.n, self.fault_skew)
         self.done = self.traced = self.evidence = False
         self.noisy = [int(i != self.faulty and rng.uniform() < self.noise) for i in range(self.n)]
 

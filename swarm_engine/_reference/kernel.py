@@ -121,6 +121,7 @@ class ReferenceKernel:
         self.maturity_threshold = int(maturity_threshold)
         self.error_rate_threshold = float(error_rate_threshold)
         self.set_bonus(bonus3)
+        self.prior_t = self.prior_v = None
         self.env = make_env(env_kind, env_params, env_ops, env_args)
         self.record_events = bool(record_events)
         self.rng = Xoshiro256()
@@ -323,6 +324,29 @@ class ReferenceKernel:
         return plan
 
     # ------------------------------------------------------------------ merge
+    def set_prior(self, target=None, arg=None):
+        """Learned child ordering: children of one expansion are created best
+        first by target[a][t] + arg[a][x] (0 outside the tables), stably."""
+        if target is None and arg is None:
+            self.prior_t = self.prior_v = None
+            return
+        self.prior_t = [list(map(float, row)) for row in (target if target is not None else [[]] * self.n_actions)]
+        self.prior_v = [list(map(float, row)) for row in (arg if arg is not None else [[]] * self.n_actions)]
+        if len(self.prior_t) != self.n_actions or len(self.prior_v) != self.n_actions:
+            raise ValueError(f"prior tables must have shape (n_actions={self.n_actions}, n)")
+        if not any(self.prior_t) and not any(self.prior_v):
+            self.prior_t = self.prior_v = None
+
+    def _prior_score(self, a, t, x):
+        s = 0.0
+        row = self.prior_t[a]
+        if 0 <= t < len(row):
+            s = row[t]
+        row = self.prior_v[a]
+        if 0 <= x < len(row):
+            s = s + row[x]
+        return s
+
     def _commit(self, plan, outcomes, discoveries, durations, env_done):
         for (w, node, g), out, found, dur in zip(plan, outcomes, discoveries, durations):
             a, t, x = self.n_key[node]
@@ -356,12 +380,17 @@ class ReferenceKernel:
                 self._push_open(g, node)
             elif out == OUT_OK:
                 self.n_state[node] = NODE_DONE_OK
+                children = []
                 for b in self.successors[a]:
                     for tt, kind in found or [(t, 0)]:
                         if found and self.act_kind[b] != 0 and kind != self.act_kind[b]:
                             continue
                         for v in self.variants[b] or [-1]:
-                            self._add_node(b, tt, v, node)
+                            children.append((b, tt, v))
+                if self.prior_t is not None and len(children) > 1:
+                    children.sort(key=lambda c: -self._prior_score(*c))     # stable: ties keep order
+                for b, tt, v in children:
+                    self._add_node(b, tt, v, node)
                 if self.is_terminal[a]:
                     self.task_done = True
                     self.w_flags[w] |= FLAG_SUCCESS

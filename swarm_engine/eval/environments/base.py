@@ -75,8 +75,8 @@ class EnvironmentFace:
     check: Callable[[dict, str | None], None] | None = None   # cross-parameter validation
 
     def param_vector(self, params: dict[str, Any]) -> np.ndarray:
-        """Resolved parameters in the order the native kernel reads them."""
-        return np.array([float(params[k]) for k in self.params], np.float64)
+        """Parameters in the order the native kernel reads them (defaults fill gaps)."""
+        return np.array([float(params.get(k, spec.default)) for k, spec in self.params.items()], np.float64)
 
     def hidden_state(self, seed: int, params: dict[str, Any]) -> np.ndarray:
         """The int32 hidden state a run with this seed starts from (for rendering)."""

@@ -79,6 +79,9 @@ INTERNAL_DIAGNOSIS = EnvironmentFace(
         "sections": ParamSpec(8, int, 1, 8, "config sections (each with its own SW code and fix)"),
         "noise": ParamSpec(0.3, float, 0.0, 1.0, "probability that a healthy section has parse warnings"),
         "error_rate": ParamSpec(0.0, float, 0.0, 1.0),
+        "fault_skew": ParamSpec(0.0, float, 0.0, 8.0,
+                                "0 = any section breaks alike; s > 0 = section i breaks with weight "
+                                "1/(1 + (5i+2) mod n)^s (learnable)"),
     },
     default_graph=_default_graph,
     target_name=_name,

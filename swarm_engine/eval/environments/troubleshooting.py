@@ -113,6 +113,9 @@ TROUBLESHOOTING = EnvironmentFace(
         "faults": ParamSpec(1, int, 1, 1 << 20, "faulty services; the task is done when all are restored"),
         "log_noise": ParamSpec(0.0, float, 0.0, 1.0,
                                "probability that a Degraded healthy service has warnings in its logs"),
+        "fault_skew": ParamSpec(0.0, float, 0.0, 8.0,
+                                "0 = the fault hits any service alike; s > 0 = service i is hit with weight "
+                                "1/(1 + (5i+2) mod n)^s, a few services fail far more often (learnable)"),
     },
     default_graph=_default_graph,
     target_name=service_name,
