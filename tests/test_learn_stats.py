@@ -60,12 +60,25 @@ def test_episodes_from_events_groups_by_run_in_tick_order():
     eps = episodes_from_events(ev, ["A", "B", "C"], lambda t: f"t{t}", np.array([1, 0, 1], np.uint8), "ucb1")
     assert len(eps) == 3
     assert eps[0] == Episode(["A", "B", "C"], [1, 2, 1], ["t1", "t1", None], True, "ucb1",
-                             ["selector", "selector", "llm"])
-    assert eps[1] == Episode(["A", "B"], [1, 0], ["t3", "t2"], False, "ucb1", ["selector", "fallback"])
+                             ["selector", "selector", "llm"], [None, None, None], [1, 1, None])
+    assert eps[1] == Episode(["A", "B"], [1, 0], ["t3", "t2"], False, "ucb1", ["selector", "fallback"],
+                             [None, None], [3, 2])
     assert eps[2].actions == [] and eps[2].success
     s = LearnStats.from_episodes(eps)
     assert s.decisions == {"selector": [2, 1], "llm": [1, 0], "fallback": [0, 1]}
     assert s.strategies == {"ucb1": [3, 2, 5]}
+    assert s.target_ids == {"t1": 1, "t3": 3, "t2": 2}
+    assert s.action_args == {}
+
+
+def test_action_args_and_target_ids_are_counted_and_merged():
+    a = LearnStats.from_episodes([Episode(["Fix", "Fix"], [0, 1], ["s1", "s1"], True, "ucb1", None,
+                                          ["restart", "rollback"], [1, 1])])
+    b = LearnStats.from_episodes([Episode(["Fix"], [1], ["s2"], True, "ucb1", None, ["rollback"], [2])])
+    m = a.merge(b)
+    assert m.action_args == {"Fix": {"restart": [0, 1], "rollback": [2, 0]}}
+    assert m.target_ids == {"s1": 1, "s2": 2}
+    assert LearnStats.from_json(m.to_json()) == m
 
 
 # ----------------------------------------------------------------------------- scores

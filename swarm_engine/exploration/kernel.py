@@ -41,6 +41,10 @@ def kernel_kwargs(rules: CompiledRules, env: EnvironmentBinding, config, *,
 
 def make_kernel(rules: CompiledRules, env: EnvironmentBinding, config, *, record_events: bool = False,
                 node_capacity: int = 1024, event_capacity: int = 4096) -> Kernel:
-    """One Kernel for ``config`` (a :class:`swarm_engine.core.config.SwarmConfig`)."""
-    return _kernel.Kernel(**kernel_kwargs(rules, env, config, record_events=record_events),
-                          node_capacity=node_capacity, event_capacity=event_capacity)
+    """One Kernel for ``config`` (a :class:`swarm_engine.core.config.SwarmConfig`), with
+    its learned child ordering (``config.selector.prior``) installed."""
+    k = _kernel.Kernel(**kernel_kwargs(rules, env, config, record_events=record_events),
+                       node_capacity=node_capacity, event_capacity=event_capacity)
+    if config.selector.prior is not None:
+        k.set_prior(*config.selector.prior)
+    return k

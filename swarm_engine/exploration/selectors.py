@@ -45,6 +45,7 @@ class SelectorConfig:
     error_rate_threshold: float = 0.3
     granularity: str = "action_target"
     bonus: np.ndarray | None = None   # ((A+1)^2 * A,) learned bonus table; None = zero
+    prior: tuple | None = None        # (target (A, T) | None, arg (A, V) | None) child-ordering scores
 
     def __post_init__(self) -> None:
         if self.strategy not in SELECTOR_KINDS:

@@ -15,6 +15,9 @@ is elementwise addition: commutative and associative):
 * ``contextual["p->a"]``, ``actions[a]`` and ``action_targets[a][target]`` are
   ``[ok, fail]`` counts of the *action's own* outcome (outcome 1 / True is ok,
   fail and error are fail);
+* ``action_args[a][arg]`` is ``[ok, fail]`` of the action per argument
+  (param-variant value) where it has one; ``target_ids[name]`` is the
+  environment's id of each target name seen (to map learned priors back);
 * ``strategies[s]`` is ``[episodes, successful_episodes, total_actions]``;
 * ``decisions[source]`` is ``[ok, fail]`` per decision source
   (``selector``, ``llm``, ``fallback``) where the episodes carry sources.
@@ -42,6 +45,8 @@ class Episode(NamedTuple):
     success: bool
     strategy: str = ""
     sources: Sequence[str] | None = None     # per action: "selector" | "llm" | "fallback"
+    args: Sequence | None = None             # per action: argument name, or None
+    target_ids: Sequence | None = None       # per action: the target's environment id, or None
 
 
 def _ok(outcome) -> bool:
@@ -80,6 +85,8 @@ class LearnStats(msgspec.Struct, kw_only=True):
     contextual: dict[str, list[int]] = {}
     actions: dict[str, list[int]] = {}
     action_targets: dict[str, dict[str, list[int]]] = {}
+    action_args: dict[str, dict[str, list[int]]] = {}
+    target_ids: dict[str, int] = {}
     strategies: dict[str, list[int]] = {}
     decisions: dict[str, list[int]] = {}
 
@@ -111,6 +118,10 @@ class LearnStats(msgspec.Struct, kw_only=True):
             _bump(self.action_targets.setdefault(a, {}), NO_TARGET if t is None else str(t), res)
             if ep.sources is not None:
                 _bump(self.decisions, str(ep.sources[i]), res)
+            if ep.args is not None and ep.args[i] is not None:
+                _bump(self.action_args.setdefault(a, {}), str(ep.args[i]), res)
+            if ep.target_ids is not None and t is not None and ep.target_ids[i] is not None:
+                self.target_ids[str(t)] = int(ep.target_ids[i])
         st = self.strategies.get(ep.strategy or "")
         if st is None:
             st = self.strategies[ep.strategy or ""] = [0, 0, 0]
@@ -131,6 +142,9 @@ class LearnStats(msgspec.Struct, kw_only=True):
         at = {k: dict(v) for k, v in self.action_targets.items()}
         for a, per in other.action_targets.items():
             at[a] = _add_counts(at.get(a, {}), per)
+        aa = {k: dict(v) for k, v in self.action_args.items()}
+        for a, per in other.action_args.items():
+            aa[a] = _add_counts(aa.get(a, {}), per)
         return LearnStats(
             version=max(self.version, other.version),
             success_episodes=self.success_episodes + other.success_episodes,
@@ -141,6 +155,8 @@ class LearnStats(msgspec.Struct, kw_only=True):
             contextual=_add_counts(self.contextual, other.contextual),
             actions=_add_counts(self.actions, other.actions),
             action_targets={a: _add_counts({}, per) for a, per in at.items()},
+            action_args={a: _add_counts({}, per) for a, per in aa.items()},
+            target_ids={**self.target_ids, **other.target_ids},
             strategies=_add_counts(self.strategies, other.strategies),
             decisions=_add_counts(self.decisions, other.decisions),
         )
@@ -160,7 +176,8 @@ class LearnStats(msgspec.Struct, kw_only=True):
 
 def episodes_from_events(events, action_names: Sequence[str],
                          target_name_fn: Callable[[int], str] | None,
-                         success_by_run, strategy: str = "") -> list[Episode]:
+                         success_by_run, strategy: str = "",
+                         arg_name_fn: Callable[[int], str] | None = None) -> list[Episode]:
     """One :class:`Episode` per run index ``0 .. len(success_by_run)-1``.
 
     ``events`` is an :class:`~swarm_engine.core.events.EventBatch` (or a dict of
@@ -175,6 +192,10 @@ def episodes_from_events(events, action_names: Sequence[str],
     run, tick, worker = col("run"), col("tick"), col("worker")
     action, target, outcome = col("action"), col("target"), col("outcome")
     try:
+        arg = col("arg")
+    except (AttributeError, KeyError):
+        arg = None
+    try:
         source = col("source")
     except (AttributeError, KeyError):
         source = None
@@ -188,5 +209,10 @@ def episodes_from_events(events, action_names: Sequence[str],
         outs = [int(o) for o in outcome[idx]]
         tgts = [name_t(int(t)) if t >= 0 else None for t in target[idx]]
         srcs = [_SOURCES.get(int(s), str(int(s))) for s in source[idx]] if source is not None else None
-        out.append(Episode(acts, outs, tgts, bool(success_by_run[r]), strategy, srcs))
+        args = None
+        if arg is not None:
+            name_a = arg_name_fn or str
+            args = [name_a(int(x)) if x >= 0 else None for x in arg[idx]]
+        tids = [int(t) if t >= 0 else None for t in target[idx]]
+        out.append(Episode(acts, outs, tgts, bool(success_by_run[r]), strategy, srcs, args, tids))
     return out
