@@ -458,27 +458,30 @@ class LearningDaemon:
 
     # -- the loop
 
+    def _pick_watcher(self) -> str:
+        if self.config.watcher == "polling":
+            return "polling"
+        try:
+            import watchfiles  # noqa: F401
+        except ImportError:
+            if self.config.watcher == "watchfiles":
+                raise ConfigError("watcher watchfiles: the watchfiles package is not installed "
+                                  "(pip install watchfiles)") from None
+            return "polling"
+        return "watchfiles"
+
     def _wakeups(self) -> Iterator[None]:
         """Yield on a file change or every ``check_seconds``, until stopped."""
         wait = self.config.check_seconds
-        use_watch = self.config.watcher != "polling"
-        if use_watch:
-            try:
-                import watchfiles
-            except ImportError:
-                if self.config.watcher == "watchfiles":
-                    raise ConfigError("--watcher watchfiles: the watchfiles package is not installed "
-                                      "(pip install watchfiles)") from None
-                use_watch = False
-        if not use_watch:
-            self.watcher = "polling"
+        if self.watcher == "polling":
             while not self._stop.is_set():
                 self._wake.wait(wait)
                 self._wake.clear()
                 if not self._stop.is_set():
                     yield
             return
-        self.watcher = "watchfiles"
+        import watchfiles
+
         watched = (str(self.sessions_dir), str(self.active_pointer.parent))
 
         def relevant(change: Any, path: str) -> bool:
@@ -523,6 +526,7 @@ class LearningDaemon:
         try:
             self.sessions_dir.mkdir(parents=True, exist_ok=True)
             self.learned_through = self._initial_mark()
+            self.watcher = self._pick_watcher()
             self.state = DaemonState.STARTING
             self.write_status()
             if self.config.serve:
