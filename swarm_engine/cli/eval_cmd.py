@@ -18,6 +18,7 @@ from swarm_engine.errors import ScenarioError
 from swarm_engine.eval.loader import Scenario, list_variants, load_scenario
 from swarm_engine.eval.report import build_report, write_json_atomic
 from swarm_engine.eval.runner import EvalResult, run_eval
+from swarm_engine.learn.eval_session import LearningSession
 from swarm_engine.settings import load_settings
 
 __all__ = ["register", "SnapshotHook"]
@@ -54,6 +55,10 @@ class SnapshotHook(Hook):
         if scores:
             self.out.print("  next: " + ", ".join(f"{a}({t or ''})={s:.3f}" for a, t, _, s in scores),
                            highlight=False, markup=False)
+
+
+def _say(line: str) -> None:
+    console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def _expand(paths: list[Path]) -> list[Path]:
@@ -103,14 +108,15 @@ def _table(rows: list[list[str]], title: str) -> Table:
     return t
 
 
-def _run_one(scenario: Scenario, runs: int, seed: int, quiet: bool, trace: Optional[Path]) -> EvalResult:
+def _run_one(scenario: Scenario, runs: int, seed: int, quiet: bool, trace: Optional[Path],
+             recorder=None) -> EvalResult:
     if quiet:
-        return run_eval(scenario, runs, seed, trace=trace)
+        return run_eval(scenario, runs, seed, trace=trace, recorder=recorder)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("ok {task.fields[ok]}"), TimeElapsedColumn(), console=console,
                   transient=True) as bar:
         task = bar.add_task(scenario.name, total=runs, ok=0)
-        return run_eval(scenario, runs, seed, trace=trace,
+        return run_eval(scenario, runs, seed, trace=trace, recorder=recorder,
                         progress=lambda done, ok: bar.update(task, completed=done, ok=ok))
 
 
@@ -129,9 +135,13 @@ def eval_command(
     provider: Optional[str] = options.PROVIDER,
     model: Optional[str] = options.MODEL,
     endpoint: Optional[str] = options.ENDPOINT,
+    learning: Optional[bool] = options.LEARNING,
+    learning_key_: Optional[str] = options.LEARNING_KEY,
+    no_learned_model: bool = options.NO_LEARNED_MODEL,
 ) -> None:
     """Run each scenario RUNS times with seeds SEED, SEED+1, ... and report."""
     settings = load_settings()
+    learning = settings.get("learning", "enabled") if learning is None else learning
     runs = settings.get("eval", "runs") if runs is None else runs
     seed = settings.get("eval", "seed") if seed is None else seed
     files = _expand(scenarios)
@@ -157,8 +167,11 @@ def eval_command(
             console.print(f"[bold]run seed {seed}:[/] {res.verdict.reason} in {res.ticks} ticks, "
                           f"{res.actions} actions", highlight=False)
         t = trace if len(loaded) == 1 or trace is None else trace.with_name(f"{trace.stem}.{i}{trace.suffix}")
-        result = _run_one(sc, runs, seed, quiet, t)
+        session = LearningSession.open(sc, learning=learning, key=learning_key_, use_model=not no_learned_model,
+                                       say=None if quiet else _say)
+        result = _run_one(session.scenario, runs, seed, quiet, t, session.recorder)
         report = build_report(result)
+        report["learning"] = session.close(result, seed, say=None if quiet else _say)
         reports.append(report)
         rows.append(_row(result, report))
         if result.stopped:

@@ -86,31 +86,61 @@ class TraceWriter:
 
 
 def _native_batches(scenario: Scenario, seeds: np.ndarray, progress: ProgressFn | None,
-                    trace: TraceWriter | None, chunk_seconds: float):
+                    trace: TraceWriter | None, chunk_seconds: float, recorder=None):
     R, A = seeds.shape[0], len(scenario.actions)
+    record = trace is not None or recorder is not None
     k = make_kernel(scenario.rules, scenario.binding, scenario.config,
-                    record_events=trace is not None, event_capacity=1 << 16)
+                    record_events=record, event_capacity=1 << 16)
     out = dict(success=np.zeros(R, np.uint8), verdict=np.zeros(R, np.int8), ticks=np.zeros(R, np.int64),
                actions=np.zeros(R, np.int64), failed=np.zeros(R, np.int64), wall=np.zeros(R),
                by_action=np.zeros((R, A), np.int64), done=np.zeros(R, np.uint8))
+    # with a recorder, runs go in blocks of recorder.block: the learned tables
+    # are updated between blocks (counted in runs, so results are reproducible)
+    block = recorder.block if recorder is not None else R
     r, resume, stopped = 0, False, False
+    start = 0
+    pending: list[dict] = []
+    if recorder is not None:
+        recorder.install(k)
     t0 = time.perf_counter()
     try:
         while r < R:
-            r, status = k.run_batch(seeds, r, resume, out["success"], out["verdict"], out["ticks"],
+            end = min(R, start + block)
+            r, status = k.run_batch(seeds[:end], r, resume, out["success"], out["verdict"], out["ticks"],
                                     out["actions"], out["failed"], out["wall"], out["by_action"],
                                     chunk_seconds, out["done"])
-            if trace is not None and k.n_events:
-                trace.write(EventBatch.from_columns(k.take_events()))
+            if record and k.n_events:
+                ev = k.take_events()
+                if trace is not None:
+                    trace.write(EventBatch.from_columns(ev))
+                if recorder is not None:
+                    pending.append(ev)
             resume = status == _kernel.ST_NEED_ROOM
             if resume:
                 k.make_room()
+            elif recorder is not None and r == end:
+                _observe_block(recorder, pending, out["success"][start:end], start)
+                pending = []
+                start = end
+                if r < R:
+                    recorder.install(k)
             if progress:
                 progress(r, int(out["success"][:r].sum()))
     except KeyboardInterrupt:
         stopped = True
+    if recorder is not None and pending and r > start:
+        _observe_block(recorder, pending, out["success"][start:r], start)
     elapsed = time.perf_counter() - t0
     return {key: v[:r] for key, v in out.items()}, elapsed, stopped
+
+
+def _observe_block(recorder, pending: list[dict], success: np.ndarray, offset: int) -> None:
+    if not pending:
+        pending = [{f: np.zeros(0, np.int64) for f in ("run", "tick", "worker", "action", "target", "arg",
+                                                        "outcome", "source")}]
+    ev = {f: np.concatenate([p[f] for p in pending]) for f in pending[0]}
+    keep = ev["run"] < offset + success.shape[0]
+    recorder.observe({f: v[keep] for f, v in ev.items()}, success, offset)
 
 
 class RunHooks:
@@ -125,7 +155,7 @@ class RunHooks:
 
 
 def _python_runs(scenario: Scenario, seeds: np.ndarray, progress: ProgressFn | None,
-                 trace: TraceWriter | None, hooks: RunHooks | None = None):
+                 trace: TraceWriter | None, hooks: RunHooks | None = None, recorder=None):
     R, A = seeds.shape[0], len(scenario.actions)
     rows, extras = [], []
     stopped = False
@@ -133,15 +163,23 @@ def _python_runs(scenario: Scenario, seeds: np.ndarray, progress: ProgressFn | N
     t0 = time.perf_counter()
     try:
         for i in range(R):
-            swarm = scenario.swarm(int(seeds[i]), record_events=trace is not None)
+            swarm = scenario.swarm(int(seeds[i]), record_events=trace is not None or recorder is not None)
+            if recorder is not None:
+                recorder.install(swarm.kernel)
             hooks.attach(swarm)
             t = time.perf_counter()
             res = swarm.run()
             extras.append(hooks.finish(swarm))
-            if trace is not None:
+            if trace is not None or recorder is not None:
                 ev = swarm.events()
-                trace.write(EventBatch(**{**{f: getattr(ev, f) for f in EventBatch.__dataclass_fields__},
-                                          "run": np.full(len(ev), i, np.int32)}))
+                batch = EventBatch(**{**{f: getattr(ev, f) for f in EventBatch.__dataclass_fields__},
+                                      "run": np.full(len(ev), i, np.int32)})
+                if trace is not None:
+                    trace.write(batch)
+                if recorder is not None:
+                    recorder.observe({f: getattr(batch, f) for f in EventBatch.__dataclass_fields__},
+                                     np.array([res.success]), i)
+                    recorder.add_decisions(i, int(seeds[i]), extras[-1].pop("decisions", ()))
             rows.append((res.success, int(res.verdict), res.ticks, res.actions, res.failed_actions,
                          time.perf_counter() - t, swarm.kernel.action_stats()["visits"],
                          bool(swarm.kernel.task_done)))
@@ -165,7 +203,7 @@ def _python_runs(scenario: Scenario, seeds: np.ndarray, progress: ProgressFn | N
 class LlmRunHooks(RunHooks):
     """Attaches a fresh LLM manager to every run; counts its calls per run."""
 
-    def __init__(self, scenario: Scenario, runner) -> None:
+    def __init__(self, scenario: Scenario, runner, record: bool = False) -> None:
         from swarm_engine.llm.manager import ManagerPolicy
         from swarm_engine.llm.protocol import Sampling
 
@@ -173,6 +211,7 @@ class LlmRunHooks(RunHooks):
         m = spec.manager
         self.scenario = scenario
         self.runner = runner
+        self.record = record
         self.policy = ManagerPolicy(process_every_tick=m.process_every_tick,
                                     process_interval_ticks=m.process_interval_ticks,
                                     immediate_on_escalation=m.immediate_on_escalation,
@@ -188,29 +227,34 @@ class LlmRunHooks(RunHooks):
         from swarm_engine.llm.manager import LlmManager, attach
 
         self.before = self.runner.stats.summary()
+        kw = {"record": True} if self.record else {}
         self.manager = LlmManager(self.runner, goal=self.scenario.spec.task.goal, context=self.context,
-                                  actions=self.actions, policy=self.policy, sampling=self.sampling)
+                                  actions=self.actions, policy=self.policy, sampling=self.sampling, **kw)
         attach(self.manager, swarm)
 
     def finish(self, swarm) -> dict:
         # answers still in flight belong to this run: wait for them and drop them
         self.runner.drain(self.scenario.spec.llm.timeout)
         after = self.runner.stats.summary()
-        return {"llm_calls": after["invocations"] - self.before["invocations"],
-                "llm_errors": after["errors"] - self.before["errors"],
-                "llm_decisions": self.manager.applied,
-                "llm_fallbacks": after["fallbacks"] - self.before["fallbacks"]}
+        out = {"llm_calls": after["invocations"] - self.before["invocations"],
+               "llm_errors": after["errors"] - self.before["errors"],
+               "llm_decisions": self.manager.applied,
+               "llm_fallbacks": after["fallbacks"] - self.before["fallbacks"]}
+        if self.record:
+            out["decisions"] = list(getattr(self.manager, "records", ()))
+        return out
 
 
 def _llm_runs(scenario: Scenario, seeds: np.ndarray, progress: ProgressFn | None,
-              trace: TraceWriter | None):
+              trace: TraceWriter | None, recorder=None):
     from swarm_engine.llm.factory import make_invoker
     from swarm_engine.llm.runner import InvokerRunner
 
     runner = InvokerRunner(make_invoker(scenario.spec.llm))
     try:
         scenario.plan(runner)
-        out, elapsed, stopped = _python_runs(scenario, seeds, progress, trace, LlmRunHooks(scenario, runner))
+        hooks = LlmRunHooks(scenario, runner, record=recorder is not None)
+        out, elapsed, stopped = _python_runs(scenario, seeds, progress, trace, hooks, recorder)
         return out, elapsed, stopped, runner.stats.summary()
     finally:
         runner.close()
@@ -258,8 +302,15 @@ def _judge(scenario: Scenario, out: dict) -> tuple[np.ndarray, list[str], dict, 
 
 
 def run_eval(scenario: Scenario, runs: int, seed: int = 42, *, progress: ProgressFn | None = None,
-             trace: str | Path | None = None, chunk_seconds: float = 0.2) -> EvalResult:
-    """Run ``runs`` seeded runs of ``scenario``; Ctrl-C keeps the finished runs."""
+             trace: str | Path | None = None, chunk_seconds: float = 0.2, llm: bool = True,
+             recorder=None) -> EvalResult:
+    """Run ``runs`` seeded runs of ``scenario``; Ctrl-C keeps the finished runs.
+
+    ``llm=False`` runs an LLM-managed scenario with its bandit alone. A
+    ``recorder`` (:class:`swarm_engine.learn.session.SessionRecorder`) receives
+    every run's events and LLM decisions and may update the learned tables
+    between blocks of runs (``swarm eval --learning``).
+    """
     if runs < 1:
         raise ValueError("runs must be at least 1")
     if not 0 <= seed or seed + runs > 2 ** 64:
@@ -269,13 +320,13 @@ def run_eval(scenario: Scenario, runs: int, seed: int = 42, *, progress: Progres
     try:
         tw = TraceWriter(scenario, seeds, stream) if stream else None
         paced = scenario.config.tick_duration_ms > 0
-        llm: dict = {}
-        if scenario.llm_managed:
-            out, elapsed, stopped, llm = _llm_runs(scenario, seeds, progress, tw)
+        llm_stats: dict = {}
+        if scenario.llm_managed and llm:
+            out, elapsed, stopped, llm_stats = _llm_runs(scenario, seeds, progress, tw, recorder)
         elif scenario.binding.native and not paced:
-            out, elapsed, stopped = _native_batches(scenario, seeds, progress, tw, chunk_seconds)
+            out, elapsed, stopped = _native_batches(scenario, seeds, progress, tw, chunk_seconds, recorder)
         else:
-            out, elapsed, stopped = _python_runs(scenario, seeds, progress, tw)
+            out, elapsed, stopped = _python_runs(scenario, seeds, progress, tw, recorder=recorder)
     finally:
         if stream:
             stream.close()
@@ -285,7 +336,7 @@ def run_eval(scenario: Scenario, runs: int, seed: int = 42, *, progress: Progres
                       verdict=out["verdict"], reason=reason, done=out["done"].astype(bool), ticks=out["ticks"],
                       actions=out["actions"], failed=out["failed"], wall=out["wall"],
                       by_action=out["by_action"], conditions=conds, milestones=miles,
-                      engine_seconds=elapsed, stopped=stopped, llm=llm,
+                      engine_seconds=elapsed, stopped=stopped, llm=llm_stats,
                       per_run_llm={k: out[k] for k in ("llm_calls", "llm_errors", "llm_decisions",
                                                        "llm_fallbacks") if k in out})
 

@@ -12,7 +12,7 @@ import numpy as np
 from swarm_engine.learn.stats import LearnStats, episodes_from_events
 from swarm_engine.learn.store import LearningStore, learning_key
 
-__all__ = ["record_eval"]
+__all__ = ["record_eval", "record_session"]
 
 
 def record_eval(result_events, scenario, success: np.ndarray, strategy: str,
@@ -38,6 +38,26 @@ def record_eval(result_events, scenario, success: np.ndarray, strategy: str,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "pid": os.getpid()}
     info.update(meta or {})
     session = store.write_session(k, info, stats)
+    store.merge_into_scenario(k, stats)
+    store.merge_global(stats)
+    return session
+
+
+def record_session(stats: LearnStats, scenario, store: LearningStore | None = None, *, key: str | None = None,
+                   decisions: list[dict] | None = None, meta: dict[str, Any] | None = None) -> Path:
+    """Write one eval's session (stats, LLM decisions, meta) and merge its stats
+    into the scenario's and the global totals. Returns the session folder."""
+    store = store if store is not None else LearningStore()
+    k = learning_key(getattr(scenario, "id", "") or "", key)
+    info = {"learning_key": k, "scenario_id": getattr(scenario, "id", ""),
+            "scenario_name": getattr(scenario, "name", ""),
+            "scenario_path": str(Path(scenario.path).resolve()) if getattr(scenario, "path", None) else None,
+            "variant": getattr(scenario, "variant", None),
+            "episodes": stats.episodes, "successes": stats.success_episodes,
+            "decisions": len(decisions or ()),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "pid": os.getpid()}
+    info.update(meta or {})
+    session = store.write_session(k, info, stats, decisions)
     store.merge_into_scenario(k, stats)
     store.merge_global(stats)
     return session

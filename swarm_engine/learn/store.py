@@ -4,7 +4,8 @@
       global_stats.json
       scenarios/<learning_key>/
         stats.json
-        offline_model.json
+        offline_model.json        the model in use (a copy of one models/vN.json)
+        models/vN.json            every version learned; rollback goes back one
         lora/vN/
         sessions/<UTC timestamp>-<pid>/{meta.json, stats.json}
 
@@ -58,6 +59,22 @@ def learning_key(scenario_id: str, override: str | None = None) -> str:
     return key or "default"
 
 
+def _write_bytes_atomic(path: Path, data: bytes) -> None:
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def _stamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
 
@@ -84,6 +101,9 @@ class LearningStore:
 
     def offline_model_path(self, key: str) -> Path:
         return self.scenario_dir(key) / "offline_model.json"
+
+    def models_dir(self, key: str) -> Path:
+        return self.scenario_dir(key) / "models"
 
     def lora_dir(self, key: str, version: int) -> Path:
         return self.scenario_dir(key) / "lora" / f"v{int(version)}"
@@ -143,8 +163,11 @@ class LearningStore:
         return merged
 
     # ------------------------------------------------------------------ API
-    def write_session(self, key: str, meta: dict[str, Any], stats: LearnStats) -> Path:
-        """sessions/<UTC timestamp>-<pid>/{meta.json, stats.json}; returns the folder."""
+    def write_session(self, key: str, meta: dict[str, Any], stats: LearnStats,
+                      decisions: list[dict] | None = None) -> Path:
+        """sessions/<UTC timestamp>-<pid>/{meta.json, stats.json[, decisions.jsonl]};
+        returns the folder. meta.json is written last: a session without it is
+        still being written (readers skip it)."""
         base = self.scenario_dir(key) / "sessions"
         base.mkdir(parents=True, exist_ok=True)
         stem = f"{_stamp()}-{os.getpid()}"
@@ -157,8 +180,11 @@ class LearningStore:
                 continue
         else:                                   # pragma: no cover
             raise FileExistsError(f"cannot make a session folder under {base}")
-        write_json_atomic(d / "meta.json", meta)
+        if decisions:
+            _write_bytes_atomic(d / "decisions.jsonl",
+                                b"".join(msgspec.json.encode(r) + b"\n" for r in decisions))
         write_json_atomic(d / "stats.json", stats)
+        write_json_atomic(d / "meta.json", meta)
         return d
 
     def merge_into_scenario(self, key: str, stats: LearnStats) -> LearnStats:
@@ -188,3 +214,73 @@ class LearningStore:
             self._report(f"{session / 'meta.json'}: corrupt session meta ({exc}); skipped")
             meta = {}
         return meta, self._read_stats(session / "stats.json")
+
+    # ------------------------------------------------------------------ offline model
+    def _read_model(self, path: Path):
+        from swarm_engine.learn.model import OfflineModel
+
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            self._report(f"{path}: cannot read the offline model ({exc.strerror or exc}); not used")
+            return None
+        try:
+            return OfflineModel.from_json(data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            self._report(f"{path}: corrupt offline model ({exc}); not used")
+            return None
+
+    def load_model(self, key: str):
+        """The model in use for ``key`` (an OfflineModel), or None; a corrupt file is reported."""
+        return self._read_model(self.offline_model_path(key))
+
+    def model_versions(self, key: str) -> list[int]:
+        d = self.models_dir(key)
+        if not d.is_dir():
+            return []
+        out = []
+        for p in d.glob("v*.json"):
+            try:
+                out.append(int(p.stem[1:]))
+            except ValueError:
+                continue
+        return sorted(out)
+
+    def load_model_version(self, key: str, version: int):
+        return self._read_model(self.models_dir(key) / f"v{int(version)}.json")
+
+    @contextlib.contextmanager
+    def model_lock(self, key: str) -> Iterator[None]:
+        """Held while a model is learned-and-swapped, so two learners never interleave."""
+        with self._locked(self.scenario_dir(key) / ".model.lock"):
+            yield
+
+    def save_model(self, key: str, model) -> int:
+        """Give ``model`` the next version, keep it as models/vN.json and make it the
+        one in use (atomic rename). Call under :meth:`model_lock`. Returns N."""
+        version = max(self.model_versions(key), default=0) + 1
+        model.version = version
+        model.learning_key = key
+        write_json_atomic(self.models_dir(key) / f"v{version}.json", model)
+        write_json_atomic(self.offline_model_path(key), model)
+        return version
+
+    def rollback_model(self, key: str, to: int | None = None):
+        """Put the version before the one in use (or ``to``) back in use; returns
+        it, or None when there is nothing to go back to."""
+        with self.model_lock(key):
+            current = self.load_model(key)
+            versions = self.model_versions(key)
+            if to is None:
+                cur = current.version if current is not None else max(versions, default=0) + 1
+                older = [v for v in versions if v < cur]
+                if not older:
+                    return None
+                to = older[-1]
+            model = self.load_model_version(key, to)
+            if model is None:
+                return None
+            write_json_atomic(self.offline_model_path(key), model)
+            return model
