@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Optional
+
+import numpy as np
 
 import typer
 from rich.console import Console
@@ -11,11 +14,16 @@ from rich.console import Console
 from swarm_engine.cli import options
 from swarm_engine.cli.eval_cmd import SnapshotHook
 from swarm_engine.eval.loader import load_scenario
+from swarm_engine.learn.eval_session import LearningSession
 from swarm_engine.settings import load_settings
 
 __all__ = ["register"]
 
 console = Console()
+
+
+def _say(line: str) -> None:
+    console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def run_command(
@@ -27,12 +35,21 @@ def run_command(
     provider: Optional[str] = options.PROVIDER,
     model: Optional[str] = options.MODEL,
     endpoint: Optional[str] = options.ENDPOINT,
+    learning: Optional[bool] = options.LEARNING,
+    learning_key_: Optional[str] = options.LEARNING_KEY,
+    no_learned_model: bool = options.NO_LEARNED_MODEL,
 ) -> None:
     """Run the scenario once and show every tick as it happens."""
-    seed = load_settings().get("eval", "seed") if seed is None else seed
+    settings = load_settings()
+    seed = settings.get("eval", "seed") if seed is None else seed
+    learning = settings.get("learning", "enabled") if learning is None else learning
     overrides = {"task": {"goal": task}} if task else {}
     overrides.update(options.llm_overrides(provider, model, endpoint) or {})
     sc = load_scenario(scenario, variant, overrides or None)
+    session = LearningSession.open(sc, learning=learning, key=learning_key_, use_model=not no_learned_model,
+                                   say=_say)
+    sc = session.scenario
+    recorder = session.recorder
     console.print(f"[bold]{sc.name}[/] seed {seed}", highlight=False)
     console.print(f"task: {sc.spec.task.goal}", highlight=False, markup=False)
     runner = None
@@ -45,12 +62,22 @@ def run_command(
     try:
         if runner is not None:
             sc.plan(runner)
-        swarm = sc.swarm(seed)
+        swarm = sc.swarm(seed, record_events=recorder is not None)
+        hooks = None
+        if recorder is not None:
+            recorder.install(swarm.kernel)
         if runner is not None:
-            LlmRunHooks(sc, runner).attach(swarm)
+            hooks = LlmRunHooks(sc, runner, record=recorder is not None)
+            hooks.attach(swarm)
         if not quiet:
             swarm.add_hook(SnapshotHook(sc, console))
         res = swarm.run()
+        if recorder is not None:
+            ev = swarm.events()
+            recorder.observe({f: getattr(ev, f) for f in ev.__dataclass_fields__}, np.array([res.success]), 0)
+            if hooks is not None:
+                recorder.add_decisions(0, seed, hooks.finish(swarm).get("decisions", ()))
+            session.close(SimpleNamespace(success=np.array([res.success]), runs=1, requested=1), seed, say=_say)
     finally:
         if runner is not None:
             console.print(f"llm: {runner.stats.summary()}", highlight=False, markup=False)

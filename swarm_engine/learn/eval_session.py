@@ -9,6 +9,7 @@ Used by ``swarm eval`` and ``swarm run``::
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -24,6 +25,11 @@ __all__ = ["LearningSession"]
 Say = Callable[[str], None] | None
 
 
+def _warn(line: str) -> None:
+    """A store problem (corrupt file) is one line on stderr, even with --quiet."""
+    print(f"warning: {line}", file=sys.stderr, flush=True)
+
+
 @dataclass
 class LearningSession:
     scenario: Scenario                 # with the offline model's selector when one is loaded
@@ -35,7 +41,7 @@ class LearningSession:
     @classmethod
     def open(cls, scenario: Scenario, *, learning: bool = False, key: str | None = None,
              use_model: bool = True, store: LearningStore | None = None, say: Say = None) -> "LearningSession":
-        store = store if store is not None else LearningStore(on_problem=say)
+        store = store if store is not None else LearningStore(on_problem=_warn)
         k = learning_key(scenario.id, key)
         model = store.load_model(k) if use_model else None
         if model is not None and scenario.rules is not None:
