@@ -234,7 +234,7 @@ def _search(scenario: Scenario, start: OfflineModel, current: OfflineModel | Non
         if not improved or time.perf_counter() - t0 > budget:
             break
     changed = _describe(current or _as_model(base), best)
-    lines.append(f"search: {tried} candidates x {train_runs} training seeds in {time.perf_counter() - t0:.1f} s")
+    lines.append(f"search: {tried} candidates x {train_runs} training seeds in {time.perf_counter() - t0:.2f} s")
     lines.append("changes: " + (", ".join(changed) if changed else "none (tables refreshed)"))
     lines.append(f"training seeds: in use {_fmt(ref_train)}; new {_fmt(best_r)}")
     new_h = run(best, HELDOUT_SEED, heldout_runs)
