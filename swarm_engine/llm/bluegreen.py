@@ -26,9 +26,9 @@ connection, so the old one could not be drained); clients re-reading an
 endpoint file (every client must cooperate, and requests racing the swap fail
 on the stopped server). The proxy costs one loopback hop per request
 (measured on 2 cores: /health 1.6 ms through it vs 0.5 ms direct, against
-50-5000 ms for a completion). A request that cannot
-even connect to its backend (it never reached a server, so resending is safe)
-is retried once on whichever backend is active then.
+50-5000 ms for a completion). A request that got no
+answer at all (refused connection, or a pooled connection the server had
+closed) is resent once, to whichever backend is active then.
 
 Everything binds to 127.0.0.1 only.
 """
@@ -77,7 +77,7 @@ class BlueGreenState(str, enum.Enum):
 class Backend:
     """One upstream server as the proxy sees it: its URL, a connection pool and counters.
 
-    ``in_flight`` is changed only under the proxy's lock.
+    The counters change only under the proxy's lock.
     """
 
     def __init__(self, name: str, url: str, *, read_timeout: float = 600.0) -> None:
@@ -140,6 +140,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             body = self.rfile.read(n) if n > 0 else b""
         headers = [(k, v) for k, v in self.headers.items() if k.lower() not in _HOP]
         backend = proxy.acquire()
+        outcome: str | None = None               # "served" | "failed", counted on release
         try:
             if backend is None:
                 self._error(503, "no backend is active")
@@ -150,24 +151,29 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                                                            content=body)
                     response = backend.client.send(request, stream=True)
                     break
-                except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                    # it never reached a server: resend once to whichever backend is active now
-                    nxt = proxy.reacquire(backend)
-                    if attempt or nxt is None:
-                        backend.failed += 1
+                except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, RuntimeError) as exc:
+                    # No answer came back, so resending is safe (llama-server's endpoints change
+                    # nothing but caches): a refused connection, a retired backend's closed pool
+                    # (RuntimeError), or a pooled connection the server had closed: llama-server
+                    # closes the connection after a streamed response without saying so, and
+                    # the next request on it gets "Server disconnected without sending a
+                    # response" (seen on 53 of 458 direct requests mixing streamed and plain).
+                    nxt = proxy.reacquire(backend) if attempt == 0 else None
+                    if nxt is None:
+                        outcome = "failed"
                         self._error(502, f"backend {backend.name} unreachable: {exc}")
                         return
                     backend = nxt
                 except httpx.HTTPError as exc:
-                    backend.failed += 1
+                    outcome = "failed"
                     self._error(502, f"backend {backend.name}: {exc}")
                     return
             try:
                 self._write_response(response)
-                backend.served += 1
+                outcome = "served"
             except httpx.HTTPError as exc:
                 # the backend broke off mid-response; the status line is already out
-                backend.failed += 1
+                outcome = "failed"
                 log.warning("proxy: backend %s broke off a response: %s", backend.name, exc)
                 self.close_connection = True
             finally:
@@ -175,7 +181,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True              # the client went away
         finally:
-            proxy.release(backend)
+            proxy.release(backend, outcome)
 
     def _write_response(self, response: httpx.Response) -> None:
         self.send_response_only(response.status_code, response.reason_phrase or None)
@@ -213,6 +219,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()
 
     def _error(self, status: int, message: str) -> None:
+        if status >= 502:
+            log.warning("proxy: %s %s: %s", self.command, self.path, message)
         body = json.dumps({"error": {"code": status, "message": message, "type": "proxy_error"}}).encode()
         self.send_response_only(status)
         self.send_header("Content-Type", "application/json")
@@ -291,22 +299,29 @@ class FrontProxy:
                 b.in_flight += 1
             return b
 
-    def release(self, backend: Backend | None) -> None:
+    def release(self, backend: Backend | None, outcome: str | None = None) -> None:
+        """A request on ``backend`` is over; ``outcome`` "served" or "failed" is counted."""
         if backend is None:
             return
         with self._lock:
             backend.in_flight -= 1
+            if outcome == "served":
+                backend.served += 1
+            elif outcome == "failed":
+                backend.failed += 1
             self._lock.notify_all()
 
     def reacquire(self, failed: Backend) -> Backend | None:
-        """Move a request that could not connect to ``failed`` onto the active backend."""
+        """Move a request that got no answer from ``failed`` onto the active backend
+        (which may be ``failed`` itself: a fresh connection); None when none is active."""
         with self._lock:
             b = self._active
-            if b is None or b is failed:
+            if b is None:
                 return None
-            failed.in_flight -= 1
-            b.in_flight += 1
-            self._lock.notify_all()
+            if b is not failed:
+                failed.in_flight -= 1
+                b.in_flight += 1
+                self._lock.notify_all()
             return b
 
     def set_active(self, backend: Backend | None) -> Backend | None:
@@ -352,6 +367,8 @@ class SwitchReport:
     drain_seconds: float            # switch to the old server's last response
     drained: bool                   # False: the drain timed out and the old server was stopped anyway
     in_flight_at_switch: int        # requests the old server still had when traffic moved
+    old_served: int                 # responses the old server relayed in its lifetime
+    old_failed: int                 # requests to it that the proxy answered 502
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -526,15 +543,17 @@ class BlueGreen:
             if self.state is not BlueGreenState.STOPPED:
                 raise LlmPermanentError("blue-green pair is already started")
             self.state = BlueGreenState.STARTING
+            # the front port first: a port clash is the likeliest failure and costs no server start
+            try:
+                self._proxy = FrontProxy(self.port)
+            except BaseException:
+                self.state = BlueGreenState.STOPPED
+                raise
             try:
                 slot = self._launch(COLORS[0], adapter, version)
-                try:
-                    self._proxy = FrontProxy(self.port)
-                except BaseException:
-                    slot.server.stop()
-                    slot.backend.close()
-                    raise
             except BaseException:
+                self._proxy.close(0.0)
+                self._proxy = None
                 self.state = BlueGreenState.STOPPED
                 raise
             self._proxy.set_active(slot.backend)
@@ -581,7 +600,8 @@ class BlueGreen:
             self.state = BlueGreenState.ACTIVE
             report = SwitchReport(from_color=old.backend.name, to_color=color, version=version,
                                   adapter=new.adapter, start_seconds=round(started, 3),
-                                  drain_seconds=round(drain, 3), drained=drained, in_flight_at_switch=in_flight)
+                                  drain_seconds=round(drain, 3), drained=drained, in_flight_at_switch=in_flight,
+                                  old_served=old.backend.served, old_failed=old.backend.failed)
             self.switches.append(report)
             self._event(f"{old.backend.name} stopped; {color} is active")
             return report
