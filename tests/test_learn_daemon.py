@@ -296,6 +296,9 @@ def test_resolve_target(store, tmp_path, troubleshooting_path):
         resolve_target("nosuch", store)
     with pytest.raises(ConfigError, match="scenario file not found"):
         resolve_target(str(tmp_path / "missing.toml"), store)
+    assert resolve_target(str(troubleshooting_path), store, "mine")[0] == "mine"
+    with pytest.raises(ConfigError, match="--learning-key other: goes with a scenario file"):
+        resolve_target(KEY, store, "other")
 
 
 @pytest.mark.parametrize("values, flags, spec", [
@@ -325,37 +328,73 @@ def test_cli_bad_target_is_one_line(tmp_path, subprocess_env):
     assert "Traceback" not in r.stderr
     r = _swarm(["learn", "daemon", "x", "--trigger", "sometimes"], env)
     assert r.returncode == 1 and 'cannot read "sometimes"' in r.stderr and "Traceback" not in r.stderr
+    r = _swarm(["learn", "daemon", "x", "--port", "9000"], env)
+    assert r.returncode == 1 and "need --serve" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_sigint_stops_cleanly_and_sigusr1_learns(tmp_path, subprocess_env):
+    env = dict(subprocess_env, SWARM_HOME=str(tmp_path))
+    store = LearningStore(tmp_path / ".swarm-engine" / "learning")
+    store.scenario_dir(KEY).mkdir(parents=True)
+    daemon = subprocess.Popen([sys.executable, "-m", "swarm_engine.cli.main", "learn", "daemon", KEY,
+                               "--trigger", "manual", "--check-seconds", "0.2", "--polling"],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: (read_status(store, KEY) or {}).get("state") == "watching", "watching")
+        daemon.send_signal(signal.SIGUSR1)
+        # no episodes and no scenario: the learn fails, is recorded, and the daemon goes on
+        st = wait_for(lambda: (s := read_status(store, KEY)) and s["learns"] == 1 and s, "the requested learn")
+        assert st["last_trigger"]["reason"] == "manual request" and "no recorded episodes" in st["last_result"]["error"]
+        assert st["watcher"] == "polling"
+        daemon.send_signal(signal.SIGINT)
+        out, err = daemon.communicate(timeout=60)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.communicate()
+    assert daemon.returncode == 0 and "Traceback" not in err, err
+    assert read_status(store, KEY)["state"] == "stopped"
 
 
 def test_daemon_end_to_end_learns_swaps_and_stops_on_sigterm(tmp_path, subprocess_env, troubleshooting_path):
-    pytest.importorskip("swarm_engine.learn.offline", reason="offline learning (learn_once) is not in this build")
     env = dict(subprocess_env, SWARM_HOME=str(tmp_path))
     home_store = LearningStore(tmp_path / ".swarm-engine" / "learning")
     key = "user_troubleshooting"
-    # sessions as swarm eval --learning writes them
-    r = _swarm(["eval", str(troubleshooting_path), "-n", "40", "-q", "--learning"], env)
-    assert r.returncode == 0, r.stderr
-    assert home_store.sessions(key)
+
+    def record(runs: int, seed: int) -> None:             # sessions as swarm eval --learning writes them
+        r = _swarm(["eval", str(troubleshooting_path), "-n", str(runs), "-s", str(seed), "-q", "--learning"], env)
+        assert r.returncode == 0, r.stderr
+
+    def learned(n: int) -> dict:
+        return wait_for(lambda: (s := read_status(home_store, key)) and s["learns"] == n and
+                        s["state"] == "watching" and s, f"learn {n}", timeout=240)
+
+    record(40, 42)
     daemon = subprocess.Popen([sys.executable, "-m", "swarm_engine.cli.main", "learn", "daemon",
-                               str(troubleshooting_path), "--trigger", "60 episodes", "--check-seconds", "0.2"],
+                               str(troubleshooting_path), "--trigger", "60 episodes", "--check-seconds", "0.2",
+                               "--train-runs", "200", "--heldout-runs", "400"],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        st = wait_for(lambda: read_status(home_store, key), "daemon.json")
         wait_for(lambda: (read_status(home_store, key) or {}).get("state") == "watching", "watching")
         st = read_status(home_store, key)
         assert st["pid"] == daemon.pid and st["alive"] and st["episodes_since_learn"] == 40
-        assert st["learns"] == 0
-        r = _swarm(["eval", str(troubleshooting_path), "-n", "20", "-s", "1000", "-q", "--learning"], env)
-        assert r.returncode == 0, r.stderr
-        st = wait_for(lambda: (s := read_status(home_store, key)) and s["learns"] == 1 and
-                      s["state"] == "watching" and s, "the learn", timeout=240)
+        assert st["learns"] == 0 and st["trigger"] == "60 episodes"
+        assert home_store.load_model(key) is None
+        record(20, 1000)
+        st = learned(1)
         result = st["last_result"]
-        assert result["error"] is None, result
         assert "60 new episodes" in st["last_trigger"]["reason"]
-        model = json.loads(home_store.offline_model_path(key).read_text())
-        if result["applied"]:
-            assert result["version"] == model["version"]
-        assert result["lines"]
+        # validated against the scenario's own settings on held-out seeds, then swapped in
+        assert result["error"] is None and result["applied"] is True and result["version"] == 1, result
+        assert result["validation"]["accepted"] is True and result["validation"]["heldout_runs"] == 400
+        assert home_store.load_model(key).version == 1 and any("applied as version 1" in x for x in result["lines"])
+        record(60, 2000)
+        st = learned(2)
+        result = st["last_result"]
+        assert result["error"] is None and st["episodes_seen"] == 120 and st["episodes_since_learn"] == 0
+        # a second model is applied only when not worse; either way the first is kept for rollback
+        versions = home_store.model_versions(key)
+        assert versions == ([1, 2] if result["applied"] else [1]), (versions, result)
         daemon.send_signal(signal.SIGTERM)
         out, err = daemon.communicate(timeout=60)
     finally:
@@ -366,4 +405,4 @@ def test_daemon_end_to_end_learns_swaps_and_stops_on_sigterm(tmp_path, subproces
     assert "Traceback" not in err
     st = read_status(home_store, key)
     assert st["state"] == "stopped" and st["exit"] == "stopped" and not st["alive"]
-    assert "SIGTERM: stopping" in out
+    assert "SIGTERM: stopping" in out and "applied model v1" in out

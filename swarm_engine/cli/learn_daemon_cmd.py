@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from swarm_engine.cli import options
 from swarm_engine.errors import ConfigError
 from swarm_engine.settings import load_settings
 
@@ -50,6 +51,7 @@ def _signals(daemon) -> Iterator[None]:
 
 def daemon_command(
     target: str = typer.Argument(..., metavar="SCENARIO_OR_KEY", help="A scenario file or a learning key."),
+    key: Optional[str] = options.LEARNING_KEY,
     trigger: Optional[str] = typer.Option(
         None, "--trigger", "-t",
         help='When to learn, e.g. "100 episodes or 1h", "quality_drop 0.1 and 50 episodes", "manual" '
@@ -65,6 +67,12 @@ def daemon_command(
                                                   help="Seconds between checks of time triggers "
                                                        "\\[config learning.daemon_check_seconds, 5]."),
     polling: bool = typer.Option(False, "--polling", help="Poll the sessions folder instead of watchfiles."),
+    train_runs: Optional[int] = typer.Option(None, "--train-runs", min=10,
+                                             help="Simulated runs per candidate (as learn once)."),
+    heldout_runs: Optional[int] = typer.Option(None, "--heldout-runs", min=10,
+                                               help="Simulated runs to validate on (as learn once)."),
+    budget: Optional[float] = typer.Option(None, "--budget", min=0.0,
+                                           help="Seconds each parameter search may take (as learn once)."),
     serve: bool = typer.Option(False, "--serve",
                                help="Serve the active LoRA adapter blue-green on one endpoint."),
     port: Optional[int] = typer.Option(None, "--port", min=0, max=65535,
@@ -84,19 +92,21 @@ def daemon_command(
     spec = trigger_from_settings(settings, episodes=episodes, minutes=minutes, spec=trigger)
     if not serve and any(x is not None for x in (port, model, parallel, threads, ctx_size, server_bin)):
         raise ConfigError("--port, --model, --parallel, --threads, --ctx-size and --server-bin need --serve")
-    options = {k: v for k, v in (("parallel", parallel), ("threads", threads), ("ctx_size", ctx_size),
-                                 ("server_bin", server_bin)) if v is not None}
+    server_options = {k: v for k, v in (("parallel", parallel), ("threads", threads), ("ctx_size", ctx_size),
+                                        ("server_bin", server_bin)) if v is not None}
+    learn_options = {k: v for k, v in (("train_runs", train_runs), ("heldout_runs", heldout_runs),
+                                       ("budget_seconds", budget)) if v is not None}
     config = DaemonConfig(trigger=spec,
                           check_seconds=check_seconds if check_seconds is not None
                           else settings["daemon_check_seconds"],
                           watcher="polling" if polling else "auto", learn_now=now, serve=serve,
                           serve_port=port if port is not None else settings["daemon_serve_port"],
-                          serve_model=model, server_options=options)
+                          serve_model=model, server_options=server_options, learn_options=learn_options)
 
     def show(line: str) -> None:
         console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {escape(line)}", highlight=False, soft_wrap=True)
 
-    daemon = LearningDaemon(target, config=config, on_event=show)
+    daemon = LearningDaemon(target, key=key, config=config, on_event=show)
     console.print(f"learning daemon for '{daemon.key}' (pid {os.getpid()}): "
                   f"trigger '{daemon.tracker.trigger.describe()}'", highlight=False, markup=False)
     console.print(f"status: {daemon.status_path}  (Ctrl-C to stop, SIGUSR1 to learn now)",

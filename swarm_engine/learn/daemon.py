@@ -98,6 +98,7 @@ class DaemonConfig:
     serve_port: the pair's front port on 127.0.0.1.
     serve_model: the GGUF both servers load (None = the default model).
     server_options: extra :meth:`LlamaServer.start` keyword arguments (parallel, threads...).
+    learn_options: extra ``learn_once`` keyword arguments (train_runs, heldout_runs, budget_seconds).
     """
 
     trigger: Trigger | str = DEFAULT_TRIGGER
@@ -108,6 +109,7 @@ class DaemonConfig:
     serve_port: int = 8080
     serve_model: str | None = None
     server_options: dict[str, Any] = field(default_factory=dict)
+    learn_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.trigger = parse_trigger(self.trigger)
@@ -137,22 +139,27 @@ def trigger_from_settings(values: dict[str, Any], *, episodes: int | None = None
     return " or ".join(parts) or "manual"
 
 
-def resolve_target(target: str, store: LearningStore) -> tuple[str, str]:
+def resolve_target(target: str, store: LearningStore, key: str | None = None) -> tuple[str, str]:
     """(learning key, what to pass to ``learn``) for a scenario path or a key.
+
+    ``key`` overrides a scenario's own key (``--learning-key``, as ``swarm eval`` takes it).
 
     Raises
     ------
     ConfigError
-        Neither a scenario file nor a key with a folder in the store.
+        Neither a scenario file nor a key with a folder in the store; or
+        ``key`` given with a key.
     """
     p = Path(target).expanduser()
     if p.is_file():
         from swarm_engine.eval.loader import load_scenario      # the loader pulls in the engine
 
         scenario = load_scenario(p)
-        return learning_key(scenario.id), str(p.resolve())
+        return learning_key(scenario.id, key), str(p.resolve())
     if p.suffix == ".toml" or os.sep in target:
         raise ConfigError(f"{target}: scenario file not found")
+    if key is not None:
+        raise ConfigError(f"--learning-key {key}: goes with a scenario file, not with the key {target!r}")
     key = learning_key("", target)
     if key != target or not store.scenario_dir(key).is_dir():
         known = sorted(d.name for d in (store.root / "scenarios").glob("*") if d.is_dir()) \
@@ -188,12 +195,14 @@ def _iso(t: float | None = None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if t is None else t))
 
 
-def _default_learn(target: str, *, store: LearningStore, apply: bool = True) -> Any:
-    try:
+def _offline_learner(key: str | None, options: dict[str, Any]) -> Callable[..., Any]:
+    """``learn_once`` with the daemon's key override and search options bound."""
+    def learn(target: str, *, store: LearningStore, apply: bool = True) -> Any:
         from swarm_engine.learn.offline import learn_once
-    except ImportError as exc:                                  # pragma: no cover - lands with #5
-        raise StoreError(f"offline learning is not available in this build ({exc})") from exc
-    return learn_once(target, store=store, apply=apply)
+
+        return learn_once(target, store=store, key=key, apply=apply, **options)
+
+    return learn
 
 
 class LearningDaemon:
@@ -203,6 +212,8 @@ class LearningDaemon:
     ----------
     target:
         A scenario file or a learning key.
+    key:
+        Learning key override for a scenario file (``--learning-key``).
     store:
         The learning store (default ``LearningStore()``: $SWARM_HOME/.swarm-engine/learning).
     config:
@@ -218,15 +229,16 @@ class LearningDaemon:
         Called with each line the daemon logs (the CLI prints them).
     """
 
-    def __init__(self, target: str, *, store: LearningStore | None = None, config: DaemonConfig | None = None,
+    def __init__(self, target: str, *, key: str | None = None, store: LearningStore | None = None,
+                 config: DaemonConfig | None = None,
                  learn: Callable[..., Any] | None = None, clock: Callable[[], float] = time.monotonic,
                  bluegreen: Callable[..., Any] | None = None,
                  on_event: Callable[[str], None] | None = None) -> None:
         self.store = store if store is not None else LearningStore()
         self.config = config if config is not None else DaemonConfig()
-        self.key, self.learn_target = resolve_target(target, self.store)
+        self.key, self.learn_target = resolve_target(target, self.store, key)
         self.target = target
-        self._learn = learn or _default_learn
+        self._learn = learn or _offline_learner(key, self.config.learn_options)
         self._bluegreen_factory = bluegreen
         self.on_event = on_event
         self.tracker = TriggerTracker(self.config.trigger, clock=clock)
