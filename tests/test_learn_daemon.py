@@ -138,6 +138,18 @@ def test_learns_when_the_trigger_fires_and_records_it(store, watcher):
     assert st["state"] == "stopped" and st["exit"] == "stopped" and st["stopped"]
 
 
+def test_without_watchfiles_it_polls(store, monkeypatch):
+    monkeypatch.setitem(sys.modules, "watchfiles", None)        # import watchfiles -> ImportError
+    learner = FakeLearner()
+    with Running(LearningDaemon(KEY, store=store, learn=learner,
+                                config=DaemonConfig(trigger="1 episode", check_seconds=0.1))):
+        assert status(store)["watcher"] == "polling"
+        session(store, 1, 1)
+        wait_for(lambda: learner.calls, "a learn")
+    with pytest.raises(ConfigError, match="watchfiles package is not installed"):
+        LearningDaemon(KEY, store=store, learn=learner, config=DaemonConfig(watcher="watchfiles")).run()
+
+
 def test_a_restart_does_not_learn_the_same_sessions_again(store):
     learner = FakeLearner()
     session(store, 10, 5)

@@ -499,6 +499,7 @@ class LearningDaemon:
         def relevant(change: Any, path: str) -> bool:
             return path.startswith(watched[0]) or path == str(self.active_pointer)
 
+        # a request (learn now) sets _wake, which ends the watch: check at once, then watch again
         stop = _AnyEvent(self._stop, self._wake)
         while not self._stop.is_set():
             self._wake.clear()
@@ -507,10 +508,9 @@ class LearningDaemon:
                                       step=50, raise_interrupt=False):
                 yield
                 if self._wake.is_set():
-                    break                         # a request: go round without waiting for a file
-            else:
-                if not self._stop.is_set():
-                    yield                         # woken by a request (learn now)
+                    break
+            if not self._stop.is_set():
+                yield
 
     def _lock(self) -> int:
         self.scenario_dir.mkdir(parents=True, exist_ok=True)
