@@ -175,3 +175,16 @@ def test_simulate_is_deterministic_and_bandit_only():
 def test_learn_once_on_unknown_key_names_it(home, capsys):
     with pytest.raises(LearnError, match="no recorded episodes"):
         learn_once("nobody_here", store=_store(home))
+
+
+def test_optimal_params_analysis_by_hand():
+    from swarm_engine.exploration.selectors import SelectorConfig
+    from swarm_engine.learn.model import OptimalParamsModel
+
+    eps = ([Episode(["A", "B"], [1, 0], [None, None], True, "greedy")] * 6
+           + [Episode(["A", "B", "B", "B"], [1, 1, 1, 1], [None] * 4, False, "ucb1")] * 6)
+    p = OptimalParamsModel.from_stats(LearnStats.from_episodes(eps), SelectorConfig(ucb1_c=0.7))
+    assert p.strategy_config.initial_strategy == "greedy"            # 6/6 successes beat 0/6
+    assert p.strategy_config.maturity_threshold == 5                 # (12 + 24) / 12 = 3 -> at least 5
+    assert p.strategy_config.error_rate_threshold == pytest.approx(6 / 36 + 0.1)
+    assert p.parameters.ucb1_c == 0.7

@@ -30,7 +30,7 @@ from swarm_engine.exploration.selectors import SELECTOR_KINDS, SelectorConfig
 from swarm_engine.learn.score import ScoreModel, rate
 from swarm_engine.learn.stats import LearnStats
 
-__all__ = ["Parameters", "StrategyConfig", "RecommendedPath", "OfflineModel", "prior_tables",
+__all__ = ["Parameters", "StrategyConfig", "OptimalParamsModel", "RecommendedPath", "OfflineModel", "prior_tables",
            "selector_from_model", "model_from_stats"]
 
 
@@ -44,6 +44,46 @@ class StrategyConfig(msgspec.Struct, kw_only=True):
     initial_strategy: str = "ucb1"
     maturity_threshold: int = 10
     error_rate_threshold: float = 0.3
+
+
+class OptimalParamsModel(msgspec.Struct, kw_only=True):
+    """The selector settings a model carries, and the statistics analysis that
+    proposes them before ``swarm learn once`` searches (the search may change them):
+
+    * ``initial_strategy``: the recorded strategy with the best success rate, then
+      fewest actions per episode (at least 5 episodes), else the scenario's;
+    * ``maturity_threshold``: the mean actions per recorded episode, in 5..100
+      (adaptive stays on UCB1 for about one episode's worth of visits);
+    * ``error_rate_threshold``: the recorded action failure rate + 0.1, in
+      0.05..0.9 (adaptive turns from greedy to thompson when failures exceed the
+      usual level);
+    * ``ucb1_c``, ``learning_weight``, ``ngram_weight``: the scenario's.
+    """
+
+    parameters: Parameters = msgspec.field(default_factory=Parameters)
+    strategy_config: StrategyConfig = msgspec.field(default_factory=StrategyConfig)
+
+    @classmethod
+    def from_stats(cls, stats: LearnStats, base: SelectorConfig, min_episodes: int = 5) -> "OptimalParamsModel":
+        best, best_key = base.strategy, None
+        for name, (eps, ok, acts) in stats.strategies.items():
+            if name in SELECTOR_KINDS and eps >= min_episodes:
+                key = (ok / eps, -acts / eps)
+                if best_key is None or key > best_key:
+                    best, best_key = name, key
+        total = sum(v[2] for v in stats.strategies.values())
+        maturity = base.maturity_threshold
+        if stats.episodes:
+            maturity = int(min(100, max(5, round(total / stats.episodes))))
+        ok = sum(v[0] for v in stats.actions.values())
+        fail = sum(v[1] for v in stats.actions.values())
+        err = base.error_rate_threshold
+        if ok + fail:
+            err = round(min(0.9, max(0.05, fail / (ok + fail) + 0.1)), 4)
+        return cls(parameters=Parameters(ucb1_c=base.ucb1_c, learning_weight=base.learning_weight,
+                                         ngram_weight=base.ngram_weight),
+                   strategy_config=StrategyConfig(initial_strategy=best, maturity_threshold=maturity,
+                                                  error_rate_threshold=err))
 
 
 class RecommendedPath(msgspec.Struct, kw_only=True):
@@ -190,14 +230,12 @@ def recommended_paths(stats: LearnStats, top: int = 5, min_support: int = 2) -> 
 
 def model_from_stats(stats: LearnStats, base: SelectorConfig, *, key: str = "", scenario_id: str = "",
                      prior_weight: float = 1.0) -> OfflineModel:
-    """A model that keeps ``base``'s parameters and learns the tables: the
-    statistics-only model ``swarm learn once`` starts its search from."""
+    """The statistics-only model ``swarm learn once`` starts its search from:
+    :class:`OptimalParamsModel` settings and the learned tables."""
     sm = ScoreModel.from_stats(stats, ngram_weight=min(1.0, base.ngram_weight))
+    params = OptimalParamsModel.from_stats(stats, base)
     return OfflineModel(
-        parameters=Parameters(ucb1_c=base.ucb1_c, learning_weight=base.learning_weight,
-                              ngram_weight=base.ngram_weight),
-        strategy_config=StrategyConfig(initial_strategy=base.strategy, maturity_threshold=base.maturity_threshold,
-                                       error_rate_threshold=base.error_rate_threshold),
+        parameters=params.parameters, strategy_config=params.strategy_config,
         recommended_paths=recommended_paths(stats), prior_weight=prior_weight, learning_key=key,
         scenario_id=scenario_id, episodes=stats.episodes,
         score=ScoreTables(action=sm.action, transition=sm.transition, contextual=sm.contextual, ngram=sm.ngram),

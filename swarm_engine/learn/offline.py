@@ -91,18 +91,6 @@ def _newest_meta(store: LearningStore, key: str) -> dict:
     return {}
 
 
-def _best_strategy(stats: LearnStats, fallback: str, min_episodes: int = 5) -> str:
-    """The recorded strategy with the best success rate, then fewest actions per episode."""
-    best, best_key = fallback, None
-    for name, (eps, ok, acts) in stats.strategies.items():
-        if not name or eps < min_episodes:
-            continue
-        key = (ok / eps, -acts / eps)
-        if best_key is None or key > best_key:
-            best, best_key = name, key
-    return best
-
-
 def _describe(a: OfflineModel, b: OfflineModel) -> list[str]:
     """What differs between two models' settings, one phrase each."""
     out = []
@@ -172,10 +160,9 @@ def learn_once(target: str | Path, *, store: LearningStore | None = None, key: s
         lines = [f"{stats.episodes} episodes ({stats.success_episodes} successful) in {store.stats_path(k)}"]
         base_sel = scenario.config.selector if scenario is not None else SelectorConfig()
         model = model_from_stats(stats, base_sel, key=k, scenario_id=scenario.id if scenario else "")
-        best_recorded = _best_strategy(stats, base_sel.strategy)
-        if best_recorded != base_sel.strategy:
-            lines.append(f"recorded episodes did best with strategy {best_recorded}")
-            model.strategy_config.initial_strategy = best_recorded
+        analysis = _describe(_as_model(base_sel), model)
+        if analysis:
+            lines.append("statistics analysis: " + ", ".join(analysis))
         validation: dict[str, Any] = {}
         if scenario is None or scenario.rules is None:
             lines.append("no runnable scenario for this key: statistics only, no search or validation")
@@ -250,4 +237,9 @@ def _search(scenario: Scenario, start: OfflineModel, current: OfflineModel | Non
 
 
 def _as_model(sel: SelectorConfig) -> OfflineModel:
-    return model_from_stats(LearnStats(), sel, prior_weight=0.0)
+    """The scenario's own settings as a model (for "what changed")."""
+    m = model_from_stats(LearnStats(), sel, prior_weight=0.0)
+    m.strategy_config.initial_strategy = sel.strategy
+    m.strategy_config.maturity_threshold = sel.maturity_threshold
+    m.strategy_config.error_rate_threshold = sel.error_rate_threshold
+    return m
