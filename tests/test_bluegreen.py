@@ -248,6 +248,22 @@ def test_bluegreen_arguments():
     BlueGreen().stop()                          # nothing started: a no-op
 
 
+def test_a_server_of_the_same_name_is_not_clobbered(tmp_path):
+    from dataclasses import asdict
+
+    from swarm_engine.llm.server import ServerState, _proc_stat
+
+    # a "blue" pid file whose process is alive (this test process stands in for it)
+    state = ServerState(name="blue", pid=os.getpid(), starttime=_proc_stat(os.getpid())[1], host="127.0.0.1",
+                        port=1, model="m.gguf", binary="llama-server", argv=[], log="", started_at=0.0)
+    (tmp_path / "llama").mkdir()
+    (tmp_path / "llama" / "blue.json").write_text(json.dumps(asdict(state)))
+    pair = BlueGreen(home=tmp_path)
+    with pytest.raises(LlmPermanentError, match=f"llama-server 'blue' is already running \\(pid {os.getpid()}\\)"):
+        pair.start()
+    assert pair.state is BlueGreenState.STOPPED and LlamaServer("blue", home=tmp_path).is_running()
+
+
 # --- a real llama-server pair ---------------------------------------------------------------------
 
 SERVER_OPTIONS = {"parallel": 4, "threads": 1, "ctx_size": 4096, "kvu": False}

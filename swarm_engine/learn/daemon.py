@@ -426,7 +426,7 @@ class LearningDaemon:
 
             self.bluegreen = BlueGreen(self.config.serve_model, name=f"learn-{self.key}"[:57],
                                        port=self.config.serve_port, server_options=self.config.server_options,
-                                       on_event=self._event)
+                                       replace_running=True, on_event=self._event)
         pointer = self._read_pointer()
         version, adapter = pointer if pointer else (None, None)
         try:

@@ -443,6 +443,10 @@ class BlueGreen:
         Seconds a new server has to become healthy.
     drain_timeout:
         Seconds the old server gets to finish its in-flight requests.
+    replace_running:
+        Stop a server already running under one of the pair's names (the
+        leftover of a killed owner) instead of refusing to start. The daemon
+        sets it: its names are its own, guarded by its lock.
     on_event:
         Called with one line at each step (the daemon logs them).
     """
@@ -450,7 +454,8 @@ class BlueGreen:
     def __init__(self, model: str | Path | None = None, *, name: str = "", port: int = 0,
                  home: Path | None = None, server_options: Mapping[str, Any] | None = None,
                  health_timeout: float = 120.0, drain_timeout: float = 120.0,
-                 sanity_prompt: str = SANITY_PROMPT, on_event: Callable[[str], None] | None = None) -> None:
+                 sanity_prompt: str = SANITY_PROMPT, replace_running: bool = False,
+                 on_event: Callable[[str], None] | None = None) -> None:
         opts = dict(server_options or {})
         for reserved in ("host", "port", "lora", "timeout"):
             if reserved in opts:
@@ -465,6 +470,7 @@ class BlueGreen:
         self.health_timeout = float(health_timeout)
         self.drain_timeout = float(drain_timeout)
         self.sanity_prompt = sanity_prompt
+        self.replace_running = replace_running
         self.on_event = on_event
         self.state = BlueGreenState.STOPPED
         self.switches: list[SwitchReport] = []
@@ -516,7 +522,13 @@ class BlueGreen:
     def _launch(self, color: str, adapter: str | Path | None, version: int | None) -> _Slot:
         """Start one server with ``adapter``, wait for health, run the sanity check."""
         server = LlamaServer(self.server_name(color), home=self.home)
-        if server.is_running():                  # a leftover of a crashed switch
+        st = server.state()
+        if server.is_running() and st is not None:
+            if not self.replace_running:
+                raise LlmPermanentError(f"blue-green: llama-server '{server.name}' is already running (pid "
+                                        f"{st.pid}); stop it (swarm llama stop --name {server.name}) or "
+                                        f"give the pair another name")
+            self._event(f"stopping a leftover llama-server '{server.name}' (pid {st.pid})")
             server.stop()
         adapter_path = str(Path(adapter).expanduser().resolve()) if adapter is not None else None
         if adapter_path is not None and not Path(adapter_path).is_file():
@@ -616,10 +628,6 @@ class BlueGreen:
                 self._active.server.stop()
                 self._active.backend.close()
                 self._active = None
-            for color in COLORS:                     # a standby left by an interrupted switch
-                srv = LlamaServer(self.server_name(color), home=self.home)
-                if srv.is_running():
-                    srv.stop()
             self.state = BlueGreenState.STOPPED
 
     def __enter__(self) -> "BlueGreen":
