@@ -138,6 +138,16 @@ def test_learns_when_the_trigger_fires_and_records_it(store, watcher):
     assert st["state"] == "stopped" and st["exit"] == "stopped" and st["stopped"]
 
 
+def test_watchfiles_wakes_it_without_waiting_for_a_check(store):
+    learner = FakeLearner()
+    # checks every 10 minutes: only a file event can make it learn within the test
+    with Running(LearningDaemon(KEY, store=store, learn=learner,
+                                config=DaemonConfig(trigger="1 episode", check_seconds=600,
+                                                    watcher="watchfiles"))):
+        session(store, 1, 1)
+        wait_for(lambda: learner.calls, "a learn woken by the new session", timeout=30)
+
+
 def test_without_watchfiles_it_polls(store, monkeypatch):
     monkeypatch.setitem(sys.modules, "watchfiles", None)        # import watchfiles -> ImportError
     learner = FakeLearner()

@@ -494,16 +494,18 @@ class LearningDaemon:
             return
         import watchfiles
 
-        watched = (str(self.sessions_dir), str(self.active_pointer.parent))
+        root = self.scenario_dir.resolve()           # the watcher reports absolute paths
+        sessions, pointer = str(root / "sessions") + os.sep, str(root / "lora" / "active.json")
 
         def relevant(change: Any, path: str) -> bool:
-            return path.startswith(watched[0]) or path == str(self.active_pointer)
+            # not daemon.json (our own writes would wake us), offline models or training files
+            return path.startswith(sessions) or path == pointer
 
         # a request (learn now) sets _wake, which ends the watch: check at once, then watch again
         stop = _AnyEvent(self._stop, self._wake)
         while not self._stop.is_set():
             self._wake.clear()
-            for _ in watchfiles.watch(self.scenario_dir, watch_filter=relevant, stop_event=stop,
+            for _ in watchfiles.watch(root, watch_filter=relevant, stop_event=stop,
                                       yield_on_timeout=True, rust_timeout=int(wait * 1000), debounce=200,
                                       step=50, raise_interrupt=False):
                 yield
