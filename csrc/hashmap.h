@@ -15,11 +15,15 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 typedef struct {
     uint64_t *slots;   /* 0 = empty, else fingerprint << 32 | (id + 1) */
     uint64_t mask;     /* capacity - 1, capacity a power of two */
     int64_t count;     /* occupied slots */
+    int64_t limit;     /* 3/4 of the capacity: the table doubles before count exceeds it */
 } swarm_index_t;
 
 static inline uint64_t swarm_hash64(uint64_t k) {
@@ -33,14 +37,34 @@ static inline uint64_t swarm_hash64(uint64_t k) {
     return k;
 }
 
+/* A zeroed table of cap slots. A big one goes on 2 MiB pages where the
+ * kernel allows it (transparent huge pages in "madvise" mode, as numpy asks
+ * for its own big arrays): probes are random accesses, and with 4 KiB pages
+ * nearly every probe of a 16 MiB table also missed the TLB (grid 10^6 nodes,
+ * 10^4 busy workers: see docs/profiling.md). free() releases it. */
+static inline uint64_t *swarm_index_alloc(uint64_t cap) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    size_t bytes = (size_t)cap * sizeof(uint64_t);
+    if (bytes >= ((size_t)2 << 20)) {
+        void *p = NULL;
+        if (posix_memalign(&p, (size_t)2 << 20, bytes) != 0) return NULL;
+        madvise(p, bytes, MADV_HUGEPAGE);
+        memset(p, 0, bytes);
+        return (uint64_t *)p;
+    }
+#endif
+    return (uint64_t *)calloc(cap, sizeof(uint64_t));
+}
+
 /* Returns 0, or -1 when memory is exhausted. */
 static inline int swarm_index_init(swarm_index_t *ix, int64_t expected) {
     uint64_t cap = 16;
     while ((double)cap * 0.75 < (double)expected) cap <<= 1;
-    ix->slots = (uint64_t *)calloc(cap, sizeof(uint64_t));
+    ix->slots = swarm_index_alloc(cap);
     if (!ix->slots) return -1;
     ix->mask = cap - 1;
     ix->count = 0;
+    ix->limit = (int64_t)(cap - cap / 4);
     return 0;
 }
 
@@ -49,6 +73,7 @@ static inline void swarm_index_free(swarm_index_t *ix) {
     ix->slots = NULL;
     ix->mask = 0;
     ix->count = 0;
+    ix->limit = 0;
 }
 
 /* Forget every entry, keep the table (per-run reset in a batch of runs). */
@@ -85,10 +110,11 @@ static inline void swarm_index_place(swarm_index_t *ix, uint64_t h, int32_t id) 
 static inline int swarm_index_grow(swarm_index_t *ix, const uint64_t *keys) {
     uint64_t old_cap = ix->mask + 1;
     uint64_t *old = ix->slots;
-    uint64_t *fresh = (uint64_t *)calloc(old_cap * 2, sizeof(uint64_t));
+    uint64_t *fresh = swarm_index_alloc(old_cap * 2);
     if (!fresh) return -1;
     ix->slots = fresh;
     ix->mask = old_cap * 2 - 1;
+    ix->limit = (int64_t)(old_cap * 2 - old_cap / 2);
     for (uint64_t i = 0; i < old_cap; i++) {
         if (old[i]) {
             int32_t id = (int32_t)(uint32_t)(old[i] & 0xFFFFFFFFULL) - 1;
@@ -122,15 +148,16 @@ static inline int32_t swarm_index_find(const swarm_index_t *ix, const uint64_t *
     return slot < 0 ? -1 : (int32_t)(uint32_t)(ix->slots[slot] & 0xFFFFFFFFULL) - 1;
 }
 
-/* Find key; if absent, record new_id for it (the caller then stores
- * keys[new_id] = key). Returns the existing id, new_id when inserted, or -2
- * when growing the table failed. `keys` must hold every id already stored. */
-static inline int32_t swarm_index_get_or_put(swarm_index_t *ix, const uint64_t *keys,
-                                             uint64_t key, int32_t new_id) {
-    if ((double)(ix->count + 1) > 0.75 * (double)(ix->mask + 1)) {
+/* Find key, whose hash swarm_hash64(key) is h; if absent, record new_id for
+ * it (the caller then stores keys[new_id] = key). Returns the existing id,
+ * new_id when inserted, or -2 when growing the table failed. `keys` must hold
+ * every id already stored. Callers that prefetched the slot pass the hash
+ * they computed for it instead of hashing twice. */
+static inline int32_t swarm_index_get_or_put_h(swarm_index_t *ix, const uint64_t *keys,
+                                               uint64_t key, uint64_t h, int32_t new_id) {
+    if (ix->count >= ix->limit) {   /* count + 1 would pass 3/4 of the capacity */
         if (swarm_index_grow(ix, keys) != 0) return -2;
     }
-    uint64_t h = swarm_hash64(key);
     uint64_t fp = h & 0xFFFFFFFF00000000ULL;
     uint64_t i = h & ix->mask;
     for (;;) {
@@ -148,14 +175,24 @@ static inline int32_t swarm_index_get_or_put(swarm_index_t *ix, const uint64_t *
     }
 }
 
+/* swarm_index_get_or_put_h, hashing key itself. */
+static inline int32_t swarm_index_get_or_put(swarm_index_t *ix, const uint64_t *keys,
+                                             uint64_t key, int32_t new_id) {
+    return swarm_index_get_or_put_h(ix, keys, key, swarm_hash64(key), new_id);
+}
+
 /* Start loading the slot where key's probe begins; a batch of inserts that
  * prefetches a few keys ahead overlaps their cache misses. */
-static inline void swarm_index_prefetch(const swarm_index_t *ix, uint64_t key) {
+static inline void swarm_index_prefetch_h(const swarm_index_t *ix, uint64_t h) {
 #if defined(__GNUC__)
-    __builtin_prefetch(&ix->slots[swarm_hash64(key) & ix->mask], 0, 1);
+    __builtin_prefetch(&ix->slots[h & ix->mask], 0, 1);
 #else
-    (void)ix; (void)key;
+    (void)ix; (void)h;
 #endif
+}
+
+static inline void swarm_index_prefetch(const swarm_index_t *ix, uint64_t key) {
+    swarm_index_prefetch_h(ix, swarm_hash64(key));
 }
 
 static inline int64_t swarm_index_bytes(const swarm_index_t *ix) {

@@ -164,15 +164,18 @@ cdef class Kernel:
     cdef int8_t[::1] as_disc_kind         # their target kinds (0 = any)
     cdef float32_t[::1] as_dur            # ms
     cdef int32_t disc_cap
-    cdef uint64_t[::1] op_a               # merge replay: child key, or node to reopen
-    cdef int32_t[::1] op_b                # merge replay: parent node (add), or -1 - group (reopen)
-    cdef int64_t op_cap                   # capacity of op_a / op_b
+    # ---- merge: reopenings and expansions pass through a ring of RING_SIZE (16)
+    # so the dedup slot of each insert is prefetched 16 inserts ahead ----
+    cdef uint64_t ring_key[16]            # child key, or node to reopen
+    cdef uint64_t ring_hash[16]           # swarm_hash64 of the child key (prefetched slot)
+    cdef int32_t ring_arg[16]             # parent node (add), or -1 - group (reopen)
+    cdef int64_t ring_n                   # entries pushed since the ring was last drained
     # ---- learned child ordering (empty = discovery order) ----
     cdef float64_t[::1] prior_t           # (A * prior_tn,) score per (action, target)
     cdef float64_t[::1] prior_v           # (A * prior_vn,) score per (action, arg value)
     cdef int32_t prior_tn, prior_vn
     cdef bint has_prior
-    cdef float64_t[::1] sort_s            # merge-sort scratch, capacity op_cap each
+    cdef float64_t[::1] sort_s            # merge-sort scratch: one expansion, capacity max_children each
     cdef float64_t[::1] sort_s2
     cdef uint64_t[::1] sort_k
     cdef uint64_t[::1] sort_k2
@@ -229,9 +232,12 @@ cdef class Kernel:
     cdef void _batch_add(self, int n, int32_t w, int32_t node) noexcept nogil
     cdef int32_t _add_node(self, int32_t action, int32_t target, int32_t arg,
                            int32_t parent) except -2 nogil
-    cdef int32_t _add_key(self, uint64_t key, int32_t parent) except -2 nogil
+    cdef int32_t _add_key(self, uint64_t key, uint64_t h, int32_t parent) except -2 nogil
+    cdef int _emit(self, uint64_t key, int32_t arg) except -1 nogil
+    cdef int _apply(self, int j) except -1 nogil
+    cdef int _drain(self) except -1 nogil
     cdef double _prior_score(self, uint64_t key) noexcept nogil
-    cdef void _sort_children(self, int64_t lo, int64_t hi) noexcept nogil
+    cdef void _sort_children(self, int64_t m) noexcept nogil
     cdef int _plan(self) except -1 nogil
     cdef int _commit(self, int n, int env_done) except -1 nogil
     cdef int _env_step(self, int n) except -1 nogil

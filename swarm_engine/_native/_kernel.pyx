@@ -24,12 +24,19 @@ from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 from swarm_engine._native._hashmap cimport (swarm_index_init, swarm_index_free, swarm_index_clear_keys,
                                             swarm_index_find,
                                             swarm_index_get_or_put, swarm_index_bytes,
-                                            swarm_index_prefetch)
+                                            swarm_hash64)
 from swarm_engine._native._rng cimport swarm_rng_seed, swarm_rng_beta
 from swarm_engine._native._envctx cimport K_PYTHON as ENV_PYTHON, O_OK as OUT_OK, O_ERROR as OUT_ERROR
 from swarm_engine._native._envs cimport env_state_size, env_max_discoveries, env_reset, env_step
 
 import numpy as np
+
+# hashmap.h helpers taking the hash the caller already computed (the merge
+# hashes a child once, to prefetch its slot and to insert it)
+cdef extern from "hashmap.h" nogil:
+    int32_t swarm_index_get_or_put_h(swarm_index_t *ix, const uint64_t *keys, uint64_t key,
+                                     uint64_t h, int32_t new_id)
+    void swarm_index_prefetch_h(const swarm_index_t *ix, uint64_t h)
 
 cdef enum:
     ACTION_BITS = 12
@@ -42,7 +49,7 @@ cdef enum:
     FLAG_SUCCESS = 2
     FLAG_WAITING = 4          # waiting for an asynchronous decision (an LLM): continuing
     FLAG_PENDING = 8          # holds a node assigned from Python, to act on this tick
-    PREFETCH_AHEAD = 16
+    RING_SIZE = 16            # = the ring arrays of _kernel.pxd: inserts prefetched ahead
 
 LIMITS = {"actions": MAX_ACTIONS, "target": MAX_TARGET, "arg": MAX_ARG}
 
@@ -213,7 +220,7 @@ cdef class Kernel:
         self.as_disc = np.zeros(self.disc_cap, dtype=np.int32)
         self.as_disc_kind = np.zeros(self.disc_cap, dtype=np.int8)
         self.as_dur = np.zeros(W, dtype=np.float32)
-        self._alloc_ops()
+        self._alloc_sort()
         self.record_events = record_events
         self.event_cap = max(event_capacity, W) if record_events else 1
         self._alloc_events(self.event_cap)
@@ -251,17 +258,15 @@ cdef class Kernel:
         self.heap = np.zeros(cap, np.int32) if fresh else _grow(self.heap, cap, np.int32)
         self.group_cap = cap
 
-    def _alloc_ops(self):
-        cap = <int64_t>self.n_workers * (max(1, self.max_children) + 1)
-        if self.op_cap < cap:
-            self.op_a = np.zeros(cap, np.uint64)
-            self.op_b = np.zeros(cap, np.int32)
-            self.op_cap = cap
-        if self.has_prior and self.sort_k.shape[0] < self.op_cap:
-            self.sort_s = np.zeros(self.op_cap, np.float64)
-            self.sort_s2 = np.zeros(self.op_cap, np.float64)
-            self.sort_k = np.zeros(self.op_cap, np.uint64)
-            self.sort_k2 = np.zeros(self.op_cap, np.uint64)
+    def _alloc_sort(self):
+        # the children of one expansion, sorted by the learned prior: at most
+        # max_children, whatever W is (the merge streams the rest)
+        cap = max(1, self.max_children)
+        if self.has_prior and self.sort_k.shape[0] < cap:
+            self.sort_s = np.zeros(cap, np.float64)
+            self.sort_s2 = np.zeros(cap, np.float64)
+            self.sort_k = np.zeros(cap, np.uint64)
+            self.sort_k2 = np.zeros(cap, np.uint64)
 
     def _alloc_events(self, int64_t cap):
         self.ev_run = np.zeros(cap, np.int32)
@@ -317,7 +322,7 @@ cdef class Kernel:
         self.prior_v = v.ravel() if v.size else np.zeros(1)
         self.has_prior = t.size > 0 or v.size > 0
         if self.has_prior:
-            self._alloc_ops()
+            self._alloc_sort()
 
     def set_bonus(self, bonus3):
         """Install the learned bonus table, shape ((A+1)**2 * A,) or empty."""
@@ -512,11 +517,13 @@ cdef class Kernel:
         if target > MAX_TARGET or arg > MAX_ARG or target < -1 or arg < -1:
             with gil:
                 raise OverflowError(f"target {target} / arg {arg} outside the packed key range")
-        return self._add_key(pack_key(action, target, arg), parent)
+        cdef uint64_t key = pack_key(action, target, arg)
+        return self._add_key(key, swarm_hash64(key), parent)
 
-    cdef int32_t _add_key(self, uint64_t key, int32_t parent) except -2 nogil:
+    cdef int32_t _add_key(self, uint64_t key, uint64_t h, int32_t parent) except -2 nogil:
+        """Add the node of key (whose hash is h) unless known: its id, or -1."""
         cdef int32_t node, g
-        node = swarm_index_get_or_put(&self.node_index, &self.n_key[0], key, self.n_nodes)
+        node = swarm_index_get_or_put_h(&self.node_index, &self.n_key[0], key, h, self.n_nodes)
         if node == -2:
             with gil:
                 raise MemoryError("dedup index")
@@ -543,9 +550,9 @@ cdef class Kernel:
             s = s + self.prior_v[<int64_t>a * self.prior_vn + x]
         return s
 
-    cdef void _sort_children(self, int64_t lo, int64_t hi) noexcept nogil:
-        """Stable sort of op_a[lo:hi] by prior score, best first (bottom-up merge sort)."""
-        cdef int64_t m = hi - lo, i, j, o, left, mid, right, width
+    cdef void _sort_children(self, int64_t m) noexcept nogil:
+        """Stable sort of sort_k[:m] by prior score, best first (bottom-up merge sort)."""
+        cdef int64_t i, j, o, left, mid, right, width
         cdef float64_t *ss = &self.sort_s[0]
         cdef float64_t *ds = &self.sort_s2[0]
         cdef float64_t *ts
@@ -553,7 +560,6 @@ cdef class Kernel:
         cdef uint64_t *dk = &self.sort_k2[0]
         cdef uint64_t *tk
         for i in range(m):
-            sk[i] = self.op_a[lo + i]
             ss[i] = self._prior_score(sk[i])
         width = 1
         while width < m:
@@ -576,8 +582,9 @@ cdef class Kernel:
             ts = ss; ss = ds; ds = ts
             tk = sk; sk = dk; dk = tk
             width *= 2
-        for i in range(m):
-            self.op_a[lo + i] = sk[i]
+        if sk != &self.sort_k[0]:
+            for i in range(m):
+                self.sort_k[i] = sk[i]
 
     # ------------------------------------------------------------------ select
     cdef double _score(self, int32_t g, int mode, double log_total) noexcept nogil:
@@ -726,117 +733,179 @@ cdef class Kernel:
 
     # ------------------------------------------------------------------ merge
     cdef int _commit(self, int n, int env_done) except -1 nogil:
-        """Merge phase for the n assignments of this tick, then advance."""
-        cdef int i, j, k, nd, nt
-        cdef int64_t nops = 0, first_child
-        cdef int32_t w, node, g, a, t, x, b, e, v, tt
-        cdef int8_t out
+        """Merge phase for the n assignments of this tick, then advance.
+
+        Two passes over the tick's actions, in assignment order: the first
+        updates statistics, events, node states and workers; the second
+        reopens retried nodes and expands successes. Every statistic is
+        final before the first child is queued (a group visited this tick is
+        not "fresh"), which is what the reference's on-the-spot merge sees,
+        since nothing it decides reads what the expansions change."""
+        cdef int i, j, nd, nt
+        cdef int64_t m
+        cdef int32_t w, node, g, a, t, b, e, v, v0, v1, tt, d0
+        cdef int8_t out, kb
         cdef float32_t dur
-        cdef bint all_done, busy
+        cdef bint busy
+        cdef bint granular = self.granular
+        cdef bint record = self.record_events
+        cdef bint has_prior = self.has_prior
+        cdef int max_retries = self.max_retries
+        cdef int escalate_after = self.escalate_after
+        cdef int64_t visits = self.total_visits, fails = self.total_fail, consec = self.consec_errors
+        # raw columns: the compiler cannot keep memoryview data pointers in
+        # registers across the byte stores of this loop (char may alias them)
+        cdef const int32_t *as_worker = &self.as_worker[0]
+        cdef const int32_t *as_act = &self.as_act[0]
+        cdef const int32_t *as_tgt = &self.as_tgt[0]
+        cdef const int8_t *as_outcome = &self.as_outcome[0]
+        cdef const int32_t *disc_ptr = &self.as_disc_ptr[0]
+        cdef const int32_t *disc = &self.as_disc[0]
+        cdef const int8_t *disc_kind = &self.as_disc_kind[0]
+        cdef const float32_t *as_dur = &self.as_dur[0]
+        cdef int32_t *w_node = &self.w_node[0]
+        cdef int32_t *w_group = &self.w_group[0]
+        cdef uint8_t *w_flags = &self.w_flags[0]
+        cdef uint8_t *w_result = &self.w_result[0]
+        cdef uint16_t *w_consec = &self.w_consec[0]
+        cdef uint32_t *w_actions = &self.w_actions[0]
+        cdef int64_t *a_visits = &self.a_visits[0]
+        cdef int64_t *a_succ = &self.a_succ[0]
+        cdef int64_t *a_fail = &self.a_fail[0]
+        cdef int64_t *a_disc = &self.a_disc[0]
+        cdef float64_t *a_dur = &self.a_dur[0]
+        cdef uint8_t *n_state = &self.n_state[0]
+        cdef uint8_t *n_retries = &self.n_retries[0]
+        cdef const uint8_t *is_terminal = &self.is_terminal[0]
+        cdef const int32_t *succ_ptr = &self.succ_ptr[0]
+        cdef const int32_t *var_ptr = &self.var_ptr[0]
+        cdef const int8_t *act_kind = &self.act_kind[0]
+        # ---- pass 1: statistics, events, node states, worker results ----
         for i in range(n):
-            w = self.as_worker[i]
-            node = self.w_node[w]
-            g = self.w_group[w]
-            a = self.as_act[i]
-            t = self.as_tgt[i]
-            x = self.as_arg[i]
-            out = self.as_outcome[i]
-            nd = self.as_disc_ptr[i + 1] - self.as_disc_ptr[i]
-            dur = self.as_dur[i]
-            self.a_visits[a] += 1
-            self.a_dur[a] += dur
-            self.a_disc[a] += nd
-            self.total_visits += 1
-            if self.granular:
+            w = as_worker[i]
+            node = w_node[w]
+            g = w_group[w]
+            a = as_act[i]
+            out = as_outcome[i]
+            nd = disc_ptr[i + 1] - disc_ptr[i]
+            dur = as_dur[i]
+            a_visits[a] += 1
+            a_dur[a] += dur
+            a_disc[a] += nd
+            visits += 1
+            if granular:
                 self.g_visits[g] += 1
                 self.g_dur[g] += dur
                 self.g_disc[g] += nd
             if out == OUT_OK:
-                self.a_succ[a] += 1
-                if self.granular:
+                a_succ[a] += 1
+                if granular:
                     self.g_succ[g] += 1
-                self.consec_errors = 0
-                self.w_consec[w] = 0
+                consec = 0
+                w_consec[w] = 0
             else:
-                self.a_fail[a] += 1
-                self.total_fail += 1
-                self.consec_errors += 1
-                if self.w_consec[w] < 65535:
-                    self.w_consec[w] += 1
-            if self.record_events:
-                k = self.n_events
-                self.ev_run[k] = <int32_t>self.run_index
-                self.ev_tick[k] = <int32_t>self.tick
-                self.ev_worker[k] = w
-                self.ev_node[k] = node
-                self.ev_action[k] = a
-                self.ev_target[k] = t
-                self.ev_arg[k] = x
-                self.ev_outcome[k] = out
-                self.ev_ndisc[k] = nd
-                self.ev_dur[k] = dur
-                self.ev_source[k] = self.w_src[w]
+                a_fail[a] += 1
+                fails += 1
+                consec += 1
+                if w_consec[w] < 65535:
+                    w_consec[w] += 1
+            if record:
+                j = self.n_events
+                self.ev_run[j] = <int32_t>self.run_index
+                self.ev_tick[j] = <int32_t>self.tick
+                self.ev_worker[j] = w
+                self.ev_node[j] = node
+                self.ev_action[j] = a
+                self.ev_target[j] = as_tgt[i]
+                self.ev_arg[j] = self.as_arg[i]
+                self.ev_outcome[j] = out
+                self.ev_ndisc[j] = nd
+                self.ev_dur[j] = dur
+                self.ev_source[j] = self.w_src[w]
                 self.n_events += 1
-            if out == OUT_ERROR and self.n_retries[node] < self.max_retries:
-                self.n_retries[node] += 1
-                self.op_a[nops] = <uint64_t>node
-                self.op_b[nops] = -1 - g
-                nops += 1
+            if out == OUT_ERROR and n_retries[node] < max_retries:
+                n_retries[node] += 1           # reopened in pass 2 (its state stays ASSIGNED)
             elif out == OUT_OK:
-                self.n_state[node] = NODE_DONE_OK
-                first_child = nops
-                for e in range(self.succ_ptr[a], self.succ_ptr[a + 1]):
+                n_state[node] = NODE_DONE_OK
+                if is_terminal[a]:
+                    self.task_done = True
+                    w_flags[w] |= FLAG_SUCCESS
+                    if self.term_strategy == TERM_ALL_SUCCEED:
+                        w_flags[w] |= FLAG_DONE
+            else:
+                n_state[node] = NODE_DONE_FAIL
+            self.w_src[w] = 0
+            w_actions[w] += 1
+            if escalate_after > 0 and w_consec[w] >= escalate_after:
+                w_result[w] = W_ESCALATE
+            elif w_flags[w] & FLAG_DONE:
+                w_result[w] = W_DONE
+            else:
+                w_result[w] = W_ACTED
+        self.n_busy -= n
+        self.total_visits = visits
+        self.total_fail = fails
+        self.consec_errors = consec
+        if n >= 2:
+            self.prev_prev_action = as_act[n - 2]
+            self.prev_action = as_act[n - 1]
+        elif n == 1:
+            self.prev_prev_action = self.prev_action
+            self.prev_action = as_act[0]
+        # ---- pass 2: reopenings and expansions, in the same order, through
+        # the prefetch ring (large graphs are bound by the dedup index's cache
+        # misses) ----
+        self.ring_n = 0
+        for i in range(n):
+            w = as_worker[i]
+            node = w_node[w]
+            g = w_group[w]
+            w_node[w] = -1
+            w_group[w] = -1
+            out = as_outcome[i]
+            if out == OUT_OK:
+                a = as_act[i]
+                t = as_tgt[i]
+                d0 = disc_ptr[i]
+                nd = disc_ptr[i + 1] - d0
+                nt = nd if nd > 0 else 1
+                m = 0
+                for e in range(succ_ptr[a], succ_ptr[a + 1]):
                     b = self.succ_act[e]
-                    nt = nd if nd > 0 else 1
+                    kb = act_kind[b]
+                    v0 = var_ptr[b]
+                    v1 = var_ptr[b + 1]
                     for j in range(nt):
-                        tt = self.as_disc[self.as_disc_ptr[i] + j] if nd > 0 else t
-                        if nd > 0 and self.act_kind[b] != 0 and \
-                                self.as_disc_kind[self.as_disc_ptr[i] + j] != self.act_kind[b]:
-                            continue
+                        if nd > 0:
+                            tt = disc[d0 + j]
+                            if kb != 0 and disc_kind[d0 + j] != kb:
+                                continue
+                        else:
+                            tt = t
                         if tt > MAX_TARGET or tt < -1:
                             with gil:
                                 raise OverflowError(f"target {tt} outside the packed key range")
-                        if self.var_ptr[b] == self.var_ptr[b + 1]:
-                            self.op_a[nops] = pack_key(b, tt, -1)
-                            self.op_b[nops] = node
-                            nops += 1
+                        if v0 == v1:
+                            if has_prior:
+                                self.sort_k[m] = pack_key(b, tt, -1)
+                                m += 1
+                            else:
+                                self._emit(pack_key(b, tt, -1), node)
                         else:
-                            for v in range(self.var_ptr[b], self.var_ptr[b + 1]):
-                                self.op_a[nops] = pack_key(b, tt, self.var_val[v])
-                                self.op_b[nops] = node
-                                nops += 1
-                if self.has_prior and nops - first_child > 1:
-                    self._sort_children(first_child, nops)
-                if self.is_terminal[a]:
-                    self.task_done = True
-                    self.w_flags[w] |= FLAG_SUCCESS
-                    if self.term_strategy == TERM_ALL_SUCCEED:
-                        self.w_flags[w] |= FLAG_DONE
-            else:
-                self.n_state[node] = NODE_DONE_FAIL
-            self.w_node[w] = -1
-            self.w_group[w] = -1
-            self.w_src[w] = 0
-            self.n_busy -= 1
-            self.w_actions[w] += 1
-            if self.escalate_after > 0 and self.w_consec[w] >= self.escalate_after:
-                self.w_result[w] = W_ESCALATE
-            elif self.w_flags[w] & FLAG_DONE:
-                self.w_result[w] = W_DONE
-            else:
-                self.w_result[w] = W_ACTED
-            self.prev_prev_action = self.prev_action
-            self.prev_action = a
-        # Replay reopenings and expansions in their original order; prefetching
-        # the dedup slots PREFETCH_AHEAD inserts ahead overlaps the cache misses
-        # that bound large graphs (grid 10^6 nodes: 3.4 -> see docs/benchmarks.md).
-        for j in range(nops):
-            if j + PREFETCH_AHEAD < nops and self.op_b[j + PREFETCH_AHEAD] >= 0:
-                swarm_index_prefetch(&self.node_index, self.op_a[j + PREFETCH_AHEAD])
-            if self.op_b[j] >= 0:
-                self._add_key(self.op_a[j], self.op_b[j])
-            else:
-                self._push_open(-1 - self.op_b[j], <int32_t>self.op_a[j])
+                            for v in range(v0, v1):
+                                if has_prior:
+                                    self.sort_k[m] = pack_key(b, tt, self.var_val[v])
+                                    m += 1
+                                else:
+                                    self._emit(pack_key(b, tt, self.var_val[v]), node)
+                if m > 0:
+                    if m > 1:
+                        self._sort_children(m)
+                    for j in range(m):
+                        self._emit(self.sort_k[j], node)
+            elif out == OUT_ERROR and n_state[node] == NODE_ASSIGNED:
+                self._emit(<uint64_t>node, -1 - g)
+        self._drain()
         if env_done:
             self.task_done = True
         self.n_assigned = 0
@@ -862,9 +931,43 @@ cdef class Kernel:
             self.verdict = V_TIMEOUT
         if self.verdict != V_RUNNING:
             for i in range(self.n_workers):
-                if self.verdict == V_SUCCESS and (self.w_flags[i] & FLAG_SUCCESS):
-                    self.w_result[i] = W_DONE
-                self.w_flags[i] |= FLAG_DONE
+                if self.verdict == V_SUCCESS and (w_flags[i] & FLAG_SUCCESS):
+                    w_result[i] = W_DONE
+                w_flags[i] |= FLAG_DONE
+        return 0
+
+    cdef int _emit(self, uint64_t key, int32_t arg) except -1 nogil:
+        """Queue one merge operation (arg >= 0: add child key under parent
+        arg; arg < 0: reopen node key in group -1 - arg), prefetching a
+        child's dedup slot, and apply the one queued RING_SIZE ago."""
+        cdef int j = <int>(self.ring_n & (RING_SIZE - 1))
+        cdef uint64_t h = 0
+        if arg >= 0:
+            h = swarm_hash64(key)
+            swarm_index_prefetch_h(&self.node_index, h)
+        if self.ring_n >= RING_SIZE:
+            self._apply(j)
+        self.ring_key[j] = key
+        self.ring_hash[j] = h
+        self.ring_arg[j] = arg
+        self.ring_n += 1
+        return 0
+
+    cdef int _apply(self, int j) except -1 nogil:
+        cdef int32_t arg = self.ring_arg[j]
+        if arg >= 0:
+            self._add_key(self.ring_key[j], self.ring_hash[j], arg)
+        else:
+            self._push_open(-1 - arg, <int32_t>self.ring_key[j])
+        return 0
+
+    cdef int _drain(self) except -1 nogil:
+        """Apply what is still queued, oldest first."""
+        cdef int64_t p = self.ring_n - RING_SIZE if self.ring_n > RING_SIZE else 0
+        while p < self.ring_n:
+            self._apply(<int>(p & (RING_SIZE - 1)))
+            p += 1
+        self.ring_n = 0
         return 0
 
     cdef bint _all_workers_succeeded(self) noexcept nogil:
@@ -1033,7 +1136,7 @@ cdef class Kernel:
             if nd > self.max_disc:
                 self.max_disc = nd
                 self._recompute_fanout()
-                self._alloc_ops()
+                self._alloc_sort()
                 self.make_room()
         np.asarray(self.as_outcome)[:n] = out
         np.asarray(self.as_disc_ptr)[:n + 1] = ptr
@@ -1232,8 +1335,11 @@ cdef class Kernel:
         group_b = self.group_cap * (8 + 4 * 6 + 8 * 5 + 4 * 2)
         if self.granular:
             group_b += swarm_index_bytes(&self.group_index)
+        # per worker: its columns (w_*, 17 B) and one tick's assignment and
+        # result arrays (as_*, 25 B), plus the discoveries one tick can return
+        # (4 + 1 B each) and the child-sort scratch of the learned ordering
         worker_b = self.n_workers * (4 + 4 + 1 + 1 + 2 + 4 + 1) + self.n_workers * (4 * 4 + 1 + 4 + 4) \
-            + self.disc_cap * 5 + self.op_cap * 12
+            + self.disc_cap * 5 + self.sort_k.shape[0] * 32
         event_b = self.event_cap * (4 * 8 + 2 + 4) if self.record_events else 0
         return {"nodes": node_b, "node_capacity": self.node_cap, "groups": group_b,
                 "workers": worker_b, "events": event_b}
