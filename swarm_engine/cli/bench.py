@@ -1,4 +1,4 @@
-"""``swarm-bench``: native kernel vs the pure-Python reference, side by side.
+"""``swarm-bench``: the native kernel vs the pure-Python reference and its peers.
 
 Thin on purpose: workloads, measurement and tables live in
 :mod:`swarm_engine.bench`; this module parses options, prints, writes JSON.
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import sys
-from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -19,63 +18,81 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from swarm_engine.bench import MismatchError, Settings, run_suites, tables
+from swarm_engine.bench import PARTS, SUITES, MismatchError, Settings, plots, run_suites, tables
+from swarm_engine.bench.runner import resolve
 from swarm_engine.errors import SwarmError
 from swarm_engine.eval.report import write_json_atomic
 
-__all__ = ["app_factory", "main", "Suite"]
+__all__ = ["app_factory", "main"]
 
-# Piped output gets 120 columns, not rich's 80: the tables are ~110 wide.
-console = Console() if sys.stdout.isatty() else Console(width=120)
+# Piped output gets 150 columns, not rich's 80: the widest tables are ~140.
+console = Console() if sys.stdout.isatty() else Console(width=150)
 err_console = Console(stderr=True)
 
 
-class Suite(str, Enum):
-    """Which suites to run."""
-
-    exploration = "exploration"
-    troubleshooting = "troubleshooting"
-    swarm = "swarm"
-    all = "all"
+def _sizes(text: Optional[str], name: str) -> tuple[int, ...] | None:
+    """``"1000,10000"`` -> (1000, 10000); None passes through."""
+    if text is None:
+        return None
+    try:
+        values = tuple(int(x.replace("_", "")) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{name} takes comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise typer.BadParameter(f"{name} takes positive integers, got {text!r}")
+    return values
 
 
 def bench_command(
-    suite: Suite = typer.Option(Suite.all, "--suite", help="Suite to run."),
-    runs: Optional[int] = typer.Option(None, "--runs", min=1, help="Troubleshooting runs (default 100000)."),
+    suite: Optional[list[str]] = typer.Option(
+        None, "--suite", help="Suite to run (repeatable): all, " + ", ".join(SUITES)
+        + "; or a part of exploration: " + ", ".join(PARTS) + ". Default all."),
+    runs: Optional[int] = typer.Option(None, "--runs", min=1, help="Troubleshooting runs of the main row (default 100000)."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Swarm workers (default 10000)."),
     grid: Optional[int] = typer.Option(None, "--grid", min=1, help="Swarm grid side N: N x N nodes (default 1000)."),
+    eval_runs: Optional[str] = typer.Option(None, "--eval-runs", help="Eval sizes of the scaling curve, e.g. 1000,1000000."),
+    scale_workers: Optional[str] = typer.Option(None, "--scale-workers", help="Worker counts of the scaling curve."),
+    scale_grids: Optional[str] = typer.Option(None, "--scale-grids", help="Grid sides of the graph-size curve (3163: 10^7 nodes)."),
+    sessions: Optional[str] = typer.Option(None, "--sessions", help="Stored-session counts of the learn suite."),
     repeat: Optional[int] = typer.Option(None, "--repeat", min=1, help="Measured repeats per case (default 3)."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write every result to this JSON file."),
-    quick: bool = typer.Option(False, "--quick", help="Small sizes: the whole bench in seconds."),
+    plot_dir: Optional[Path] = typer.Option(None, "--plot", help="Write PNG plots into this folder (needs matplotlib)."),
+    quick: bool = typer.Option(False, "--quick", help="Small sizes: every suite in seconds (llm: a minute)."),
     scenario: Optional[Path] = typer.Option(None, "--scenario", help="Troubleshooting scenario file."),
 ) -> None:
-    """Measure the native kernel against the pure-Python reference on the same inputs."""
+    """Measure the native kernel against the pure-Python reference, Mesa, Python environments, LLM backends
+    and the learner."""
     base = Settings.quick_settings() if quick else Settings()
     settings = base.with_(runs=runs, workers=workers, grid=grid, repeat=repeat,
+                          eval_runs=_sizes(eval_runs, "--eval-runs"),
+                          scale_workers=_sizes(scale_workers, "--scale-workers"),
+                          scale_grids=_sizes(scale_grids, "--scale-grids"),
+                          learn_sessions=_sizes(sessions, "--sessions"),
                           scenario=str(scenario) if scenario else None)
-    names = None if suite is Suite.all else [suite.value]
+    settings.validate()
+    resolve(suite)                      # unknown names fail before anything runs
+    if plot_dir is not None:
+        plots.require()
     with console.status("warming up") as status:
-        report = run_suites(settings, names, say=lambda msg: status.update(escape(msg)))
+        report = run_suites(settings, suite, say=lambda msg: status.update(escape(msg)))
     console.print(tables.machine_line(report["machine"]), highlight=False)
-    res = report["suites"]
-    if "troubleshooting" in res:
-        console.print(tables.troubleshooting_table(res["troubleshooting"]))
-    if "exploration" in res:
-        console.print(tables.exploration_table(res["exploration"]))
-    if "swarm" in res:
-        for t in tables.swarm_tables(res["swarm"]):
-            console.print(t)
-    console.print(f"{report['seconds']:.1f} s; peak RSS {tables.nbytes(report['peak_rss_bytes'])}",
+    for t in tables.suite_tables(report):
+        console.print(t, highlight=False)
+    per_suite = ", ".join(f"{k} {v:.1f} s" for k, v in report["suite_seconds"].items())
+    console.print(f"{report['seconds']:.1f} s ({per_suite}); peak RSS {tables.nbytes(report['peak_rss_bytes'])}",
                   highlight=False)
     if json_path is not None:
         write_json_atomic(json_path, report)
         console.print(f"results: {json_path}", highlight=False)
+    if plot_dir is not None:
+        for path in plots.write_plots(report, plot_dir):
+            console.print(f"plot: {path}", highlight=False)
 
 
 def app_factory() -> typer.Typer:
     """The ``swarm-bench`` app: one command."""
     app = typer.Typer(name="swarm-bench", add_completion=False, pretty_exceptions_enable=False,
-                      help="Benchmark the native kernel against the pure-Python reference.")
+                      help="Benchmark the native kernel against the pure-Python reference and its peers.")
     app.command()(bench_command)
     return app
 

@@ -1,0 +1,162 @@
+"""Suite ``llm``: decisions per second with a real model, in three settings.
+
+1. **llama-server** (a server of its own, started and stopped by the suite,
+   the bundled SmolLM2-135M, one thread, ``-np`` = workers): the rows of
+   :mod:`swarm_engine.bench.llm`: the engine's ``LlamaServerInvoker`` vs a
+   bare httpx loop posting the same bodies at the same concurrency (engine
+   overhead), concurrent and prompt-array requests vs one at a time
+   (batched vs sequential), and the prefix-cache hit rate. Two workloads:
+   *prefill* (histories grow every tick: the steady state of a swarm) and
+   *cached* (the same question every tick: only generation costs, where
+   client overhead would show).
+2. **client cost**: the invoker's own time per decision against canned
+   answers (no model).
+3. **in process** (llama-cpp-python): one batched ``decide`` call for all
+   workers vs one call per worker, with the engine's prompts and with short
+   prompts (generation-bound). Both must choose the same answers.
+
+Every answer must be one of the allowed choices, or the suite fails. Without
+the LLM extras the suite is skipped with the reason
+(``swarm_engine.llm.models.server_unavailable``); the in-process part also
+needs llama-cpp-python. Spread: over the counted ticks (server), over the
+rounds (in process).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+from swarm_engine.bench.measure import spread
+from swarm_engine.bench.settings import Settings
+
+__all__ = ["run", "skip_reason", "SERVER_ROWS"]
+
+# engine vs bare at the same concurrency; batched (concurrent, array) vs sequential
+SERVER_ROWS = ("invoker-concurrent", "bare-concurrent", "invoker-array", "invoker-sequential", "bare-sequential")
+
+
+def skip_reason() -> str | None:
+    """Why the suite cannot run here (None when it can)."""
+    if importlib.util.find_spec("httpx") is None:
+        return "needs the 'llm' and 'server' extras: httpx is not installed"
+    from swarm_engine.llm.models import server_unavailable
+
+    return server_unavailable()
+
+
+def _check(results) -> None:
+    for r in results:
+        if r.errors or r.valid != r.decisions or r.decisions == 0:
+            raise AssertionError(f"llm: row {r.label}: {r.valid} valid answers of {r.decisions}, {r.errors} errors")
+
+
+def _rows(results) -> list[dict]:
+    out = []
+    for r in results:
+        row = r.row()
+        row["tick_decisions_per_s"] = spread(r.tick_rates) if r.tick_rates else None
+        out.append(row)
+    return out
+
+
+def _server(settings: Settings, say: Callable[[str], None]) -> dict:
+    from swarm_engine.bench.llm import run_rows
+    from swarm_engine.llm.server import start_server
+
+    slots = workers = settings.llm_workers
+    ticks = settings.llm_ticks
+    out: dict = {"slots": slots, "workers": workers, "threads": 1}
+    with tempfile.TemporaryDirectory(prefix="swarm-bench-llm-") as home:
+        say("llm: starting llama-server")
+        t0 = time.perf_counter()
+        with start_server(home=Path(home), parallel=slots, kvu=False, threads=1, ctx_size=4096 * slots,
+                          timeout=120) as srv:
+            out["server_start_s"] = time.perf_counter() - t0
+            for workload, grow in (("prefill", True), ("cached", False)):
+                say(f"llm: llama-server, {workload} workload")
+                kwargs = dict(n_slots=slots, workers=workers, grow=grow, ticks=ticks if grow else ticks + 1,
+                              skip=0 if grow else 1, first_worker=0 if grow else 1000, interleave=grow, rounds=2,
+                              say=lambda m, w=workload: say(f"llm: {w}: {m}"))
+                results = run_rows(srv.url, rows=SERVER_ROWS, **kwargs)
+                _check(results)
+                rate = {r.label: r.decisions_per_s for r in results}
+                out[workload] = {
+                    "rows": _rows(results),
+                    "engine_overhead": {m: rate[f"bare-{m}"] / rate[f"invoker-{m}"] - 1
+                                        for m in ("concurrent", "sequential")},
+                    "batched_over_sequential": {m: rate[f"invoker-{m}"] / rate["invoker-sequential"]
+                                                for m in ("concurrent", "array")},
+                    "cache_hit_rate": {r.label: r.cache_hit_rate for r in results},
+                }
+    return out
+
+
+def _inprocess(settings: Settings, say: Callable[[str], None]) -> dict:
+    if importlib.util.find_spec("llama_cpp") is None:
+        return {"skipped": "llama-cpp-python is not installed (pip install 'swarm-engine[llm]')"}
+    from swarm_engine.llm.backends.llama_cpp import LlamaCppInvoker
+    from swarm_engine.llm.models import default_model_path
+    from swarm_engine.llm.prompts import answer_json, shared_prompt, worker_prompt
+    from swarm_engine.llm.protocol import Choice, DecisionRequest, Sampling
+
+    workers = max(2, 2 * settings.llm_workers)
+    actions = [("CheckStatus", "check a service's health endpoint"), ("ReadLogs", "read a service's recent logs"),
+               ("Restart", "restart a service"), ("Done", "the failing service is fixed")]
+    services = ("api-gateway", "db", "cache", "web")
+    choices = tuple(Choice(a, s) for a in ("CheckStatus", "ReadLogs", "Restart") for s in services[:2]) + (
+        Choice("Done"),)
+    shared = shared_prompt("Find and fix the failing service.", "Four services behind one gateway.", actions)
+    prompts = {
+        "engine prompts": [DecisionRequest(worker=w, shared_prompt=shared, worker_prompt=worker_prompt(
+            w, [f"CheckStatus {services[w % 4]} -> degraded"], "", choices), choices=choices,
+            sampling=Sampling(max_tokens=24)) for w in range(workers)],
+        "short prompts": [DecisionRequest(worker=w, shared_prompt="Pick one.", worker_prompt=f"Worker {w}.",
+                                          choices=choices, sampling=Sampling(max_tokens=24))
+                          for w in range(workers)],
+    }
+    say("llm: loading the model in process")
+    inv = LlamaCppInvoker(default_model_path(), n_ctx=4096, n_batch=512, n_seq_max=workers)
+    rows = []
+    try:
+        inv.decide_sync(prompts["engine prompts"][:2])          # warm: allocations, the shared prefix cached
+        for name, reqs in prompts.items():
+            times: dict[str, list[float]] = {"batched": [], "sequential": []}
+            answers: dict[str, list[str]] = {}
+            for rnd in range(settings.repeat):
+                for mode in ("sequential", "batched"):            # interleaved: noise hits both alike
+                    say(f"llm: in process, {name}, {mode}, round {rnd + 1}/{settings.repeat}")
+                    t0 = time.perf_counter()
+                    out = inv.decide_sync(reqs) if mode == "batched" else [inv.decide_sync([r])[0] for r in reqs]
+                    times[mode].append(time.perf_counter() - t0)
+                    for d, r in zip(out, reqs):
+                        if not d.ok or d.raw != answer_json(r.choices[d.choice]):
+                            raise AssertionError(f"llm: in process, {mode}: invalid decision {d!r}")
+                    answers[mode] = [d.raw for d in out]
+            if answers["batched"] != answers["sequential"]:
+                raise AssertionError(f"llm: in process, {name}: batched and sequential chose differently")
+            rate = {m: spread([workers / t for t in v]) for m, v in times.items()}
+            rows.append({"prompts": name, "workers": workers, "decisions_per_s": rate,
+                         "batched_over_sequential": spread([s / b for s, b in zip(times["sequential"],
+                                                                                  times["batched"])])})
+        info = inv.info()
+    finally:
+        inv.close()
+    return {"rows": rows, "threads": info.get("n_threads"), "model": str(default_model_path().name)}
+
+
+def run(settings: Settings, say: Callable[[str], None] = lambda _m: None) -> dict:
+    """The three parts; ``{"skipped": reason}`` without the LLM extras."""
+    reason = skip_reason()
+    if reason is not None:
+        return {"skipped": reason}
+    from swarm_engine.bench.llm import client_cost
+
+    out = {"server": _server(settings, say)}
+    say("llm: client cost")
+    out["client_cost_us"] = {m: client_cost(mode=m) for m in ("concurrent", "array")}
+    out["inprocess"] = _inprocess(settings, say)
+    return out
