@@ -26,7 +26,9 @@ New sessions are noticed through ``watchfiles`` when it is installed (an
 event as soon as a session is written) and by polling every
 ``check_seconds`` otherwise; either way every wake rescans the sessions
 folder, so nothing written during a learn is lost. A session counts once
-its stats.json exists (the store writes meta.json first). Sessions up to
+its stats.json exists (the store writes meta.json first). A session written
+in the instant between a scan and the start of the watch is counted at the
+next check. Sessions up to
 ``learned_through`` (the newest one present when the last learn started,
 kept across restarts in daemon.json; without it, the ones older than
 offline_model.json) are already learned from.
