@@ -91,6 +91,8 @@ def _workers(r: dict, path: Path) -> Path:
     _line(b, xs, [row["ns_per_action"] for row in rows], "ns per action")
     b.plot(xs, [row["bytes_per_worker"] for row in rows], marker="s", label="bytes per worker")
     _loglog(b, "workers", "ns / bytes")
+    b.set_yscale("linear")
+    b.set_ylim(bottom=0)
     return _finish(fig, path, f"Cost vs workers ({r['grid']}x{r['grid']} grid, spread start, first "
                               f"{r['max_ticks']} ticks)")
 
@@ -127,8 +129,10 @@ def _bars(ax, groups: list[str], series: dict[str, list[float | None]]) -> None:
     ax.set_xticks(range(len(groups)))
     ax.set_xticklabels(groups, fontsize=8)
     ax.set_yscale("log")
+    top = max((v for vals in series.values() for v in vals if v), default=1.0)
+    ax.set_ylim(top=top * 8)                # room for the legend above the bars
     ax.grid(True, axis="y", which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, ncol=min(4, n), loc="upper center")
 
 
 def _short(x: float) -> str:

@@ -75,7 +75,7 @@ class Settings:
                    scale_workers=(100, 1_000, 10_000), scale_workers_grid=300, scale_ticks=50,
                    scale_grids=(100, 200), scale_grid_workers=100,
                    peer_runs=5_000, peer_reference_runs=200, peer_mesa_runs=100,
-                   pyenv_grid=60, pyenv_workers=(10, 100, 1_000), llm_ticks=2, llm_workers=2,
+                   pyenv_grid=60, pyenv_workers=(10, 100, 1_000), llm_ticks=1, llm_workers=2,
                    learn_sessions=(10, 100), learn_train_runs=100, learn_heldout_runs=200, learn_episodes=10,
                    repeat=2, quick=True)
 
