@@ -130,9 +130,22 @@ def status_command(target: str = TARGET, key: Optional[str] = KEY) -> None:
     if daemon.is_file():
         try:
             d = json.loads(daemon.read_text(encoding="utf-8"))
-            alive = _alive(d.get("pid"))
-            _say(f"daemon: {d.get('state', '?')} (pid {d.get('pid')}, {'running' if alive else 'not running'}); "
-                 f"last trigger {d.get('last_trigger')}; last result {d.get('last_result')}")
+            alive = _alive(d.get("pid")) and d.get("state") not in ("stopped", "failed")
+            _say(f"daemon: {d.get('state', '?')} (pid {d.get('pid')}, {'running' if alive else 'not running'}), "
+                 f"trigger '{d.get('trigger')}', {d.get('learns', 0)} learns, "
+                 f"{d.get('episodes_since_learn', 0)} episodes since the last")
+            t = d.get("last_trigger") or {}
+            if t:
+                _say(f"  last trigger: {t.get('at')} ({t.get('reason')}, {t.get('episodes')} episodes)")
+            r = d.get("last_result") or {}
+            if r:
+                what = (f"applied v{r.get('version')}" if r.get("applied") else
+                        f"error: {r['error']}" if r.get("error") else "not applied")
+                _say(f"  last result: {r.get('at')}: {what}")
+            serving = d.get("serving") or {}
+            if serving:
+                _say(f"  serving: {serving.get('endpoint')} {serving.get('state')} ({serving.get('active_color')}, "
+                     f"adapter v{serving.get('adapter_version')})")
         except (OSError, ValueError) as exc:
             _say(f"daemon: unreadable status file {daemon} ({exc})")
     else:
