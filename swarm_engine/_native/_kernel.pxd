@@ -149,7 +149,7 @@ cdef class Kernel:
     cdef int32_t[::1] w_node              # assigned node, -1 = none
     cdef int32_t[::1] w_group             # group the node was taken from
     cdef uint8_t[::1] w_result            # WorkerResult of the last tick
-    cdef uint8_t[::1] w_flags             # bit 0 done, 1 succeeded, 2 waiting (async), 3 pending act
+    cdef uint8_t[::1] w_flags             # bit 0 done, 1 succeeded, 2 waiting (async), 3 pending act, 4 busy (w_node >= 0)
     cdef int8_t[::1] w_src                # who chose the current node: 0 selector, 1 LLM, 2 fallback
     cdef uint16_t[::1] w_consec           # consecutive failures
     cdef uint32_t[::1] w_actions          # actions done
@@ -164,12 +164,14 @@ cdef class Kernel:
     cdef int8_t[::1] as_disc_kind         # their target kinds (0 = any)
     cdef float32_t[::1] as_dur            # ms
     cdef int32_t disc_cap
-    # ---- merge: reopenings and expansions pass through a ring of RING_SIZE (16)
-    # so the dedup slot of each insert is prefetched 16 inserts ahead ----
-    cdef uint64_t ring_key[16]            # child key, or node to reopen
-    cdef uint64_t ring_hash[16]           # swarm_hash64 of the child key (prefetched slot)
-    cdef int32_t ring_arg[16]             # parent node (add), or -1 - group (reopen)
-    cdef int64_t ring_n                   # entries pushed since the ring was last drained
+    # ---- merge: reopenings and expansions pass through a ring of RING_SIZE (64)
+    # entries, applied in batches, each at least 16 inserts after its dedup slot
+    # was prefetched ----
+    cdef uint64_t ring_key[64]            # child key, or node to reopen
+    cdef uint64_t ring_hash[64]           # swarm_hash64 of the child key (prefetched slot)
+    cdef int32_t ring_arg[64]             # parent node (add), or -1 - group (reopen)
+    cdef int64_t ring_n                   # operations queued this tick
+    cdef int64_t ring_done                # operations applied this tick
     # ---- learned child ordering (empty = discovery order) ----
     cdef float64_t[::1] prior_t           # (A * prior_tn,) score per (action, target)
     cdef float64_t[::1] prior_v           # (A * prior_vn,) score per (action, arg value)
@@ -181,6 +183,7 @@ cdef class Kernel:
     cdef uint64_t[::1] sort_k2
     cdef readonly int32_t n_assigned
     cdef int32_t n_busy                   # workers holding a node
+    cdef int32_t n_pending                # workers holding a node assigned from Python (FLAG_PENDING)
     # ---- run scalars ----
     cdef readonly int64_t tick
     cdef readonly int verdict             # Verdict
@@ -217,25 +220,25 @@ cdef class Kernel:
 
     cdef int _reset(self, uint64_t seed) except -1 nogil
     cdef bint _has_room(self) noexcept nogil
-    cdef double _score(self, int32_t g, int mode, double log_total) noexcept nogil
+    cdef inline double _score(self, int32_t g, int mode, double log_total) noexcept nogil
     cdef int _effective_mode(self) noexcept nogil
-    cdef bint _better(self, int32_t g1, int32_t g2) noexcept nogil
+    cdef inline bint _better(self, int32_t g1, int32_t g2) noexcept nogil
     cdef void _sift_down(self, int32_t i) noexcept nogil
     cdef int32_t _group_of(self, int32_t action, int32_t target) except -2 nogil
     cdef void _init_group(self, int32_t g, uint64_t key) noexcept nogil
-    cdef void _push_open(self, int32_t g, int32_t node) noexcept nogil
+    cdef inline void _push_open(self, int32_t g, int32_t node) noexcept nogil
     cdef void _fresh_append(self, int32_t g) noexcept nogil
     cdef void _heap_push(self, int32_t g) noexcept nogil
-    cdef int32_t _take(self, int32_t g) noexcept nogil
+    cdef inline int32_t _take(self, int32_t g) noexcept nogil
     cdef int32_t _take_node(self, int32_t g, int32_t node) noexcept nogil
     cdef int32_t _group_of_node(self, int32_t node) noexcept nogil
-    cdef void _batch_add(self, int n, int32_t w, int32_t node) noexcept nogil
+    cdef inline void _batch_add(self, int n, int32_t w, int32_t node) noexcept nogil
     cdef int32_t _add_node(self, int32_t action, int32_t target, int32_t arg,
                            int32_t parent) except -2 nogil
-    cdef int32_t _add_key(self, uint64_t key, uint64_t h, int32_t parent) except -2 nogil
-    cdef int _emit(self, uint64_t key, int32_t arg) except -1 nogil
-    cdef int _apply(self, int j) except -1 nogil
-    cdef int _drain(self) except -1 nogil
+    cdef inline int32_t _add_key(self, uint64_t key, uint64_t h, int32_t parent) except -2 nogil
+    cdef int32_t _new_node(self, uint64_t key, int32_t parent) except -2 nogil
+    cdef inline int _emit(self, uint64_t key, int32_t arg) except -1 nogil
+    cdef int _apply(self, int64_t upto) except -1 nogil
     cdef double _prior_score(self, uint64_t key) noexcept nogil
     cdef void _sort_children(self, int64_t m) noexcept nogil
     cdef int _plan(self) except -1 nogil

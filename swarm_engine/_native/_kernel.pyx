@@ -49,7 +49,9 @@ cdef enum:
     FLAG_SUCCESS = 2
     FLAG_WAITING = 4          # waiting for an asynchronous decision (an LLM): continuing
     FLAG_PENDING = 8          # holds a node assigned from Python, to act on this tick
-    RING_SIZE = 16            # = the ring arrays of _kernel.pxd: inserts prefetched ahead
+    FLAG_BUSY = 16            # holds a node (w_node >= 0): one byte tells the plan loop
+    RING_SIZE = 64            # = the ring arrays of _kernel.pxd
+    RING_AHEAD = 16           # a queued insert is applied at least this many inserts after its prefetch
 
 LIMITS = {"actions": MAX_ACTIONS, "target": MAX_TARGET, "arg": MAX_ARG}
 
@@ -379,6 +381,7 @@ cdef class Kernel:
         self.prev_prev_action = -1
         self.n_assigned = 0
         self.n_busy = 0
+        self.n_pending = 0
         for i in range(self.start_act.shape[0]):
             self._add_node(self.start_act[i], self.start_tgt[i], self.start_arg[i], -1)  # duplicates: skipped
         return 0
@@ -409,7 +412,7 @@ cdef class Kernel:
         self.g_disc[g] = 0
         self.g_dur[g] = 0.0
 
-    cdef void _push_open(self, int32_t g, int32_t node) noexcept nogil:
+    cdef inline void _push_open(self, int32_t g, int32_t node) noexcept nogil:
         self.n_state[node] = NODE_OPEN
         self.n_next[node] = -1
         if self.g_tail[g] >= 0:
@@ -442,9 +445,25 @@ cdef class Kernel:
         self.fresh_tail[a] = g
         self.n_fresh += 1
 
-    cdef int32_t _take(self, int32_t g) noexcept nogil:
+    cdef inline int32_t _take(self, int32_t g) noexcept nogil:
         """Pop the oldest open node of group g (non-empty)."""
-        return self._take_node(g, self.g_head[g])
+        cdef int32_t node = self.g_head[g], i, last
+        if self.g_active_pos[g] == -2:
+            return self._take_node(g, node)   # a fresh group becomes a visited one
+        self.g_head[g] = self.n_next[node]
+        self.g_count[g] -= 1
+        self.n_open -= 1
+        self.n_state[node] = NODE_ASSIGNED
+        if self.g_count[g] == 0:
+            self.g_tail[g] = -1
+            i = self.g_active_pos[g]
+            if i >= 0:
+                self.n_active -= 1
+                last = self.active[self.n_active]
+                self.active[i] = last
+                self.g_active_pos[last] = i
+                self.g_active_pos[g] = -1
+        return node
 
     cdef int32_t _take_node(self, int32_t g, int32_t node) noexcept nogil:
         """Unlink an open node of group g (usually its head; a model may pick
@@ -492,7 +511,7 @@ cdef class Kernel:
                 self.g_active_pos[g] = -1
         return node
 
-    cdef void _batch_add(self, int n, int32_t w, int32_t node) noexcept nogil:
+    cdef inline void _batch_add(self, int n, int32_t w, int32_t node) noexcept nogil:
         cdef uint64_t key = self.n_key[node]
         self.as_worker[n] = w
         self.as_act[n] = key_action(key)
@@ -520,16 +539,23 @@ cdef class Kernel:
         cdef uint64_t key = pack_key(action, target, arg)
         return self._add_key(key, swarm_hash64(key), parent)
 
-    cdef int32_t _add_key(self, uint64_t key, uint64_t h, int32_t parent) except -2 nogil:
-        """Add the node of key (whose hash is h) unless known: its id, or -1."""
-        cdef int32_t node, g
-        node = swarm_index_get_or_put_h(&self.node_index, &self.n_key[0], key, h, self.n_nodes)
+    cdef inline int32_t _add_key(self, uint64_t key, uint64_t h, int32_t parent) except -2 nogil:
+        """Add the node of key (whose hash is h) unless known: its id, or -1.
+        The probe is inlined into the merge loop; most children of a flood
+        fill are duplicates and end here."""
+        cdef int32_t node = swarm_index_get_or_put_h(&self.node_index, &self.n_key[0], key, h,
+                                                     self.n_nodes)
+        if node == self.n_nodes:
+            return self._new_node(key, parent)
         if node == -2:
             with gil:
                 raise MemoryError("dedup index")
-        if node != self.n_nodes:
-            return -1
-        g = self._group_of(key_action(key), key_target(key))
+        return -1
+
+    cdef int32_t _new_node(self, uint64_t key, int32_t parent) except -2 nogil:
+        """Fill in node n_nodes (just entered in the dedup index) and queue it."""
+        cdef int32_t node = self.n_nodes
+        cdef int32_t g = self._group_of(key_action(key), key_target(key))
         if g == -2:
             with gil:
                 raise MemoryError("group index")
@@ -587,7 +613,7 @@ cdef class Kernel:
                 self.sort_k[i] = sk[i]
 
     # ------------------------------------------------------------------ select
-    cdef double _score(self, int32_t g, int mode, double log_total) noexcept nogil:
+    cdef inline double _score(self, int32_t g, int mode, double log_total) noexcept nogil:
         cdef int32_t a = key_action(self.g_key[g])
         cdef int64_t s, n
         cdef double n_eff, bonus = self.bonus_now[a]
@@ -622,7 +648,7 @@ cdef class Kernel:
             return SEL_GREEDY
         return SEL_THOMPSON
 
-    cdef bint _better(self, int32_t g1, int32_t g2) noexcept nogil:
+    cdef inline bint _better(self, int32_t g1, int32_t g2) noexcept nogil:
         cdef double s1 = self.g_score[g1], s2 = self.g_score[g2]
         if s1 != s2:
             return s1 > s2
@@ -647,26 +673,37 @@ cdef class Kernel:
         assignments written to as_*."""
         cdef int32_t w, g, node, i, fresh_action, fresh_next, W = self.n_workers, A = self.n_actions
         cdef int mode = self.selector
-        cdef bint due
+        cdef bint due, rescore_alone
         cdef double log_total
         cdef int64_t row
-        cdef uint64_t key
-        cdef int n = 0
+        cdef uint8_t f
+        cdef int n = 0, n_python
+        cdef uint8_t *w_flags = &self.w_flags[0]
+        cdef uint8_t *w_result = &self.w_result[0]
+        cdef int32_t *w_node = &self.w_node[0]
+        cdef int32_t *w_group = &self.w_group[0]
+        cdef int32_t *heap = &self.heap[0]
+        cdef int32_t *g_count = &self.g_count[0]
+        cdef int32_t *g_vv = &self.g_vv[0]
         if self.manage_kind == MANAGE_FIXED_INTERVAL:
             due = self.tick % self.manage_param == 0
         elif self.manage_kind == MANAGE_COMPLETION_BASED:
             due = self.n_busy == 0 or self.tick - self.last_manage_tick >= self.manage_param
         else:
             due = True
-        for w in range(W):                  # nodes assigned from Python (an LLM) act first
-            if self.w_flags[w] & FLAG_PENDING:
-                self.w_flags[w] &= ~FLAG_PENDING
-                self._batch_add(n, w, self.w_node[w])
-                n += 1
+        if self.n_pending:                  # nodes assigned from Python (an LLM) act first
+            for w in range(W):
+                if w_flags[w] & FLAG_PENDING:
+                    w_flags[w] &= ~FLAG_PENDING
+                    self._batch_add(n, w, w_node[w])
+                    n += 1
+            self.n_pending = 0
+        n_python = n
         if not due:
             for w in range(W):
-                if self.w_node[w] < 0 and not (self.w_flags[w] & FLAG_DONE):
-                    self.w_result[w] = W_CONTINUING if self.w_flags[w] & FLAG_WAITING else W_IDLE
+                f = w_flags[w]
+                if not (f & (FLAG_BUSY | FLAG_DONE)):
+                    w_result[w] = W_CONTINUING if f & FLAG_WAITING else W_IDLE
             self.n_assigned = n
             return n
         self.last_manage_tick = self.tick
@@ -684,50 +721,69 @@ cdef class Kernel:
         self.n_heap = self.n_active
         for i in range(self.n_active):
             g = self.active[i]
-            self.g_vv[g] = 0
+            g_vv[g] = 0
             self.g_score[g] = self._score(g, mode, log_total)
-            self.heap[i] = g
+            heap[i] = g
         if self.n_fresh:
             for i in range(A):
                 g = self.fresh_head[i]
                 if g >= 0:
                     self.g_score[g] = self._score(g, mode, log_total)
-                    self.heap[self.n_heap] = g
+                    heap[self.n_heap] = g
                     self.n_heap += 1
         i = self.n_heap // 2 - 1
         while i >= 0:
             self._sift_down(i)
             i -= 1
-        for w in range(W):
-            if self.w_node[w] >= 0 or (self.w_flags[w] & FLAG_DONE):
+        # A group alone in the heap needs no new score after a pick unless the
+        # sampled selector must draw for it (the stream) or a fresh group will
+        # be compared with it: nothing else reads the score before the next
+        # management tick re-scores every group.
+        rescore_alone = mode == SEL_THOMPSON_SAMPLED
+        w = 0
+        while w < W and self.n_heap > 0:
+            f = w_flags[w]
+            if f & (FLAG_BUSY | FLAG_DONE):
+                w += 1
                 continue
-            if self.w_flags[w] & FLAG_WAITING:
-                self.w_result[w] = W_CONTINUING
+            if f & FLAG_WAITING:
+                w_result[w] = W_CONTINUING
+                w += 1
                 continue
-            if self.n_heap == 0:
-                self.w_result[w] = W_NEEDS_GUIDANCE
-                continue
-            g = self.heap[0]
-            fresh_action = key_action(self.g_key[g]) if self.g_active_pos[g] == -2 else -1
+            g = heap[0]
+            fresh_action = -1
+            if self.g_active_pos[g] == -2:
+                fresh_action = key_action(self.g_key[g])
             node = self._take(g)
-            self.w_node[w] = node
-            self.w_group[w] = g
-            self.n_busy += 1
+            w_node[w] = node
+            w_group[w] = g
+            w_flags[w] = f | FLAG_BUSY
             self._batch_add(n, w, node)
             n += 1
-            self.g_vv[g] += 1
-            if self.g_count[g] == 0:
+            g_vv[g] += 1
+            if g_count[g] == 0:
                 self.n_heap -= 1
-                self.heap[0] = self.heap[self.n_heap]
-            else:
+                heap[0] = heap[self.n_heap]
+                if self.n_heap > 1:
+                    self._sift_down(0)
+            elif self.n_heap > 1 or rescore_alone or fresh_action >= 0:
                 self.g_score[g] = self._score(g, mode, log_total)
-            if self.n_heap > 0:
-                self._sift_down(0)
+                if self.n_heap > 1:
+                    self._sift_down(0)
             if fresh_action >= 0 and self.fresh_head[fresh_action] >= 0:
                 # the next fresh group of that action takes the front's place
                 fresh_next = self.fresh_head[fresh_action]
                 self.g_score[fresh_next] = self._score(fresh_next, mode, log_total)
                 self._heap_push(fresh_next)
+            w += 1
+        self.n_busy += n - n_python
+        # nothing left to give: every other idle worker needs guidance (a
+        # branch-free byte loop, ~10^4 workers a tick on the corner grid)
+        while w < W:
+            f = w_flags[w]
+            w_result[w] = w_result[w] if f & (FLAG_BUSY | FLAG_DONE) else \
+                (W_CONTINUING if f & FLAG_WAITING else W_NEEDS_GUIDANCE)
+            w += 1
         self.n_assigned = n
         return n
 
@@ -856,12 +912,14 @@ cdef class Kernel:
         # the prefetch ring (large graphs are bound by the dedup index's cache
         # misses) ----
         self.ring_n = 0
+        self.ring_done = 0
         for i in range(n):
             w = as_worker[i]
             node = w_node[w]
             g = w_group[w]
             w_node[w] = -1
             w_group[w] = -1
+            w_flags[w] &= ~FLAG_BUSY
             out = as_outcome[i]
             if out == OUT_OK:
                 a = as_act[i]
@@ -905,7 +963,7 @@ cdef class Kernel:
                         self._emit(self.sort_k[j], node)
             elif out == OUT_ERROR and n_state[node] == NODE_ASSIGNED:
                 self._emit(<uint64_t>node, -1 - g)
-        self._drain()
+        self._apply(self.ring_n)
         if env_done:
             self.task_done = True
         self.n_assigned = 0
@@ -936,38 +994,37 @@ cdef class Kernel:
                 w_flags[i] |= FLAG_DONE
         return 0
 
-    cdef int _emit(self, uint64_t key, int32_t arg) except -1 nogil:
+    cdef inline int _emit(self, uint64_t key, int32_t arg) except -1 nogil:
         """Queue one merge operation (arg >= 0: add child key under parent
         arg; arg < 0: reopen node key in group -1 - arg), prefetching a
-        child's dedup slot, and apply the one queued RING_SIZE ago."""
+        child's dedup slot. Queued operations are applied in order, in
+        batches, each at least RING_AHEAD operations after its prefetch."""
         cdef int j = <int>(self.ring_n & (RING_SIZE - 1))
         cdef uint64_t h = 0
         if arg >= 0:
             h = swarm_hash64(key)
             swarm_index_prefetch_h(&self.node_index, h)
-        if self.ring_n >= RING_SIZE:
-            self._apply(j)
         self.ring_key[j] = key
         self.ring_hash[j] = h
         self.ring_arg[j] = arg
         self.ring_n += 1
+        if self.ring_n - self.ring_done >= RING_SIZE - RING_AHEAD:
+            self._apply(self.ring_n - RING_AHEAD)
         return 0
 
-    cdef int _apply(self, int j) except -1 nogil:
-        cdef int32_t arg = self.ring_arg[j]
-        if arg >= 0:
-            self._add_key(self.ring_key[j], self.ring_hash[j], arg)
-        else:
-            self._push_open(-1 - arg, <int32_t>self.ring_key[j])
-        return 0
-
-    cdef int _drain(self) except -1 nogil:
-        """Apply what is still queued, oldest first."""
-        cdef int64_t p = self.ring_n - RING_SIZE if self.ring_n > RING_SIZE else 0
-        while p < self.ring_n:
-            self._apply(<int>(p & (RING_SIZE - 1)))
-            p += 1
-        self.ring_n = 0
+    cdef int _apply(self, int64_t upto) except -1 nogil:
+        """Apply the queued operations ring_done .. upto - 1, oldest first."""
+        cdef int64_t p
+        cdef int j
+        cdef int32_t arg
+        for p in range(self.ring_done, upto):
+            j = <int>(p & (RING_SIZE - 1))
+            arg = self.ring_arg[j]
+            if arg >= 0:
+                self._add_key(self.ring_key[j], self.ring_hash[j], arg)
+            else:
+                self._push_open(-1 - arg, <int32_t>self.ring_key[j])
+        self.ring_done = upto
         return 0
 
     cdef bint _all_workers_succeeded(self) noexcept nogil:
@@ -1211,7 +1268,8 @@ cdef class Kernel:
         self.w_node[worker] = node
         self.w_group[worker] = g
         self.n_busy += 1
-        self.w_flags[worker] = (self.w_flags[worker] & ~FLAG_WAITING) | FLAG_PENDING
+        self.n_pending += 1
+        self.w_flags[worker] = (self.w_flags[worker] & ~FLAG_WAITING) | FLAG_PENDING | FLAG_BUSY
         self.w_src[worker] = 1
         return True
 
@@ -1229,7 +1287,8 @@ cdef class Kernel:
         self.w_node[worker] = node
         self.w_group[worker] = group
         self.n_busy += 1
-        self.w_flags[worker] = (self.w_flags[worker] & ~FLAG_WAITING) | FLAG_PENDING
+        self.n_pending += 1
+        self.w_flags[worker] = (self.w_flags[worker] & ~FLAG_WAITING) | FLAG_PENDING | FLAG_BUSY
         self.w_src[worker] = 1
         return True
 
