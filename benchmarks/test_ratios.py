@@ -9,13 +9,15 @@ being wrong), not on a noisy neighbour. Absolute times are never compared.
 
 from __future__ import annotations
 
+import importlib.util
 import time
 
 import pytest
 
+from swarm_engine.bench import gates
 from swarm_engine.bench.equivalence import check_final_state, check_runs
-from swarm_engine.bench.selectors import OVERRIDES
 from swarm_engine.bench.measure import best_time, native_batch, step_ticks
+from swarm_engine.bench.selectors import OVERRIDES, overrides
 from swarm_engine.bench.swarm import node_capacity
 from swarm_engine.bench.workloads import grid, troubleshooting
 from swarm_engine.exploration.selectors import SELECTOR_KINDS
@@ -26,6 +28,9 @@ from swarm_engine.exploration.selectors import SELECTOR_KINDS
 FLOOR_TROUBLESHOOTING = 20.0
 FLOOR_EXPLORATION = 20.0
 FLOOR_GRID = 12.0
+# native vs the Mesa model of the same workload (swarm_engine.bench.peers_mesa),
+# measured 200-650x on the development machine
+FLOOR_MESA = 60.0
 
 
 def _timed_rounds(benchmark, fn, rounds: int) -> float:
@@ -95,3 +100,14 @@ def test_ratio_grid(benchmark, seed, shape):
     step_ticks(native_k, seed)
     check_final_state(f"grid/{shape}", native_k, ref_k)
     _gate(benchmark, f"grid/{shape}", reference / native, FLOOR_GRID)
+
+
+@pytest.mark.benchmark(group="ratio")
+@pytest.mark.skipif(importlib.util.find_spec("mesa") is None,
+                    reason="Mesa is not installed (pip install 'swarm-engine[peers]')")
+@pytest.mark.parametrize("workload", ["troubleshooting", "troubleshooting-16x4"])
+def test_ratio_mesa(benchmark, trouble, workload):
+    """run_batch vs one Mesa model per seed, 1,000 seeds, identical runs."""
+    wl = trouble if workload == "troubleshooting" else troubleshooting(overrides=overrides("ucb1"))
+    gate = benchmark.pedantic(gates.mesa_ratio, args=(wl, 1_000), rounds=1, iterations=1)
+    _gate(benchmark, f"mesa/{workload}", gate.ratio, FLOOR_MESA)

@@ -108,7 +108,7 @@ workers = {workers}
 max_ticks = 0
 [app_config.selection]
 strategy = "{selector}"
-granularity = "action"
+granularity = "{granularity}"
 [app_config.termination]
 on_exhausted = "fail"
 """
@@ -123,13 +123,16 @@ def spread_starts(size: int, workers: int) -> np.ndarray:
     return np.unique(cells)[:workers].astype(np.int32)
 
 
-def grid(size: int, workers: int, selector: str, shape: str = "corner", block_rate: float = 0.1) -> Workload:
+def grid(size: int, workers: int, selector: str, shape: str = "corner", block_rate: float = 0.1,
+         granularity: str = "action") -> Workload:
     """The large-swarm workload: flood-fill a size x size grid with no goal
     (explore everything), selection grouped per action so picking a node is
-    O(1) groups whatever the frontier holds."""
+    O(1) groups whatever the frontier holds (``granularity="action_target"``
+    makes every cell its own group: a wide frontier for the selectors)."""
     if shape not in GRID_SHAPES:
         raise ValueError(f"shape must be one of {GRID_SHAPES}")
-    text = _GRID_TOML.format(size=size, workers=workers, selector=selector, block_rate=float(block_rate))
+    text = _GRID_TOML.format(size=size, workers=workers, selector=selector, block_rate=float(block_rate),
+                             granularity=granularity)
     sc = parse_scenario(text, source=f"<bench grid {size}x{size}>")
     rules = sc.graph.compile()
     if shape == "spread":
