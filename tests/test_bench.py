@@ -229,3 +229,21 @@ def test_cli_errors(capsys):
     assert "unknown suite 'nope'" in capsys.readouterr().err
     assert main(["--scale-workers", "10,x"]) == 2
     assert main(["--quick", "--repeat", "0"]) == 2
+
+
+def test_llm_server_failure_is_reported_and_exits_1(monkeypatch, capsys):
+    pytest.importorskip("httpx", reason="httpx is not installed (the 'llm' extra)")
+    from swarm_engine.bench import llm as llm_lib
+    from swarm_engine.errors import LlmPermanentError
+
+    def dead(_settings, _say):
+        raise LlmPermanentError("llama-server exited with SIGSEGV")
+
+    monkeypatch.setattr(llm_suite, "skip_reason", lambda: None)
+    monkeypatch.setattr(llm_suite, "_server", dead)
+    monkeypatch.setattr(llm_suite, "_inprocess", lambda _s, _say: {"skipped": "not in this test"})
+    monkeypatch.setattr(llm_lib, "client_cost", lambda mode: {"invoker_us": 1.0, "bare_us": 1.0})
+    assert main(["--quick", "--suite", "llm"]) == 1
+    out, err = capsys.readouterr()
+    assert "llm: failed: llama-server: LlmPermanentError: llama-server exited with SIGSEGV" in out
+    assert "error: llm: llama-server: LlmPermanentError" in err

@@ -15,7 +15,11 @@
    workers vs one call per worker, with the engine's prompts and with short
    prompts (generation-bound). Both must choose the same answers.
 
-Every answer must be one of the allowed choices, or the suite fails. Without
+Every answer must be one of the allowed choices, or the suite fails. A
+server that dies or stops answering (this llama-server build has been seen
+to segfault under load) or a model that cannot load is recorded as
+``{"failed": reason}`` for that part and the others still run; ``swarm-bench``
+then exits 1 after printing and writing everything else. Without
 the LLM extras the suite is skipped with the reason
 (``swarm_engine.llm.models.server_unavailable``); the in-process part also
 needs llama-cpp-python. Spread: over the counted ticks (server), over the
@@ -33,7 +37,7 @@ from typing import Callable
 from swarm_engine.bench.measure import spread
 from swarm_engine.bench.settings import Settings
 
-__all__ = ["run", "skip_reason", "SERVER_ROWS"]
+__all__ = ["run", "skip_reason", "failures", "SERVER_ROWS"]
 
 # engine vs bare at the same concurrency; batched (concurrent, array) vs sequential
 SERVER_ROWS = ("invoker-concurrent", "bare-concurrent", "invoker-array", "invoker-sequential", "bare-sequential")
@@ -153,10 +157,25 @@ def run(settings: Settings, say: Callable[[str], None] = lambda _m: None) -> dic
     reason = skip_reason()
     if reason is not None:
         return {"skipped": reason}
-    from swarm_engine.bench.llm import client_cost
+    import httpx
 
-    out = {"server": _server(settings, say)}
+    from swarm_engine.bench.llm import client_cost
+    from swarm_engine.errors import SwarmError
+
+    def guarded(part: str, fn) -> dict:
+        try:
+            return fn(settings, say)
+        except (httpx.HTTPError, SwarmError, OSError) as exc:
+            return {"failed": f"{part}: {type(exc).__name__}: {exc}"}
+
+    out = {"server": guarded("llama-server", _server)}
     say("llm: client cost")
     out["client_cost_us"] = {m: client_cost(mode=m) for m in ("concurrent", "array")}
-    out["inprocess"] = _inprocess(settings, say)
+    out["inprocess"] = guarded("in process", _inprocess)
     return out
+
+
+def failures(result: dict) -> list[str]:
+    """The failure lines of an llm result (empty when every part ran)."""
+    return [part["failed"] for part in (result.get("server"), result.get("inprocess"))
+            if isinstance(part, dict) and "failed" in part]

@@ -201,7 +201,7 @@ def _llm(r: dict, path: Path) -> Path:
     a.set_ylabel("decisions/s")
     a.set_title("llama-server", fontsize=9)
     ip = r["inprocess"]
-    if "skipped" not in ip:
+    if "skipped" not in ip and "failed" not in ip:
         _bars(b, [row["prompts"] for row in ip["rows"]],
               {m: [_med(row["decisions_per_s"][m]) for row in ip["rows"]] for m in ("sequential", "batched")})
         b.set_title("in process (llama-cpp-python)", fontsize=9)
@@ -227,6 +227,6 @@ def write_plots(report: dict, directory: str | Path) -> list[Path]:
         out.append(_pyenv(res["python-env"], d / "python_env.png"))
     if "learn" in res:
         out.append(_learn(res["learn"], d / "learn.png"))
-    if "llm" in res and "skipped" not in res["llm"]:
+    if "llm" in res and "skipped" not in res["llm"] and "failed" not in res["llm"]["server"]:
         out.append(_llm(res["llm"], d / "llm.png"))
     return out

@@ -262,7 +262,9 @@ def llm_tables(r: dict) -> list[Table | str]:
         return [skip_line("llm", r["skipped"])]
     out: list[Table | str] = []
     srv = r["server"]
-    for workload in ("prefill", "cached"):
+    if "failed" in srv:
+        out.append(f"llm: failed: {srv['failed']}")
+    for workload in (() if "failed" in srv else ("prefill", "cached")):
         w = srv[workload]
         t = _table(f"llm: llama-server, {workload} workload, {srv['workers']} workers, {srv['slots']} slots, "
                    f"{srv['threads']} thread; decisions/s median (min-max) over ticks",
@@ -283,6 +285,8 @@ def llm_tables(r: dict) -> list[Table | str]:
     ip = r["inprocess"]
     if "skipped" in ip:
         out.append(skip_line("llm in process", ip["skipped"]))
+    elif "failed" in ip:
+        out.append(f"llm: failed: {ip['failed']}")
     else:
         t = _table(f"llm: in process (llama-cpp-python, {ip['model']}, {ip['threads']} threads); decisions/s "
                    "median (min-max) over rounds", ("Prompts", "Workers", "One call per worker", "One batched call",

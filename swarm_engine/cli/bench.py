@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from swarm_engine.bench import PARTS, SUITES, MismatchError, Settings, plots, run_suites, tables
+from swarm_engine.bench import llm_suite
 from swarm_engine.bench.runner import resolve
 from swarm_engine.errors import SwarmError
 from swarm_engine.eval.report import write_json_atomic
@@ -87,6 +88,11 @@ def bench_command(
     if plot_dir is not None:
         for path in plots.write_plots(report, plot_dir):
             console.print(f"plot: {path}", highlight=False)
+    failed = llm_suite.failures(report["suites"].get("llm", {}))
+    for line in failed:
+        err_console.print(f"error: llm: {line}", markup=False, highlight=False, soft_wrap=True)
+    if failed:
+        raise typer.Exit(1)
 
 
 def app_factory() -> typer.Typer:
