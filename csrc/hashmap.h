@@ -1,13 +1,22 @@
-/* Dedup index: 64-bit keys -> dense int32 ids, open addressing.
+/* Dedup indexes for the kernel: open addressing on 64-bit keys.
  *
- * Declared to Cython in swarm_engine/_native/_hashmap.pxd.
+ * Declared to Cython in swarm_engine/_native/_hashmap.pxd (swarm_index_t) and
+ * swarm_engine/_native/_kernel.pxd (swarm_keyset_t and the *_h helpers).
  *
- * The keys themselves live in the caller's array (keys[id]); a slot holds only
+ * swarm_index_t maps keys to dense int32 ids (the frontier groups). The keys
+ * themselves live in the caller's array (keys[id]); a slot holds only
  * (32-bit fingerprint << 32 | id + 1), 8 bytes, so the index costs 10.7 to 21
  * bytes per entry at a load factor of at most 3/4. A probe compares the
- * fingerprint first and touches keys[] only on a fingerprint match, so a miss
- * usually costs one cache line. Linear probing; the table doubles (rehash from
- * keys[]) when it is 3/4 full. All state is in the struct: no globals.
+ * fingerprint first and touches keys[] only on a fingerprint match.
+ *
+ * swarm_keyset_t only answers "seen before?" (the graph map's nodes: a
+ * duplicate child is dropped, whatever its id), so a slot holds the key
+ * itself (+ 1, 0 = empty), also 8 bytes: a probe is one load and one compare,
+ * with no dependent load of keys[id] (that load was the largest stall of the
+ * merge on a 10^6-node grid; see docs/profiling.md).
+ *
+ * Both probe linearly and double (rehash) when 3/4 full; all state is in
+ * the struct: no globals.
  */
 #ifndef SWARM_HASHMAP_H
 #define SWARM_HASHMAP_H
@@ -197,6 +206,124 @@ static inline void swarm_index_prefetch(const swarm_index_t *ix, uint64_t key) {
 
 static inline int64_t swarm_index_bytes(const swarm_index_t *ix) {
     return (int64_t)((ix->mask + 1) * sizeof(uint64_t));
+}
+
+/* ------------------------------------------------------------------ key set */
+
+typedef struct {
+    uint64_t *slots;   /* 0 = empty, else key + 1 (a packed key is < 2^64 - 1) */
+    uint64_t mask;     /* capacity - 1, capacity a power of two */
+    int64_t count;     /* occupied slots */
+    int64_t limit;     /* 3/4 of the capacity: the table doubles before count exceeds it */
+} swarm_keyset_t;
+
+/* Returns 0, or -1 when memory is exhausted. */
+static inline int swarm_keyset_init(swarm_keyset_t *ks, int64_t expected) {
+    uint64_t cap = 16;
+    while ((double)cap * 0.75 < (double)expected) cap <<= 1;
+    ks->slots = swarm_index_alloc(cap);
+    if (!ks->slots) return -1;
+    ks->mask = cap - 1;
+    ks->count = 0;
+    ks->limit = (int64_t)(cap - cap / 4);
+    return 0;
+}
+
+static inline void swarm_keyset_free(swarm_keyset_t *ks) {
+    free(ks->slots);
+    ks->slots = NULL;
+    ks->mask = 0;
+    ks->count = 0;
+    ks->limit = 0;
+}
+
+static inline int swarm_keyset_grow(swarm_keyset_t *ks) {
+    uint64_t old_cap = ks->mask + 1;
+    uint64_t *old = ks->slots;
+    uint64_t *fresh = swarm_index_alloc(old_cap * 2);
+    if (!fresh) return -1;
+    uint64_t mask = old_cap * 2 - 1;
+    for (uint64_t i = 0; i < old_cap; i++) {
+        if (old[i]) {
+            uint64_t j = swarm_hash64(old[i] - 1) & mask;
+            while (fresh[j]) j = (j + 1) & mask;
+            fresh[j] = old[i];
+        }
+    }
+    free(old);
+    ks->slots = fresh;
+    ks->mask = mask;
+    ks->limit = (int64_t)(old_cap * 2 - old_cap / 2);
+    return 0;
+}
+
+/* Add key, whose hash swarm_hash64(key) is h: 1 when it was new, 0 when it
+ * was already there, -1 when growing the table failed. */
+static inline int swarm_keyset_add_h(swarm_keyset_t *ks, uint64_t key, uint64_t h) {
+    if (ks->count >= ks->limit) {   /* count + 1 would pass 3/4 of the capacity */
+        if (swarm_keyset_grow(ks) != 0) return -1;
+    }
+    uint64_t want = key + 1;
+    uint64_t i = h & ks->mask;
+    for (;;) {
+        uint64_t s = ks->slots[i];
+        if (s == want) return 0;
+        if (!s) {
+            ks->slots[i] = want;
+            ks->count++;
+            return 1;
+        }
+        i = (i + 1) & ks->mask;
+    }
+}
+
+/* Whether key is in the set. */
+static inline int swarm_keyset_has(const swarm_keyset_t *ks, uint64_t key) {
+    uint64_t want = key + 1;
+    uint64_t i = swarm_hash64(key) & ks->mask;
+    for (;;) {
+        uint64_t s = ks->slots[i];
+        if (s == want) return 1;
+        if (!s) return 0;
+        i = (i + 1) & ks->mask;
+    }
+}
+
+/* Forget the n keys keys[0..n), touching only their slots when they are few
+ * (see swarm_index_clear_keys: found first, zeroed after). */
+static inline void swarm_keyset_clear_keys(swarm_keyset_t *ks, const uint64_t *keys, int64_t n) {
+    int64_t i;
+    if (n * 16 > (int64_t)(ks->mask + 1) || n > 4096) {
+        if (ks->count) memset(ks->slots, 0, (ks->mask + 1) * sizeof(uint64_t));
+        ks->count = 0;
+        return;
+    }
+    int64_t pos[4096];
+    for (i = 0; i < n; i++) {
+        uint64_t want = keys[i] + 1;
+        uint64_t j = swarm_hash64(keys[i]) & ks->mask;
+        pos[i] = -1;
+        for (;;) {
+            uint64_t s = ks->slots[j];
+            if (s == want) { pos[i] = (int64_t)j; break; }
+            if (!s) break;
+            j = (j + 1) & ks->mask;
+        }
+    }
+    for (i = 0; i < n; i++) if (pos[i] >= 0) ks->slots[pos[i]] = 0;
+    ks->count = 0;
+}
+
+static inline void swarm_keyset_prefetch_h(const swarm_keyset_t *ks, uint64_t h) {
+#if defined(__GNUC__)
+    __builtin_prefetch(&ks->slots[h & ks->mask], 0, 3);
+#else
+    (void)ks; (void)h;
+#endif
+}
+
+static inline int64_t swarm_keyset_bytes(const swarm_keyset_t *ks) {
+    return (int64_t)((ks->mask + 1) * sizeof(uint64_t));
 }
 
 #endif

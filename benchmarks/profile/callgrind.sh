@@ -15,7 +15,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cache=()
 if [[ "${CACHE:-0}" == 1 ]]; then
-    cache=(--cache-sim=yes --branch-sim=no)
+    # the development machine: 32 KiB 8-way L1d, 32 MiB 16-way L3 (its LL)
+    cache=(--cache-sim=yes --branch-sim=no --D1=32768,8,64 --LL=33554432,16,64)
 fi
 # callgrind honours one --toggle-collect: the call each workload measures
 case "$1" in

@@ -10,6 +10,21 @@ from swarm_engine._native._hashmap cimport swarm_index_t
 from swarm_engine._native._rng cimport swarm_rng_t
 from swarm_engine._native._envctx cimport EnvCtx, StepOut
 
+# csrc/hashmap.h: the set of node keys (the graph map's dedup index) and the
+# probes that take a hash the caller already computed
+cdef extern from "hashmap.h" nogil:
+    ctypedef struct swarm_keyset_t:
+        uint64_t *slots   # 0 = empty, else key + 1
+        uint64_t mask     # capacity - 1
+        int64_t count     # occupied slots
+    int swarm_keyset_init(swarm_keyset_t *ks, int64_t expected)
+    void swarm_keyset_free(swarm_keyset_t *ks)
+    void swarm_keyset_clear_keys(swarm_keyset_t *ks, const uint64_t *keys, int64_t n)
+    int swarm_keyset_add_h(swarm_keyset_t *ks, uint64_t key, uint64_t h)
+    int swarm_keyset_has(const swarm_keyset_t *ks, uint64_t key)
+    void swarm_keyset_prefetch_h(const swarm_keyset_t *ks, uint64_t h)
+    int64_t swarm_keyset_bytes(const swarm_keyset_t *ks)
+
 cpdef enum SelectorKind:
     SEL_FIFO = 0
     SEL_UCB1 = 1
@@ -111,7 +126,7 @@ cdef class Kernel:
     cdef uint8_t[::1] n_retries           # transient-error retries used
     cdef readonly int32_t n_nodes
     cdef int32_t node_cap
-    cdef swarm_index_t node_index         # key -> node id
+    cdef swarm_keyset_t node_index        # the keys of n_key[:n_nodes]: dedup of new children
     # ---- frontier groups: one FIFO queue of open nodes per (action[, target]) ----
     cdef uint64_t[::1] g_key              # packed (action, target + 1, 0)
     cdef int32_t[::1] g_head              # oldest open node, -1 = empty

@@ -31,13 +31,6 @@ from swarm_engine._native._envs cimport env_state_size, env_max_discoveries, env
 
 import numpy as np
 
-# hashmap.h helpers taking the hash the caller already computed (the merge
-# hashes a child once, to prefetch its slot and to insert it)
-cdef extern from "hashmap.h" nogil:
-    int32_t swarm_index_get_or_put_h(swarm_index_t *ix, const uint64_t *keys, uint64_t key,
-                                     uint64_t h, int32_t new_id)
-    void swarm_index_prefetch_h(const swarm_index_t *ix, uint64_t h)
-
 cdef enum:
     ACTION_BITS = 12
     TARGET_BITS = 28
@@ -92,7 +85,7 @@ cdef class Kernel:
         self.group_index.slots = NULL
 
     def __dealloc__(self):
-        swarm_index_free(&self.node_index)
+        swarm_keyset_free(&self.node_index)
         swarm_index_free(&self.group_index)
 
     def __init__(self, *, int n_actions, succ_ptr, succ_act, is_terminal, var_ptr, var_val,
@@ -191,7 +184,7 @@ cdef class Kernel:
         self._alloc_nodes(node_capacity)
         # every start node may open its own group before the first room check
         self._alloc_groups(n_actions if not granular else max(64, self.start_act.shape[0] + 16))
-        if swarm_index_init(&self.node_index, node_capacity) != 0:
+        if swarm_keyset_init(&self.node_index, node_capacity) != 0:
             raise MemoryError("dedup index")
         if granular and swarm_index_init(&self.group_index, 64) != 0:
             raise MemoryError("group index")
@@ -341,7 +334,7 @@ cdef class Kernel:
         swarm_rng_seed(&self.rng, seed, 1)
         if env_reset(&self.env, seed) < 0:
             return -1
-        swarm_index_clear_keys(&self.node_index, &self.n_key[0], self.n_nodes)
+        swarm_keyset_clear_keys(&self.node_index, &self.n_key[0], self.n_nodes)
         if self.granular:
             swarm_index_clear_keys(&self.group_index, &self.g_key[0], self.n_groups)
             self.n_groups = 0
@@ -543,17 +536,16 @@ cdef class Kernel:
         """Add the node of key (whose hash is h) unless known: its id, or -1.
         The probe is inlined into the merge loop; most children of a flood
         fill are duplicates and end here."""
-        cdef int32_t node = swarm_index_get_or_put_h(&self.node_index, &self.n_key[0], key, h,
-                                                     self.n_nodes)
-        if node == self.n_nodes:
+        cdef int added = swarm_keyset_add_h(&self.node_index, key, h)
+        if added > 0:
             return self._new_node(key, parent)
-        if node == -2:
+        if added < 0:
             with gil:
                 raise MemoryError("dedup index")
         return -1
 
     cdef int32_t _new_node(self, uint64_t key, int32_t parent) except -2 nogil:
-        """Fill in node n_nodes (just entered in the dedup index) and queue it."""
+        """Fill in node n_nodes (its key just entered the dedup set) and queue it."""
         cdef int32_t node = self.n_nodes
         cdef int32_t g = self._group_of(key_action(key), key_target(key))
         if g == -2:
@@ -1003,7 +995,7 @@ cdef class Kernel:
         cdef uint64_t h = 0
         if arg >= 0:
             h = swarm_hash64(key)
-            swarm_index_prefetch_h(&self.node_index, h)
+            swarm_keyset_prefetch_h(&self.node_index, h)
         self.ring_key[j] = key
         self.ring_hash[j] = h
         self.ring_arg[j] = arg
@@ -1390,7 +1382,7 @@ cdef class Kernel:
 
     def memory_bytes(self):
         """Bytes held per part: nodes (arrays + dedup index), groups, workers, events."""
-        node_b = self.node_cap * (8 + 4 + 4 + 4 + 1 + 1) + swarm_index_bytes(&self.node_index)
+        node_b = self.node_cap * (8 + 4 + 4 + 4 + 1 + 1) + swarm_keyset_bytes(&self.node_index)
         group_b = self.group_cap * (8 + 4 * 6 + 8 * 5 + 4 * 2)
         if self.granular:
             group_b += swarm_index_bytes(&self.group_index)
