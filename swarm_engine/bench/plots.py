@@ -97,19 +97,22 @@ def _workers(r: dict, path: Path) -> Path:
                               f"{r['max_ticks']} ticks)")
 
 
+def _millions(s: dict) -> dict:
+    return {k: s[k] / 1e6 for k in ("median", "min", "max")}
+
+
 def _graph(r: dict, path: Path) -> Path:
     plt = _plt()
     fig, (a, b) = plt.subplots(1, 2, figsize=(_W, _H))
     rows = r["rows"]
     xs = [row["nodes"] for row in rows]
-    _line(a, xs, [row["actions_per_s_per_tick"] for row in rows], "step(1) per tick")
-    _line(a, xs, [row["actions_per_s_one_call"] for row in rows], "one native call")
-    _loglog(a, "nodes in the graph", "actions/s")
+    _line(a, xs, [_millions(row["actions_per_s_per_tick"]) for row in rows], "step(1) per tick")
+    _line(a, xs, [_millions(row["actions_per_s_one_call"]) for row in rows], "one native call")
+    _loglog(a, "nodes in the graph", "million actions/s")
     a.set_yscale("linear")
     a.set_ylim(bottom=0)
-    b.plot(xs, [row["bytes_per_node"] for row in rows], marker="o", label="bytes per node")
-    b.plot(xs, [row["rss_added_bytes"] / max(1, row["nodes"]) for row in rows], marker="s",
-           label="RSS added per node")
+    b.plot(xs, [row["bytes_per_node"] for row in rows], marker="o", label="bytes per node (memory_bytes)")
+    b.plot(xs, [row["bytes_per_node_slot"] for row in rows], marker="s", label="bytes per node slot")
     _loglog(b, "nodes in the graph", "bytes")
     b.set_yscale("linear")
     b.set_ylim(bottom=0)
