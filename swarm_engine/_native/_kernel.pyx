@@ -257,10 +257,11 @@ cdef class Kernel:
         # the children of one expansion, sorted by the learned prior: at most
         # max_children, whatever W is (the merge streams the rest)
         cap = max(1, self.max_children)
-        if self.has_prior and self.sort_k.shape[0] < cap:
+        if self.sort_k.shape[0] < cap:          # every expansion collects its children here
+            self.sort_k = np.zeros(cap, np.uint64)
+        if self.has_prior and self.sort_k2.shape[0] < cap:
             self.sort_s = np.zeros(cap, np.float64)
             self.sort_s2 = np.zeros(cap, np.float64)
-            self.sort_k = np.zeros(cap, np.uint64)
             self.sort_k2 = np.zeros(cap, np.uint64)
 
     def _alloc_events(self, int64_t cap):
@@ -784,20 +785,55 @@ cdef class Kernel:
         """Merge phase for the n assignments of this tick, then advance.
 
         Two passes over the tick's actions, in assignment order: the first
-        updates statistics, events, node states and workers; the second
-        reopens retried nodes and expands successes. Every statistic is
-        final before the first child is queued (a group visited this tick is
-        not "fresh"), which is what the reference's on-the-spot merge sees,
-        since nothing it decides reads what the expansions change."""
-        cdef int i, j, nd, nt
-        cdef int64_t m
-        cdef int32_t w, node, g, a, t, b, e, v, v0, v1, tt, d0
-        cdef int8_t out, kb
+        (_merge_stats) updates statistics, events, node states and workers;
+        the second (_merge_nodes) reopens retried nodes and expands
+        successes. Every statistic is final before the first child is queued
+        (a group visited this tick is not "fresh"), which is what the
+        reference's on-the-spot merge sees, since nothing it decides reads
+        what the expansions change."""
+        cdef int i
+        cdef uint8_t *w_flags = &self.w_flags[0]
+        cdef uint8_t *w_result = &self.w_result[0]
+        self._merge_stats(n)
+        self._merge_nodes(n)
+        if env_done:
+            self.task_done = True
+        self.n_assigned = 0
+        # ---- termination judge ----
+        if self.task_done and self.term_strategy == TERM_FIRST_SUCCESS:
+            self.verdict = V_SUCCESS
+        elif self.term_strategy == TERM_ALL_SUCCEED and self._all_workers_succeeded():
+            self.verdict = V_SUCCESS
+        elif self.max_consec_errors > 0 and self.consec_errors >= self.max_consec_errors:
+            self.verdict = V_MAX_ERRORS
+        elif self.n_open == 0 and self.n_busy == 0:
+            if self.term_strategy == TERM_ALL_COMPLETE and self.task_done:
+                self.verdict = V_SUCCESS
+            elif self.term_strategy == TERM_ALL_SUCCEED and self.task_done:
+                self.verdict = V_INCOMPLETE
+            elif self.on_exhausted == EXHAUSTED_SUCCESS:
+                self.verdict = V_SUCCESS
+            elif self.on_exhausted == EXHAUSTED_FAIL:
+                self.verdict = V_EXHAUSTED
+        self.tick += 1
+        if self.verdict == V_RUNNING and self.max_ticks > 0 and self.tick >= self.max_ticks:
+            self.verdict = V_TIMEOUT
+        if self.verdict != V_RUNNING:
+            for i in range(self.n_workers):
+                if self.verdict == V_SUCCESS and (w_flags[i] & FLAG_SUCCESS):
+                    w_result[i] = W_DONE
+                w_flags[i] |= FLAG_DONE
+        return 0
+
+    cdef void _merge_stats(self, int n) noexcept nogil:
+        """Pass 1 of the merge: per-action and per-group statistics, the event
+        log, node states, retry counts and worker results."""
+        cdef int i, j, nd
+        cdef int32_t w, node, g, a
+        cdef int8_t out
         cdef float32_t dur
-        cdef bint busy
         cdef bint granular = self.granular
         cdef bint record = self.record_events
-        cdef bint has_prior = self.has_prior
         cdef int max_retries = self.max_retries
         cdef int escalate_after = self.escalate_after
         cdef int64_t visits = self.total_visits, fails = self.total_fail, consec = self.consec_errors
@@ -805,14 +841,11 @@ cdef class Kernel:
         # registers across the byte stores of this loop (char may alias them)
         cdef const int32_t *as_worker = &self.as_worker[0]
         cdef const int32_t *as_act = &self.as_act[0]
-        cdef const int32_t *as_tgt = &self.as_tgt[0]
         cdef const int8_t *as_outcome = &self.as_outcome[0]
         cdef const int32_t *disc_ptr = &self.as_disc_ptr[0]
-        cdef const int32_t *disc = &self.as_disc[0]
-        cdef const int8_t *disc_kind = &self.as_disc_kind[0]
         cdef const float32_t *as_dur = &self.as_dur[0]
-        cdef int32_t *w_node = &self.w_node[0]
-        cdef int32_t *w_group = &self.w_group[0]
+        cdef const int32_t *w_node = &self.w_node[0]
+        cdef const int32_t *w_group = &self.w_group[0]
         cdef uint8_t *w_flags = &self.w_flags[0]
         cdef uint8_t *w_result = &self.w_result[0]
         cdef uint16_t *w_consec = &self.w_consec[0]
@@ -825,10 +858,6 @@ cdef class Kernel:
         cdef uint8_t *n_state = &self.n_state[0]
         cdef uint8_t *n_retries = &self.n_retries[0]
         cdef const uint8_t *is_terminal = &self.is_terminal[0]
-        cdef const int32_t *succ_ptr = &self.succ_ptr[0]
-        cdef const int32_t *var_ptr = &self.var_ptr[0]
-        cdef const int8_t *act_kind = &self.act_kind[0]
-        # ---- pass 1: statistics, events, node states, worker results ----
         for i in range(n):
             w = as_worker[i]
             node = w_node[w]
@@ -864,7 +893,7 @@ cdef class Kernel:
                 self.ev_worker[j] = w
                 self.ev_node[j] = node
                 self.ev_action[j] = a
-                self.ev_target[j] = as_tgt[i]
+                self.ev_target[j] = self.as_tgt[i]
                 self.ev_arg[j] = self.as_arg[i]
                 self.ev_outcome[j] = out
                 self.ev_ndisc[j] = nd
@@ -900,9 +929,20 @@ cdef class Kernel:
         elif n == 1:
             self.prev_prev_action = self.prev_action
             self.prev_action = as_act[0]
-        # ---- pass 2: reopenings and expansions, in the same order, through
-        # the prefetch ring (large graphs are bound by the dedup index's cache
-        # misses) ----
+
+    cdef int _merge_nodes(self, int n) except -1 nogil:
+        """Pass 2 of the merge: release the workers, reopen retried nodes and
+        expand successes, in assignment order, through the prefetch ring
+        (large graphs are bound by the dedup set's cache misses)."""
+        cdef int i
+        cdef int32_t w, node, g
+        cdef int8_t out
+        cdef const int32_t *as_worker = &self.as_worker[0]
+        cdef const int8_t *as_outcome = &self.as_outcome[0]
+        cdef int32_t *w_node = &self.w_node[0]
+        cdef int32_t *w_group = &self.w_group[0]
+        cdef uint8_t *w_flags = &self.w_flags[0]
+        cdef const uint8_t *n_state = &self.n_state[0]
         self.ring_n = 0
         self.ring_done = 0
         for i in range(n):
@@ -914,77 +954,75 @@ cdef class Kernel:
             w_flags[w] &= ~FLAG_BUSY
             out = as_outcome[i]
             if out == OUT_OK:
-                a = as_act[i]
-                t = as_tgt[i]
-                d0 = disc_ptr[i]
-                nd = disc_ptr[i + 1] - d0
-                nt = nd if nd > 0 else 1
-                m = 0
-                for e in range(succ_ptr[a], succ_ptr[a + 1]):
-                    b = self.succ_act[e]
-                    kb = act_kind[b]
-                    v0 = var_ptr[b]
-                    v1 = var_ptr[b + 1]
-                    for j in range(nt):
-                        if nd > 0:
-                            tt = disc[d0 + j]
-                            if kb != 0 and disc_kind[d0 + j] != kb:
-                                continue
-                        else:
-                            tt = t
-                        if tt > MAX_TARGET or tt < -1:
-                            with gil:
-                                raise OverflowError(f"target {tt} outside the packed key range")
-                        if v0 == v1:
-                            if has_prior:
-                                self.sort_k[m] = pack_key(b, tt, -1)
-                                m += 1
-                            else:
-                                self._emit(pack_key(b, tt, -1), node)
-                        else:
-                            for v in range(v0, v1):
-                                if has_prior:
-                                    self.sort_k[m] = pack_key(b, tt, self.var_val[v])
-                                    m += 1
-                                else:
-                                    self._emit(pack_key(b, tt, self.var_val[v]), node)
-                if m > 0:
-                    if m > 1:
-                        self._sort_children(m)
-                    for j in range(m):
-                        self._emit(self.sort_k[j], node)
+                self._expand(i, node)
             elif out == OUT_ERROR and n_state[node] == NODE_ASSIGNED:
                 self._emit(<uint64_t>node, -1 - g)
         self._apply(self.ring_n)
-        if env_done:
-            self.task_done = True
-        self.n_assigned = 0
-        # ---- termination judge ----
-        busy = self.n_busy > 0
-        if self.task_done and self.term_strategy == TERM_FIRST_SUCCESS:
-            self.verdict = V_SUCCESS
-        elif self.term_strategy == TERM_ALL_SUCCEED and self._all_workers_succeeded():
-            self.verdict = V_SUCCESS
-        elif self.max_consec_errors > 0 and self.consec_errors >= self.max_consec_errors:
-            self.verdict = V_MAX_ERRORS
-        elif self.n_open == 0 and not busy:
-            if self.term_strategy == TERM_ALL_COMPLETE and self.task_done:
-                self.verdict = V_SUCCESS
-            elif self.term_strategy == TERM_ALL_SUCCEED and self.task_done:
-                self.verdict = V_INCOMPLETE
-            elif self.on_exhausted == EXHAUSTED_SUCCESS:
-                self.verdict = V_SUCCESS
-            elif self.on_exhausted == EXHAUSTED_FAIL:
-                self.verdict = V_EXHAUSTED
-        self.tick += 1
-        if self.verdict == V_RUNNING and self.max_ticks > 0 and self.tick >= self.max_ticks:
-            self.verdict = V_TIMEOUT
-        if self.verdict != V_RUNNING:
-            for i in range(self.n_workers):
-                if self.verdict == V_SUCCESS and (w_flags[i] & FLAG_SUCCESS):
-                    w_result[i] = W_DONE
-                w_flags[i] |= FLAG_DONE
         return 0
+
+    cdef int _expand(self, int i, int32_t node) except -1 nogil:
+        """Queue the children of action i's success on node: successors (CSR
+        order) x discoveries (in order; none = the node's own target) x
+        param variants (or none), best first under a learned prior. They are
+        collected first (a tight loop with no calls), then queued."""
+        cdef int32_t a = self.as_act[i]
+        cdef int32_t d0 = self.as_disc_ptr[i], d1 = self.as_disc_ptr[i + 1]
+        cdef int32_t e, b, j, tt
+        cdef uint64_t kb_key
+        cdef int64_t m = 0, k
+        cdef uint64_t *kids = &self.sort_k[0]
+        cdef const int32_t *disc = &self.as_disc[0]
+        for e in range(self.succ_ptr[a], self.succ_ptr[a + 1]):
+            b = self.succ_act[e]
+            if d1 > d0 and self.act_kind[b] == 0 and self.var_ptr[b] == self.var_ptr[b + 1]:
+                # the common shape: one child (arg -1, packed as 0) per discovery
+                kb_key = (<uint64_t>b) << (TARGET_BITS + ARG_BITS)
+                for j in range(d0, d1):
+                    tt = disc[j]
+                    if <uint32_t>tt + 1u > <uint32_t>(MAX_TARGET + 1):
+                        return self._bad_target(tt)
+                    kids[m] = kb_key | ((<uint64_t>(<uint32_t>tt + 1u)) << ARG_BITS)
+                    m += 1
+            else:
+                m = self._expand_successor(i, b, m)
+        if m > 1 and self.has_prior:
+            self._sort_children(m)
+        for k in range(m):
+            self._emit(kids[k], node)
+        return 0
+
+    cdef int64_t _expand_successor(self, int i, int32_t b, int64_t m) except -1 nogil:
+        """The children of action i's success for successor b in general: only
+        discoveries of b's target kind, the node's own target when none, one
+        child per param variant. Appends to sort_k from m; returns the new m."""
+        cdef int32_t d0 = self.as_disc_ptr[i], d1 = self.as_disc_ptr[i + 1]
+        cdef int32_t j, j1, v, v0 = self.var_ptr[b], v1 = self.var_ptr[b + 1], tt
+        cdef int8_t kb = self.act_kind[b]
+        cdef uint64_t kt
+        cdef uint64_t kb_key = (<uint64_t>b) << (TARGET_BITS + ARG_BITS)
+        j1 = d1 if d1 > d0 else d0 + 1
+        for j in range(d0, j1):
+            if d1 > d0:
+                tt = self.as_disc[j]
+                if kb != 0 and self.as_disc_kind[j] != kb:
+                    continue
+            else:
+                tt = self.as_tgt[i]
+            if <uint32_t>tt + 1u > <uint32_t>(MAX_TARGET + 1):
+                return self._bad_target(tt)
+            kt = kb_key | ((<uint64_t>(<uint32_t>tt + 1u)) << ARG_BITS)
+            if v0 == v1:                        # no variants: arg -1, packed as 0
+                self.sort_k[m] = kt
+                m += 1
+            else:
+                for v in range(v0, v1):
+                    self.sort_k[m] = kt | <uint64_t>(self.var_val[v] + 1)
+                    m += 1
+        return m
+
+    cdef int _bad_target(self, int32_t tt) except -1 nogil:
+        with gil:
+            raise OverflowError(f"target {tt} outside the packed key range")
 
     cdef inline int _emit(self, uint64_t key, int32_t arg) except -1 nogil:
         """Queue one merge operation (arg >= 0: add child key under parent
