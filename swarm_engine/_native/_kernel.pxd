@@ -260,7 +260,7 @@ cdef class Kernel:
     cdef int _commit(self, int n, int env_done) except -1 nogil
     cdef inline void _merge_stats(self, int n) noexcept nogil
     cdef inline int _merge_nodes(self, int n) except -1 nogil
-    cdef int _expand(self, int i, int32_t node) except -1 nogil
+    cdef inline int _expand(self, int i, int32_t node) except -1 nogil
     cdef int64_t _expand_successor(self, int i, int32_t b, int64_t m) except -1 nogil
     cdef int _bad_target(self, int32_t tt) except -1 nogil
     cdef int _env_step(self, int n) except -1 nogil

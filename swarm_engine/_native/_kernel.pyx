@@ -938,7 +938,7 @@ cdef class Kernel:
             self._apply(self.ring_n)
         return 0
 
-    cdef int _expand(self, int i, int32_t node) except -1 nogil:
+    cdef inline int _expand(self, int i, int32_t node) except -1 nogil:
         """Queue the children of action i's success on node: successors (CSR
         order) x discoveries (in order; none = the node's own target) x
         param variants (or none), best first under a learned prior. They are
