@@ -1,0 +1,1 @@
+"""LoRA adapters learned from recorded LLM decisions (``swarm learn lora``)."""
