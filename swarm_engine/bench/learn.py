@@ -98,7 +98,6 @@ class _Store:
         self.bulk_count = 0
         self._clock = datetime.now(timezone.utc)
         self._pid = os.getpid()
-        self._full_meta = {}
 
     def grow(self, n: int) -> None:
         """Add sessions until there are ``n``."""
