@@ -5,6 +5,7 @@
 #
 #   benchmarks/profile/callgrind.sh OUT grid --shape spread
 #   CACHE=1 benchmarks/profile/callgrind.sh OUT troubleshooting --runs 20000
+#   DUMP_INSTR=1 benchmarks/profile/callgrind.sh OUT grid   (then asm_counts.py)
 #
 # Writes OUT.callgrind (open with callgrind_annotate / kcachegrind) and prints
 # the totals and the top functions. Needs valgrind (apt-get install valgrind).
@@ -14,9 +15,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 # profile the checkout this script lives in, not whatever swarm_engine is installed
 root=$(cd "$here/../.." && pwd)
 cache=()
+if [[ "${DUMP_INSTR:-0}" == 1 ]]; then
+    cache+=(--dump-instr=yes)   # per machine instruction, for asm_counts.py
+fi
 if [[ "${CACHE:-0}" == 1 ]]; then
     # the development machine: 32 KiB 8-way L1d, 32 MiB 16-way L3 (its LL)
-    cache=(--cache-sim=yes --branch-sim=no --D1=32768,8,64 --LL=33554432,16,64)
+    cache+=(--cache-sim=yes --branch-sim=no --D1=32768,8,64 --LL=33554432,16,64)
 fi
 # callgrind honours one --toggle-collect: the call each workload measures
 case "$1" in

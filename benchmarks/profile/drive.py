@@ -3,7 +3,9 @@
 Each workload builds its kernel first and then makes the measured calls, so a
 profiler can count only them: ``--toggle-collect`` on the ``Kernel.step`` /
 ``Kernel.run_batch`` wrappers (see ``callgrind.sh``). Without a profiler the
-script times the same calls (median of ``--repeat``), for a quick check.
+script times the same calls (median of ``--repeat``), for a quick check; the
+rate per CPU second (``time.thread_time``) leaves out the time the process
+was preempted, the larger part of the noise on a shared machine.
 
     python benchmarks/profile/drive.py grid --workers 10000 --grid 1000 --shape spread
     python benchmarks/profile/drive.py troubleshooting --runs 100000
@@ -25,9 +27,10 @@ from swarm_engine.bench.workloads import grid, troubleshooting
 def _grid(args) -> None:
     wl = grid(args.grid, args.workers, args.selector, args.shape, 0.1)
     k = wl.native(node_capacity=node_capacity(args.grid, args.workers))
-    walls, lat = [], []
+    walls, cpus, lat = [], [], []
     for _ in range(args.repeat):
         k.reset(args.seed)
+        c0 = time.thread_time()
         t0 = time.perf_counter()
         if args.per_tick:
             clock = time.perf_counter
@@ -40,10 +43,12 @@ def _grid(args) -> None:
             if k.step(1 << 40) != _kernel.ST_OK:
                 raise RuntimeError("node buffers too small")
         walls.append(time.perf_counter() - t0)
+        cpus.append(time.thread_time() - c0)
     mem = k.memory_bytes()
     print(f"grid {args.grid}x{args.grid} W={args.workers} {args.shape} {args.selector}: "
           f"{k.tick} ticks, {k.total_visits:,} actions, {k.n_nodes:,} nodes, "
-          f"{k.total_visits / statistics.median(walls) / 1e6:.2f}M actions/s (median of {args.repeat})")
+          f"{k.total_visits / statistics.median(walls) / 1e6:.2f}M actions/s (median of {args.repeat}), "
+          f"{k.total_visits / statistics.median(cpus) / 1e6:.2f}M per CPU second")
     if lat:
         arr = np.asarray(lat) * 1e6
         print(f"  tick p50 {np.percentile(arr, 50):.1f} us, p99 {np.percentile(arr, 99):.1f} us, "
@@ -60,19 +65,22 @@ def _troubleshooting(args) -> None:
     out = dict(success=np.zeros(R, np.uint8), verdict=np.zeros(R, np.int8), ticks=np.zeros(R, np.int64),
                actions=np.zeros(R, np.int64), failed=np.zeros(R, np.int64), wall=np.zeros(R),
                by_action=np.zeros((R, A), np.int64), done=np.zeros(R, np.uint8))
-    walls = []
+    walls, cpus = [], []
     for _ in range(args.repeat):
+        c0 = time.thread_time()
         t0 = time.perf_counter()
         r, status = k.run_batch(seeds, 0, False, out["success"], out["verdict"], out["ticks"],
                                 out["actions"], out["failed"], out["wall"], out["by_action"],
                                 0.0, out["done"])
         walls.append(time.perf_counter() - t0)
+        cpus.append(time.thread_time() - c0)
         if r != R or status != _kernel.ST_OK:
             raise RuntimeError("batch stopped early")
     acts = int(out["actions"].sum())
     print(f"troubleshooting: {R:,} runs, {acts:,} actions, success {out['success'].mean():.4f}, "
           f"{acts / statistics.median(walls) / 1e6:.2f}M actions/s, "
-          f"{R / statistics.median(walls) / 1e6:.2f}M runs/s (median of {args.repeat}); "
+          f"{R / statistics.median(walls) / 1e6:.2f}M runs/s (median of {args.repeat}), "
+          f"{acts / statistics.median(cpus) / 1e6:.2f}M actions per CPU second; "
           f"checksum {int(out['ticks'].sum())}/{acts}/{int(out['failed'].sum())}")
 
 

@@ -187,6 +187,7 @@ cdef class Kernel:
     cdef int32_t ring_arg[64]             # parent node (add), or -1 - group (reopen)
     cdef int64_t ring_n                   # operations queued this tick
     cdef int64_t ring_done                # operations applied this tick
+    cdef bint merge_direct                # this tick cannot fill the ring: apply each operation at once
     # ---- learned child ordering (empty = discovery order) ----
     cdef float64_t[::1] prior_t           # (A * prior_tn,) score per (action, target)
     cdef float64_t[::1] prior_v           # (A * prior_vn,) score per (action, arg value)
@@ -254,6 +255,7 @@ cdef class Kernel:
     cdef int32_t _new_node(self, uint64_t key, int32_t parent) except -2 nogil
     cdef inline int _emit(self, uint64_t key, int32_t arg) except -1 nogil
     cdef int _apply(self, int64_t upto) except -1 nogil
+    cdef int _apply_now(self, uint64_t key, int32_t arg) except -1 nogil
     cdef double _prior_score(self, uint64_t key) noexcept nogil
     cdef void _sort_children(self, int64_t m) noexcept nogil
     cdef int _plan(self) except -1 nogil

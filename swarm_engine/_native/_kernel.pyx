@@ -922,6 +922,11 @@ cdef class Kernel:
         cdef const uint8_t *n_state = &self.n_state[0]
         self.ring_n = 0
         self.ring_done = 0
+        # a tick that cannot fill the ring (W x the most children one success
+        # can add < RING_SIZE - RING_AHEAD) would only queue its operations to
+        # apply them all at the end: apply each at once instead (troubleshooting,
+        # one worker: 3% fewer instructions per run)
+        self.merge_direct = <int64_t>self.n_workers * max(1, self.max_children) < RING_SIZE - RING_AHEAD
         for i in range(n):
             w = as_worker[i]
             node = w_node[w]
@@ -933,7 +938,10 @@ cdef class Kernel:
             if out == OUT_OK:
                 self._expand(i, node)
             elif out == OUT_ERROR and n_state[node] == NODE_ASSIGNED:
-                self._emit(<uint64_t>node, -1 - g)
+                if self.merge_direct:
+                    self._apply_now(<uint64_t>node, -1 - g)
+                else:
+                    self._emit(<uint64_t>node, -1 - g)
         if self.ring_done < self.ring_n:
             self._apply(self.ring_n)
         return 0
@@ -965,8 +973,12 @@ cdef class Kernel:
                 m = self._expand_successor(i, b, m)
         if m > 1 and self.has_prior:
             self._sort_children(m)
-        for k in range(m):
-            self._emit(kids[k], node)
+        if self.merge_direct:
+            for k in range(m):
+                self._apply_now(kids[k], node)
+        else:
+            for k in range(m):
+                self._emit(kids[k], node)
         return 0
 
     cdef int64_t _expand_successor(self, int i, int32_t b, int64_t m) except -1 nogil:
@@ -1007,17 +1019,26 @@ cdef class Kernel:
         arg; arg < 0: reopen node key in group -1 - arg), prefetching a
         child's dedup slot. Queued operations are applied in order, in
         batches, each at least RING_AHEAD operations after its prefetch."""
-        cdef int j = <int>(self.ring_n & (RING_SIZE - 1))
+        cdef int j
         cdef uint64_t h = 0
         if arg >= 0:
             h = swarm_hash64(key)
             swarm_keyset_prefetch_h(&self.node_index, h)
+        j = <int>(self.ring_n & (RING_SIZE - 1))
         self.ring_key[j] = key
         self.ring_hash[j] = h
         self.ring_arg[j] = arg
         self.ring_n += 1
         if self.ring_n - self.ring_done >= RING_SIZE - RING_AHEAD:
             self._apply(self.ring_n - RING_AHEAD)
+        return 0
+
+    cdef int _apply_now(self, uint64_t key, int32_t arg) except -1 nogil:
+        """One merge operation (see _emit), applied at once."""
+        if arg >= 0:
+            self._add_key(key, swarm_hash64(key), arg)
+        else:
+            self._push_open(-1 - arg, <int32_t>key)
         return 0
 
     cdef int _apply(self, int64_t upto) except -1 nogil:
