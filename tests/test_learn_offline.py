@@ -188,3 +188,23 @@ def test_optimal_params_analysis_by_hand():
     assert p.strategy_config.maturity_threshold == 5                 # (12 + 24) / 12 = 3 -> at least 5
     assert p.strategy_config.error_rate_threshold == round(6 / 36 + 0.1, 4)       # 6 failed of 36
     assert p.parameters.ucb1_c == 0.7
+
+
+def test_in_process_llm_eval_gets_the_active_lora_adapter(home, capsys):
+    from swarm_engine.learn.eval_session import LearningSession
+    from swarm_engine.learn.lora.active import set_active
+
+    sc = load_scenario(SCENARIOS / "llm" / "internal_diagnosis_llm.toml")
+    assert sc.spec.llm.provider == "llama-cpp" and not sc.spec.llm.lora
+    store = _store(home)
+    key = "user_internal_diagnosis_llm"
+    assert LearningSession.open(sc, store=store).adapter is None            # none trained yet
+    adapter = store.scenario_dir(key) / "lora" / "v3" / "adapter.gguf"
+    adapter.parent.mkdir(parents=True)
+    adapter.write_bytes(b"GGUF")               # the pointer is what is checked here, not the file
+    set_active(store, key, 3)
+    s = LearningSession.open(sc, store=store, say=print)
+    assert s.adapter == 3 and s.scenario.spec.llm.lora == [str(adapter.resolve())]
+    assert "LoRA adapter loaded: v3" in capsys.readouterr().out
+    assert LearningSession.open(sc, store=store, use_model=False).adapter is None   # --no-learned-model
+    assert s.close(None, 42)["lora_version"] == 3

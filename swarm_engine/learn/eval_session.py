@@ -9,8 +9,11 @@ Used by ``swarm eval`` and ``swarm run``::
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass
+
+import msgspec
 from typing import Any, Callable
 
 from swarm_engine.eval.loader import Scenario
@@ -37,6 +40,7 @@ class LearningSession:
     store: LearningStore
     model: OfflineModel | None
     recorder: SessionRecorder | None
+    adapter: int | None = None         # the LoRA adapter version applied (in-process), if any
 
     @classmethod
     def open(cls, scenario: Scenario, *, learning: bool = False, key: str | None = None,
@@ -52,18 +56,21 @@ class LearningSession:
                 say(f"Offline model loaded: {model.summary()}")
         elif model is not None:
             model = None
+        adapter = None
+        if use_model and scenario.llm_managed:
+            scenario, adapter = _with_active_adapter(scenario, store, k, say)
         recorder = None
         if learning:
             recorder = SessionRecorder(
                 scenario.actions, list(scenario.rules.args.values) if scenario.rules else [],
                 scenario.config.selector.strategy, target_name=scenario.binding.target_names,
                 base_stats=store.load_stats(k), model=model, online=True)
-        return cls(scenario, k, store, model, recorder)
+        return cls(scenario, k, store, model, recorder, adapter)
 
     def close(self, result, seed: int, say: Say = None) -> dict[str, Any]:
         """Write the session (when learning); the report's "learning" section."""
         out: dict[str, Any] = {"key": self.key, "model_version": self.model.version if self.model else None,
-                               "recorded": False}
+                               "lora_version": self.adapter, "recorded": False}
         if self.recorder is None:
             return out
         stats = self.recorder.finish(result.success)
@@ -80,3 +87,22 @@ class LearningSession:
                 + (f", {len(self.recorder.decisions)} LLM decisions" if self.recorder.decisions else "")
                 + f" recorded in {session}")
         return out
+
+
+def _with_active_adapter(scenario: Scenario, store: LearningStore, key: str, say: Say):
+    """An in-process (llama-cpp) LLM scenario without adapters of its own gets the
+    key's active LoRA adapter (``swarm learn lora``). A llama-server gets it
+    through blue-green serving instead (``swarm learn daemon --serve``)."""
+    llm = scenario.spec.llm
+    if llm.provider != "llama-cpp" or llm.lora:
+        return scenario, None
+    from swarm_engine.learn.lora.active import active_adapter, active_version
+
+    path = active_adapter(store, key)
+    if path is None:
+        return scenario, None
+    version = active_version(store, key)
+    spec = msgspec.structs.replace(scenario.spec, llm=msgspec.structs.replace(llm, lora=[str(path)]))
+    if say:
+        say(f"LoRA adapter loaded: v{version} ({path})")
+    return dataclasses.replace(scenario, spec=spec), version
