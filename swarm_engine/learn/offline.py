@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import msgspec
+
 from swarm_engine.errors import SwarmError
 from swarm_engine.eval.loader import Scenario, load_scenario
 from swarm_engine.exploration.selectors import SelectorConfig
@@ -84,6 +86,14 @@ def resolve_target(target: str | Path, store: LearningStore, key: str | None = N
 
 
 def _newest_meta(store: LearningStore, key: str) -> dict:
+    """Where the key's newest session says its scenario is: scenario.json (written
+    with every session), else a scan of the sessions, newest first."""
+    try:
+        meta = msgspec.json.decode((store.scenario_dir(key) / "scenario.json").read_bytes())
+        if isinstance(meta, dict) and meta.get("scenario_path"):
+            return meta
+    except (OSError, msgspec.DecodeError):
+        pass
     for s in reversed(store.sessions(key)):
         meta, _ = store.load_session(s) if (s / "meta.json").exists() else ({}, None)
         if meta.get("scenario_path"):
