@@ -10,8 +10,8 @@ from swarm_engine._native._hashmap cimport swarm_index_t
 from swarm_engine._native._rng cimport swarm_rng_t
 from swarm_engine._native._envctx cimport EnvCtx, StepOut
 
-# csrc/hashmap.h: the set of node keys (the graph map's dedup index) and the
-# probes that take a hash the caller already computed
+# csrc/hashmap.h: the set of node keys (the graph map's dedup index), the
+# probes that take a hash the caller already computed, and the per-run resets
 cdef extern from "hashmap.h" nogil:
     ctypedef struct swarm_keyset_t:
         uint64_t *slots   # 0 = empty, else key + 1
@@ -20,6 +20,8 @@ cdef extern from "hashmap.h" nogil:
     int swarm_keyset_init(swarm_keyset_t *ks, int64_t expected)
     void swarm_keyset_free(swarm_keyset_t *ks)
     void swarm_keyset_clear_keys(swarm_keyset_t *ks, const uint64_t *keys, int64_t n)
+    void swarm_keyset_reset(swarm_keyset_t *ks)
+    void swarm_index_reset(swarm_index_t *ix)          # the group index (declared in _hashmap.pxd)
     int swarm_keyset_add_h(swarm_keyset_t *ks, uint64_t key, uint64_t h)
     int swarm_keyset_has(const swarm_keyset_t *ks, uint64_t key)
     void swarm_keyset_prefetch_h(const swarm_keyset_t *ks, uint64_t h)
@@ -260,7 +262,6 @@ cdef class Kernel:
     cdef void _sort_children(self, int64_t m) noexcept nogil
     cdef int _plan(self) except -1 nogil
     cdef int _commit(self, int n, int env_done) except -1 nogil
-    cdef inline void _merge_stats(self, int n) noexcept nogil
     cdef inline int _merge_nodes(self, int n) except -1 nogil
     cdef inline int _expand(self, int i, int32_t node) except -1 nogil
     cdef int64_t _expand_successor(self, int i, int32_t b, int64_t m) except -1 nogil

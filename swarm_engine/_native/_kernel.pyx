@@ -21,7 +21,7 @@ Workers picked in the same tick add a virtual visit to their group (the
 from libc.math cimport sqrt, log, INFINITY
 from libc.string cimport memset
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
-from swarm_engine._native._hashmap cimport (swarm_index_init, swarm_index_free, swarm_index_clear_keys,
+from swarm_engine._native._hashmap cimport (swarm_index_init, swarm_index_free,
                                             swarm_index_find,
                                             swarm_index_get_or_put, swarm_index_bytes,
                                             swarm_hash64)
@@ -335,9 +335,9 @@ cdef class Kernel:
         swarm_rng_seed(&self.rng, seed, 1)
         if env_reset(&self.env, seed) < 0:
             return -1
-        swarm_keyset_clear_keys(&self.node_index, &self.n_key[0], self.n_nodes)
+        swarm_keyset_reset(&self.node_index)
         if self.granular:
-            swarm_index_clear_keys(&self.group_index, &self.g_key[0], self.n_groups)
+            swarm_index_reset(&self.group_index)
             self.n_groups = 0
         else:
             self.n_groups = self.n_actions
@@ -785,56 +785,22 @@ cdef class Kernel:
         """Merge phase for the n assignments of this tick, then advance.
 
         Two passes over the tick's actions, in assignment order: the first
-        (_merge_stats) updates statistics, events, node states and workers;
-        the second (_merge_nodes) reopens retried nodes and expands
-        successes. Every statistic is final before the first child is queued
-        (a group visited this tick is not "fresh"), which is what the
-        reference's on-the-spot merge sees, since nothing it decides reads
-        what the expansions change."""
-        cdef int i
-        cdef uint8_t *w_flags = &self.w_flags[0]
-        cdef uint8_t *w_result = &self.w_result[0]
-        self._merge_stats(n)
-        self._merge_nodes(n)
-        if env_done:
-            self.task_done = True
-        self.n_assigned = 0
-        # ---- termination judge ----
-        if self.task_done and self.term_strategy == TERM_FIRST_SUCCESS:
-            self.verdict = V_SUCCESS
-        elif self.term_strategy == TERM_ALL_SUCCEED and self._all_workers_succeeded():
-            self.verdict = V_SUCCESS
-        elif self.max_consec_errors > 0 and self.consec_errors >= self.max_consec_errors:
-            self.verdict = V_MAX_ERRORS
-        elif self.n_open == 0 and self.n_busy == 0:
-            if self.term_strategy == TERM_ALL_COMPLETE and self.task_done:
-                self.verdict = V_SUCCESS
-            elif self.term_strategy == TERM_ALL_SUCCEED and self.task_done:
-                self.verdict = V_INCOMPLETE
-            elif self.on_exhausted == EXHAUSTED_SUCCESS:
-                self.verdict = V_SUCCESS
-            elif self.on_exhausted == EXHAUSTED_FAIL:
-                self.verdict = V_EXHAUSTED
-        self.tick += 1
-        if self.verdict == V_RUNNING and self.max_ticks > 0 and self.tick >= self.max_ticks:
-            self.verdict = V_TIMEOUT
-        if self.verdict != V_RUNNING:
-            for i in range(self.n_workers):
-                if self.verdict == V_SUCCESS and (w_flags[i] & FLAG_SUCCESS):
-                    w_result[i] = W_DONE
-                w_flags[i] |= FLAG_DONE
-        return 0
-
-    cdef inline void _merge_stats(self, int n) noexcept nogil:
-        """Pass 1 of the merge: per-action and per-group statistics, the event
-        log, node states, retry counts and worker results. (Columns are read
-        through the memoryviews: hoisting their pointers cost more per call
-        than it saved per action, measured with one worker.)"""
+        (below) updates statistics, events, node states and workers; the
+        second (_merge_nodes) reopens retried nodes and expands successes.
+        Every statistic is final before the first child is queued (a group
+        visited this tick is not "fresh"), which is what the reference's
+        on-the-spot merge sees, since nothing it decides reads what the
+        expansions change. (Pass 1 reads columns through the memoryviews:
+        hoisting their pointers cost more per one-worker tick than it saved
+        per action.)"""
         cdef int i, j, nd
         cdef int32_t w, node, g, a
         cdef int8_t out
         cdef float32_t dur
         cdef int64_t visits = self.total_visits, fails = self.total_fail, consec = self.consec_errors
+        cdef uint8_t *w_flags = &self.w_flags[0]
+        cdef uint8_t *w_result = &self.w_result[0]
+        # ---- pass 1: statistics, events, node states, worker results ----
         for i in range(n):
             w = self.as_worker[i]
             node = self.w_node[w]
@@ -906,6 +872,36 @@ cdef class Kernel:
         elif n == 1:
             self.prev_prev_action = self.prev_action
             self.prev_action = self.as_act[0]
+        # ---- pass 2 ----
+        self._merge_nodes(n)
+        if env_done:
+            self.task_done = True
+        self.n_assigned = 0
+        # ---- termination judge ----
+        if self.task_done and self.term_strategy == TERM_FIRST_SUCCESS:
+            self.verdict = V_SUCCESS
+        elif self.term_strategy == TERM_ALL_SUCCEED and self._all_workers_succeeded():
+            self.verdict = V_SUCCESS
+        elif self.max_consec_errors > 0 and self.consec_errors >= self.max_consec_errors:
+            self.verdict = V_MAX_ERRORS
+        elif self.n_open == 0 and self.n_busy == 0:
+            if self.term_strategy == TERM_ALL_COMPLETE and self.task_done:
+                self.verdict = V_SUCCESS
+            elif self.term_strategy == TERM_ALL_SUCCEED and self.task_done:
+                self.verdict = V_INCOMPLETE
+            elif self.on_exhausted == EXHAUSTED_SUCCESS:
+                self.verdict = V_SUCCESS
+            elif self.on_exhausted == EXHAUSTED_FAIL:
+                self.verdict = V_EXHAUSTED
+        self.tick += 1
+        if self.verdict == V_RUNNING and self.max_ticks > 0 and self.tick >= self.max_ticks:
+            self.verdict = V_TIMEOUT
+        if self.verdict != V_RUNNING:
+            for i in range(self.n_workers):
+                if self.verdict == V_SUCCESS and (w_flags[i] & FLAG_SUCCESS):
+                    w_result[i] = W_DONE
+                w_flags[i] |= FLAG_DONE
+        return 0
 
     cdef inline int _merge_nodes(self, int n) except -1 nogil:
         """Pass 2 of the merge: release the workers, reopen retried nodes and
