@@ -1420,14 +1420,18 @@ cdef class Kernel:
     def memory_bytes(self):
         """Bytes held per part: nodes (arrays + dedup index), groups, workers, events."""
         node_b = self.node_cap * (8 + 4 + 4 + 4 + 1 + 1) + swarm_keyset_bytes(&self.node_index)
-        group_b = self.group_cap * (8 + 4 * 6 + 8 * 5 + 4 * 2)
+        # key; head, tail, count, active_pos, fresh_next, fresh_prev, vv; score
+        # and four statistics; active[] and heap[]
+        group_b = self.group_cap * (8 + 4 * 7 + 8 * 5 + 4 * 2)
         if self.granular:
             group_b += swarm_index_bytes(&self.group_index)
         # per worker: its columns (w_*, 17 B) and one tick's assignment and
         # result arrays (as_*, 25 B), plus the discoveries one tick can return
-        # (4 + 1 B each) and the child-sort scratch of the learned ordering
+        # (4 + 1 B each) and the children of one expansion (8 B each; 32 with
+        # the learned ordering's sort scratch)
         worker_b = self.n_workers * (4 + 4 + 1 + 1 + 2 + 4 + 1) + self.n_workers * (4 * 4 + 1 + 4 + 4) \
-            + self.disc_cap * 5 + self.sort_k.shape[0] * 32
+            + self.disc_cap * 5 + 8 * (self.sort_k.shape[0] + self.sort_k2.shape[0]
+                                       + self.sort_s.shape[0] + self.sort_s2.shape[0])
         event_b = self.event_cap * (4 * 8 + 2 + 4) if self.record_events else 0
         return {"nodes": node_b, "node_capacity": self.node_cap, "groups": group_b,
                 "workers": worker_b, "events": event_b}
