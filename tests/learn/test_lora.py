@@ -146,7 +146,8 @@ def test_split_forward_is_the_full_forward():
 
     records, _ = collect_decisions(load_scenario(DIAG_LLM), [300, 301], invoker=RandomPicker(2))
     examples = build_examples(records)[:3]
-    with LoraTrainer(config=TrainConfig(steps=1, layers=4, targets="q,v", lr=5e-3)) as t:
+    # format_weight 1: every answer token weighs the same, so the loss is the plain mean
+    with LoraTrainer(config=TrainConfig(steps=1, layers=4, targets="q,v", lr=5e-3, format_weight=1.0)) as t:
         t.train(examples)                              # a nonzero adapter
         loss, n = t.batch_loss(examples)
         full = np.concatenate(t.answer_logprobs(examples))
