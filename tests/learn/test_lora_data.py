@@ -102,6 +102,8 @@ def test_failed_runs_and_single_choices_give_no_examples(recorded):
     _, records, _ = recorded
     failed = [{**r, "run_success": False} for r in records]
     assert build_examples(failed) == []
+    unflagged = [{k: v for k, v in r.items() if k != "run_success"} for r in records]
+    assert build_examples(unflagged) == build_examples(records)
     single = [{**r, "choices": r["choices"][:1]} for r in records]
     assert build_examples(single) == []
 
@@ -216,3 +218,50 @@ def test_example_json_keeps_the_pair():
     d = e.to_json()
     assert d["rejected"] == '{"tool": "A", "target": "x"}' and d["messages"][-1]["content"] == '{"tool": "B"}'
     assert Example.from_json(d) == e
+
+
+# ---------------------------------------------------------------- CLI errors: one line, exit 1
+
+
+@pytest.fixture
+def cli(monkeypatch, tmp_path, capsys):
+    from swarm_engine.cli.main import main
+
+    monkeypatch.setenv("SWARM_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("SWARM_DEBUG", raising=False)
+
+    def run(*args: str) -> tuple[int, list[str]]:
+        rc = main(["learn", "lora", *map(str, args)])
+        err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        return rc, err
+
+    return run
+
+
+def test_cli_without_the_train_extra_says_how_to_install_it(cli, monkeypatch):
+    import swarm_engine.learn.lora.train as train
+
+    monkeypatch.setattr(train.importlib.util, "find_spec", lambda name: None)
+    rc, err = cli(DIAG_LLM)
+    assert rc == 1 and len(err) == 1
+    assert "needs the 'train' extra" in err[0] and "pip install torch==2.13.0" in err[0]
+
+
+def test_cli_without_recorded_decisions_is_one_line(cli, monkeypatch):
+    import swarm_engine.learn.lora.train as train
+
+    monkeypatch.setattr(train, "train_unavailable", lambda: None)
+    rc, err = cli(DIAG_LLM)
+    assert rc == 1 and len(err) == 1
+    assert "no recorded LLM decisions for 'user_internal_diagnosis_llm'" in err[0]
+    assert "swarm eval SCENARIO --learning" in err[0]
+    rc, err = cli("no_such_key")
+    assert rc == 1 and len(err) == 1 and "neither a scenario file nor a learning key" in err[0]
+
+
+def test_cli_rejects_unknown_targets(cli, monkeypatch):
+    import swarm_engine.learn.lora.train as train
+
+    monkeypatch.setattr(train, "train_unavailable", lambda: None)
+    rc, err = cli(DIAG_LLM, "--targets", "q,zz")
+    assert rc == 1 and len(err) == 1 and "unknown LoRA target 'zz'" in err[0]

@@ -22,7 +22,8 @@ model mostly gets wrong). Within one successful run:
 
 This assumes an action's outcome does not depend on when it was tried, which
 holds for dependency-graph scenarios: a candidate is only offered once its
-prerequisites succeeded. Runs that failed give no labels. Decisions with a
+prerequisites succeeded. Runs that failed (``run_success`` false) give no
+labels; records without the flag are taken as from a successful run. Decisions with a
 single candidate teach nothing and are left out.
 
 Every example keeps its ``seed``, so held-out seeds (:func:`split_by_seed`)
@@ -209,7 +210,9 @@ def build_examples(records: Iterable[dict], *, min_choices: int = 2) -> list[Exa
     out: list[Example] = []
     seen: set[tuple] = set()
     for (session, run, seed), recs in runs.items():
-        if not any(r.get("run_success") for r in recs):
+        # a run known to have failed gives no labels; a record without the flag
+        # (an older writer) counts as successful: its labels are outcomes anyway
+        if any(r.get("run_success") is False for r in recs):
             continue
         ok: set[Key] = set()
         failed: set[Key] = set()

@@ -112,6 +112,12 @@ def parse_targets(spec: str | Sequence[str]) -> tuple[str, ...]:
 class TrainConfig:
     """Hyper-parameters of one training.
 
+    The defaults are what taught SmolLM2-135M the internal_diagnosis fixes
+    (held-out decisions 17% -> 58%, the fix itself 1/16 -> 11/16, trained on
+    200 examples). Measured alternatives on the same data: q, v and the MLP on
+    the top 6 blocks, rank 8, 150 steps: 33% (5/16 fixes); q and v only with
+    a plain token mean, 80 steps: no better than the base model.
+
     Attributes
     ----------
     steps: optimizer steps.
@@ -131,12 +137,12 @@ class TrainConfig:
     device: ``"cpu"``, ``"cuda"``...; default CUDA when available.
     """
 
-    steps: int = 150
-    rank: int = 8
-    alpha: float = 16.0
-    targets: tuple[str, ...] = ("q_proj", "v_proj")
+    steps: int = 250
+    rank: int = 16
+    alpha: float = 32.0
+    targets: tuple[str, ...] = ("q_proj", "v_proj", "gate_proj", "up_proj", "down_proj")
     layers: int = 10
-    lr: float = 1e-3
+    lr: float = 2e-3
     batch: int = 4
     seed: int = 0
     format_weight: float = 0.1
