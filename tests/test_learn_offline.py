@@ -120,8 +120,15 @@ def test_rollback_and_show(home, capsys):
     assert "Recommended paths" in shown and "ParseConfig" in shown and "Learned priors" in shown
     assert main(["learn", "rollback", "user_internal_diagnosis"]) == 0
     assert store.load_model("user_internal_diagnosis").version == 1
-    assert main(["learn", "rollback", "user_internal_diagnosis"]) == 1     # nothing before v1
-    assert "no earlier model version" in capsys.readouterr().err.replace("\n", " ")
+    assert main(["learn", "rollback", "user_internal_diagnosis"]) == 0     # v1 -> the scenario's settings
+    assert store.load_model("user_internal_diagnosis") is None
+    assert "no model (the scenario's own settings)" in capsys.readouterr().out.replace("\n", " ")
+    assert main(["learn", "rollback", "user_internal_diagnosis"]) == 1     # nothing in use
+    assert "no offline model in use" in capsys.readouterr().err.replace("\n", " ")
+    assert main(["learn", "rollback", "user_internal_diagnosis", "--to", "7"]) == 1
+    assert "no model version 7 kept (kept: v1, v2)" in capsys.readouterr().err.replace("\n", " ")
+    assert main(["learn", "rollback", "user_internal_diagnosis", "--to", "2"]) == 0
+    assert store.load_model("user_internal_diagnosis").version == 2
     assert main(["learn", "status", "user_internal_diagnosis"]) == 0
     assert "60 (60 successful) in 2 sessions" in capsys.readouterr().out
 

@@ -163,16 +163,21 @@ def _alive(pid) -> bool:
 
 
 def rollback_command(target: str = TARGET, key: Optional[str] = KEY,
-                     to: Optional[int] = typer.Option(None, "--to", min=1, help="Version to go back to.")) -> None:
-    """Put the previous offline model version (or --to N) back in use."""
+                     to: Optional[int] = typer.Option(None, "--to", min=0,
+                                                      help="Version to go back to (0: no model).")) -> None:
+    """Put the previous offline model version (or --to N) back in use; from the
+    first version, back to the scenario's own settings."""
     store = _store()
     k, _ = resolve_target(target, store, key)
     before = store.load_model(k)
-    m = store.rollback_model(k, to)
-    if m is None:
-        raise LearnError(f"learning key '{k}': no earlier model version to roll back to "
-                         f"(kept: {', '.join(f'v{v}' for v in store.model_versions(k)) or 'none'})")
-    _say(f"{k}: offline model v{before.version if before else '?'} -> v{m.version} ({m.summary()})")
+    done, m = store.rollback_model(k, to)
+    kept = ", ".join(f"v{v}" for v in store.model_versions(k)) or "none"
+    if not done:
+        what = f"no model version {to} kept" if to else "no offline model in use"
+        raise LearnError(f"learning key '{k}': {what} (kept: {kept})")
+    was = f"v{before.version}" if before else "none"
+    now = f"v{m.version} ({m.summary()})" if m else "no model (the scenario's own settings)"
+    _say(f"{k}: offline model {was} -> {now}; kept: {kept}")
 
 
 def register(app: typer.Typer) -> None:

@@ -267,20 +267,29 @@ class LearningStore:
         write_json_atomic(self.offline_model_path(key), model)
         return version
 
-    def rollback_model(self, key: str, to: int | None = None):
-        """Put the version before the one in use (or ``to``) back in use; returns
-        it, or None when there is nothing to go back to."""
+    def rollback_model(self, key: str, to: int | None = None) -> tuple[bool, Any]:
+        """Put the version before the one in use (or ``to``) back in use.
+
+        Going back from the first version, or ``to=0``, removes the model in
+        use: the next eval runs on the scenario's own settings (every version
+        stays in ``models/`` for ``--to N``). Returns ``(done, model)``;
+        ``model`` is None when no model is in use afterwards, ``done`` False
+        when there was nothing to go back to."""
         with self.model_lock(key):
             current = self.load_model(key)
-            versions = self.model_versions(key)
+            path = self.offline_model_path(key)
             if to is None:
-                cur = current.version if current is not None else max(versions, default=0) + 1
-                older = [v for v in versions if v < cur]
-                if not older:
-                    return None
-                to = older[-1]
+                if current is None:
+                    return False, None
+                older = [v for v in self.model_versions(key) if v < current.version]
+                to = older[-1] if older else 0
+            if to == 0:
+                if not path.exists():
+                    return False, None
+                path.unlink()
+                return True, None
             model = self.load_model_version(key, to)
             if model is None:
-                return None
-            write_json_atomic(self.offline_model_path(key), model)
-            return model
+                return False, None
+            write_json_atomic(path, model)
+            return True, model
