@@ -83,7 +83,7 @@ def _si(x: float) -> str:
     for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if x >= div:
             return f"{x / div:.2f}{unit}"
-    return f"{x:.0f}"
+    return f"{x:.0f}" if x >= 10 else f"{x:.2g}"      # LLM-managed runs: 0.45, not 0
 
 
 def _row(result: EvalResult, report: dict) -> list[str]:
