@@ -140,7 +140,9 @@ def test_real_server_killed_mid_run_falls_back(tmp_path):
 
     with start_server(home=tmp_path, parallel=2, ctx_size=4096, threads=1) as server:
         sc = load_scenario(LLM_SCENARIO, overrides={"llm": {"endpoint": server.url, "timeout": 20.0},
-                                                     "environment": {"params": {"services": 8}}})
+                                                     # two faults: model decisions remain after the server dies
+                                                     "environment": {"params": {"services": 12, "faults": 2,
+                                                                                "noise": 0.5, "log_noise": 0.5}}})
         from swarm_engine.llm.factory import make_invoker
 
         runner = InvokerRunner(make_invoker(sc.spec.llm))

@@ -158,7 +158,9 @@ class LlmManager:
             ask = np.zeros(0, np.int64)
         if ask.size:
             choices = self._candidates(swarm)
-            if choices:
+            # one candidate is no decision: the selector takes it without a model round
+            # trip (in internal_diagnosis_llm ~15% of the calls were ParseConfig alone)
+            if len(choices) > 1:
                 requests = [self._request(swarm, int(x), choices) for x in ask]
                 for x in ask:
                     k.set_waiting(int(x), True)

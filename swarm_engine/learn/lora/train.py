@@ -218,6 +218,16 @@ def _no_gguf_progress_bar() -> Iterator[None]:
             gguf_utils.tqdm = old
 
 
+def _cache_kwarg(layer_type: type) -> str:
+    """The decoder layer's KV-cache argument: ``cache`` from transformers 5.24
+    (``past_key_values`` is deprecated there, a FutureWarning), before that
+    ``past_key_values``."""
+    import inspect
+
+    params = inspect.signature(layer_type.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
 class _KV:
     """A stand-in for transformers' KV cache (attention layers only call
     ``update``): keys/values of earlier segments that new tokens attend to.
@@ -399,8 +409,9 @@ class LoraTrainer:
     def _blocks(self, h: Any, lo: int, hi: int, pos: Any, mask: Any, cache: _KV | None) -> Any:
         """Run blocks ``lo:hi`` on hidden states ``h`` (B, T, d) at positions ``pos`` (B, T)."""
         pe = self._core.rotary_emb(h, pos)
+        kv = {_cache_kwarg(type(self._core.layers[0])): cache}
         for layer in self._core.layers[lo:hi]:
-            h = layer(h, attention_mask=mask, position_ids=pos, past_key_values=cache, position_embeddings=pe)
+            h = layer(h, attention_mask=mask, position_ids=pos, position_embeddings=pe, **kv)
             if isinstance(h, tuple):                      # older transformers return (hidden, ...)
                 h = h[0]
         return h
