@@ -54,7 +54,9 @@ def _summary(res) -> Table:
             b = acc["base"]["by_action"].get(action, {"n": 0, "correct": 0})
             x = acc["adapter"]["by_action"][action]
             t.add_row(f"  {action}", f"base {b['correct']}/{b['n']} -> adapter {x['correct']}/{x['n']}")
-    t.add_row("active", f"v{res.version}" if res.activated else "unchanged (--no-activate)")
+    held_back = any("is not activated" in p for p in res.problems)
+    why = "held-out accuracy below the base model" if held_back else "--no-activate"
+    t.add_row("active", f"v{res.version}" if res.activated else f"unchanged ({why})")
     t.add_row("total", f"{res.seconds:.0f} s")
     return t
 
@@ -75,7 +77,8 @@ def lora_command(
     evaluate: bool = typer.Option(False, "--eval/--no-eval",
                                   help="Measure held-out decision accuracy with vs without the adapter."),
     eval_max: int = typer.Option(48, "--eval-max", min=1, help="Held-out decisions asked by --eval."),
-    activate: bool = typer.Option(True, "--activate/--no-activate", help="Make the new adapter the active one."),
+    activate: bool = typer.Option(True, "--activate/--no-activate", help="Make the new adapter the active one "
+                                                                     "(with --eval: only when no worse than the base)."),
     model: Optional[str] = typer.Option(None, "-m", "--model", help="Base GGUF model [SmolLM2-135M-Instruct]."),
     seed: int = typer.Option(0, "--seed", min=0, help="Shuffling and initialisation seed."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for training."),

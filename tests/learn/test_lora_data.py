@@ -265,3 +265,18 @@ def test_cli_rejects_unknown_targets(cli, monkeypatch):
     monkeypatch.setattr(train, "train_unavailable", lambda: None)
     rc, err = cli(DIAG_LLM, "--targets", "q,zz")
     assert rc == 1 and len(err) == 1 and "unknown LoRA target 'zz'" in err[0]
+
+
+def _acc(correct: int, n: int) -> dict:
+    return {"n": n, "correct": correct, "accuracy": correct / n if n else None}
+
+
+def test_an_adapter_worse_than_the_base_is_held_back():
+    from swarm_engine.learn.lora.pipeline import worse_than_base
+
+    assert worse_than_base(None) is None                                     # not measured: not worse
+    assert worse_than_base({"base": _acc(6, 48), "adapter": _acc(36, 48)}) is None
+    assert worse_than_base({"base": _acc(6, 20), "adapter": _acc(6, 20)}) is None   # a tie is not worse
+    assert worse_than_base({"base": _acc(0, 0), "adapter": _acc(0, 0)}) is None
+    why = worse_than_base({"base": _acc(6, 20), "adapter": _acc(4, 20)})
+    assert why == "held-out accuracy 20% (4/20) is below the base model's 30% (6/20)"

@@ -32,7 +32,7 @@ from swarm_engine.learn.lora.data import (Example, build_examples, load_decision
                                           write_jsonl)
 from swarm_engine.learn.lora.train import LoraTrainer, TrainConfig
 
-__all__ = ["LoraResult", "learn_lora", "stratified", "AGREEMENT_TOLERANCE"]
+__all__ = ["LoraResult", "learn_lora", "stratified", "worse_than_base", "AGREEMENT_TOLERANCE"]
 
 # nats: the largest allowed difference of a whole answer's log-prob between the
 # trained PEFT model and llama.cpp with the converted adapter, on a float32 copy
@@ -92,6 +92,18 @@ def stratified(examples: Sequence[Example], n: int | None, seed: int = 0) -> lis
     return out
 
 
+def worse_than_base(accuracy: dict[str, Any] | None) -> str | None:
+    """Why a measured adapter must not become active (it decides worse than the
+    base model on the held-out decisions), or None. Unmeasured is not worse."""
+    if not accuracy or "base" not in accuracy or "adapter" not in accuracy:
+        return None
+    b, a = accuracy["base"], accuracy["adapter"]
+    if a.get("accuracy") is None or b.get("accuracy") is None or a["accuracy"] >= b["accuracy"]:
+        return None
+    return (f"held-out accuracy {a['accuracy']:.0%} ({a['correct']}/{a['n']}) is below the base model's "
+            f"{b['accuracy']:.0%} ({b['correct']}/{b['n']})")
+
+
 def _spread(examples: list[Example], n: int) -> list[Example]:
     """At most ``n`` examples, evenly spaced (deterministic, all actions kept in proportion)."""
     if len(examples) <= n:
@@ -126,7 +138,8 @@ def learn_lora(store: Any, key: str, *, config: TrainConfig = TrainConfig(), bas
     eval_max:
         Held-out decisions asked in that measurement (evenly spaced).
     activate:
-        Point ``lora/active.json`` at the new adapter when it passes the check.
+        Point ``lora/active.json`` at the new adapter when it passes the check
+        (and, when ``evaluate`` measured it, decides no worse than the base).
     agreement_prompts, tolerance:
         Prompts in the llama.cpp vs PEFT log-prob check, and the allowed gap (nats).
     status, progress:
@@ -207,7 +220,10 @@ def learn_lora(store: Any, key: str, *, config: TrainConfig = TrainConfig(), bas
     elif evaluate:
         problems.append("no held-out seeds: accuracy not measured (record more runs or raise --holdout)")
     previous = _active.active_version(store, key)
-    activated = bool(activate and agree["ok"])
+    worse = worse_than_base(accuracy)
+    if activate and agree["ok"] and worse:
+        problems.append(f"adapter v{version} is not activated: {worse}")
+    activated = bool(activate and agree["ok"] and not worse)
     result = LoraResult(key=key, version=version, folder=folder, adapter=adapter,
                         adapter_bytes=adapter.stat().st_size, activated=activated,
                         data={"records": len(records), "examples": len(examples), "train": summarize(train),
