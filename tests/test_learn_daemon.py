@@ -224,6 +224,58 @@ def test_a_failed_learn_is_recorded_and_watching_goes_on(store):
         assert status(store)["last_result"]["applied"] is True
 
 
+class FakeTrainer:
+    """Stands in for learn_lora: activated, then held back (worse than the base), then no decisions."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def __call__(self, key, *, store):
+        self.calls.append(key)
+        n = len(self.calls)
+        if n == 3:
+            raise ConfigError(f"no recorded LLM decisions for '{key}'")
+        base, adapter = (0.25, 0.75) if n == 1 else (0.5, 0.25)
+        problems = [] if n == 1 else [f"adapter v{n} is not activated: held-out accuracy 25% is below 50%"]
+        return SimpleNamespace(version=n, activated=n == 1, problems=problems,
+                               accuracy={"base": {"accuracy": base}, "adapter": {"accuracy": adapter}})
+
+
+def test_lora_is_trained_after_each_learn_when_asked(store):
+    learner, trainer, lines = FakeLearner(), FakeTrainer(), []
+    config = DaemonConfig(trigger="5 episodes", check_seconds=0.1, lora=True)
+    with Running(LearningDaemon(KEY, store=store, learn=learner, config=config, train_lora=trainer,
+                                on_event=lines.append)):
+        for n in (1, 2, 3):
+            session(store, 5, 5)
+            wait_for(lambda: status(store)["learns"] == n and "lora" in status(store)["last_result"],
+                     f"learn {n} and its adapter")
+            st = status(store)["last_result"]
+            assert learner.calls == [KEY] * n and trainer.calls == [KEY] * n     # after the offline learn
+            assert st["applied"] is True and st["error"] is None                  # the model's result stands
+            if n == 1:
+                assert st["lora"]["version"] == 1 and st["lora"]["activated"] is True
+                assert st["lora"]["accuracy"] == {"base": 0.25, "adapter": 0.75}
+            elif n == 2:
+                assert st["lora"]["version"] == 2 and st["lora"]["activated"] is False
+                assert "not activated" in st["lora"]["problems"][0]
+            else:
+                assert st["lora"]["error"] == f"no recorded LLM decisions for '{KEY}'"
+        assert status(store)["state"] == "watching"
+    assert "LoRA adapter v1 activated; held-out accuracy base 25% -> adapter 75%" in lines
+    assert any(x.startswith("LoRA adapter v2 kept inactive") for x in lines)
+    assert f"LoRA adapter not trained: no recorded LLM decisions for '{KEY}'" in lines
+
+
+def test_without_lora_no_adapter_is_trained(store):
+    trainer = FakeTrainer()
+    config = DaemonConfig(trigger="5 episodes", check_seconds=0.1)
+    with Running(LearningDaemon(KEY, store=store, learn=FakeLearner(), config=config, train_lora=trainer)):
+        session(store, 5, 5)
+        wait_for(lambda: status(store)["learns"] == 1, "a learn")
+        assert trainer.calls == [] and "lora" not in status(store)["last_result"]
+
+
 def test_manual_learns_only_on_request(store):
     learner = FakeLearner()
     config = DaemonConfig(trigger="manual", check_seconds=0.1)
@@ -360,6 +412,8 @@ def test_cli_bad_target_is_one_line(tmp_path, subprocess_env):
     assert r.returncode == 1 and 'cannot read "sometimes"' in r.stderr and "Traceback" not in r.stderr
     r = _swarm(["learn", "daemon", "x", "--port", "9000"], env)
     assert r.returncode == 1 and "need --serve" in r.stderr and "Traceback" not in r.stderr
+    r = _swarm(["learn", "daemon", "x", "--lora-steps", "9"], env)
+    assert r.returncode == 1 and "need --lora" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_sigint_stops_cleanly_and_sigusr1_learns(tmp_path, subprocess_env):

@@ -73,6 +73,11 @@ def daemon_command(
                                                help="Simulated runs to validate on (as learn once)."),
     budget: Optional[float] = typer.Option(None, "--budget", min=0.0,
                                            help="Seconds each parameter search may take (as learn once)."),
+    lora: bool = typer.Option(False, "--lora",
+                              help="After each learn, train a LoRA adapter on the recorded LLM decisions "
+                                   "(as `learn lora --eval`: activated only when no worse than the base)."),
+    lora_steps: Optional[int] = typer.Option(None, "--lora-steps", min=1, help="--lora: optimizer steps [250]."),
+    lora_rank: Optional[int] = typer.Option(None, "--lora-rank", min=1, help="--lora: LoRA rank [16]."),
     serve: bool = typer.Option(False, "--serve",
                                help="Serve the active LoRA adapter blue-green on one endpoint."),
     port: Optional[int] = typer.Option(None, "--port", min=0, max=65535,
@@ -92,6 +97,15 @@ def daemon_command(
     spec = trigger_from_settings(settings, episodes=episodes, minutes=minutes, spec=trigger)
     if not serve and any(x is not None for x in (port, model, parallel, threads, ctx_size, server_bin)):
         raise ConfigError("--port, --model, --parallel, --threads, --ctx-size and --server-bin need --serve")
+    if not lora and (lora_steps is not None or lora_rank is not None):
+        raise ConfigError("--lora-steps and --lora-rank need --lora")
+    lora_options = {k: v for k, v in (("steps", lora_steps), ("rank", lora_rank)) if v is not None}
+    if lora_rank is not None:
+        lora_options["alpha"] = 2.0 * lora_rank
+    if lora:
+        from swarm_engine.learn.lora.train import require_train
+
+        require_train()                                        # one line now, not at the first trigger
     server_options = {k: v for k, v in (("parallel", parallel), ("threads", threads), ("ctx_size", ctx_size),
                                         ("server_bin", server_bin)) if v is not None}
     learn_options = {k: v for k, v in (("train_runs", train_runs), ("heldout_runs", heldout_runs),
@@ -101,7 +115,8 @@ def daemon_command(
                           else settings["daemon_check_seconds"],
                           watcher="polling" if polling else "auto", learn_now=now, serve=serve,
                           serve_port=port if port is not None else settings["daemon_serve_port"],
-                          serve_model=model, server_options=server_options, learn_options=learn_options)
+                          serve_model=model, server_options=server_options, learn_options=learn_options,
+                          lora=lora, lora_options=lora_options)
 
     def show(line: str) -> None:
         console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {escape(line)}", highlight=False, soft_wrap=True)

@@ -5,8 +5,8 @@ blue-green.
 ::
 
     sessions/ (swarm eval --learning) --watch--> TriggerTracker --due--> learn_once (validate, swap)
-                                                        ^                      |
-                                                        +------ reset ---------+
+                                                        ^                      |  (--lora: then learn_lora,
+                                                        +------ reset ---------+   activated when not worse)
     lora/active.json --changed--> BlueGreen.switch (standby up, health + sanity, traffic moves, old drains)
 
 One daemon per learning key: ``<root>/scenarios/<key>/.daemon.lock`` is held
@@ -16,7 +16,7 @@ rewritten atomically at every check::
     {key, target, pid, state, started, updated, stopped, exit, trigger, watcher,
      sessions_seen, episodes_seen, episodes_since_learn, learned_through, learns,
      last_trigger {at, reason}, last_result {at, reason, applied, version, lines,
-     validation, seconds, error}, next {spec, new_episodes, parts, due_in_s},
+     validation, seconds, error, lora?}, next {spec, new_episodes, parts, due_in_s},
      serving {endpoint, state, active_color, adapter_version, adapter, ...} | null}
 
 States: ``starting -> watching <-> learning | switching -> stopping -> stopped``
@@ -101,6 +101,11 @@ class DaemonConfig:
     serve_model: the GGUF both servers load (None = the default model).
     server_options: extra :meth:`LlamaServer.start` keyword arguments (parallel, threads...).
     learn_options: extra ``learn_once`` keyword arguments (train_runs, heldout_runs, budget_seconds).
+    lora: after each learn, also train a LoRA adapter on the recorded LLM decisions
+        (``swarm learn lora --eval``: activated only when it passes the llama.cpp check and
+        decides the held-out decisions no worse than the base; ``--serve`` then switches to it).
+    lora_options: :class:`~swarm_engine.learn.lora.train.TrainConfig` fields (steps, rank...)
+        plus ``max_examples``, ``holdout``, ``eval_max``.
     """
 
     trigger: Trigger | str = DEFAULT_TRIGGER
@@ -112,6 +117,8 @@ class DaemonConfig:
     serve_model: str | None = None
     server_options: dict[str, Any] = field(default_factory=dict)
     learn_options: dict[str, Any] = field(default_factory=dict)
+    lora: bool = False
+    lora_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.trigger = parse_trigger(self.trigger)
@@ -207,6 +214,21 @@ def _offline_learner(key: str | None, options: dict[str, Any]) -> Callable[..., 
     return learn
 
 
+def _lora_learner(options: dict[str, Any]) -> Callable[..., Any]:
+    """``learn_lora`` (with the held-out accuracy check) with the daemon's options bound."""
+    def train(key: str, *, store: LearningStore) -> Any:
+        from swarm_engine.learn.lora.pipeline import learn_lora
+        from swarm_engine.learn.lora.train import TrainConfig, require_train
+
+        require_train()
+        opts = dict(options)
+        extra = {k: opts.pop(k) for k in ("max_examples", "holdout", "eval_max") if k in opts}
+        return learn_lora(store, key, config=TrainConfig(**opts), evaluate=True, activate=True,
+                          **{"max_examples": 200, **extra})
+
+    return train
+
+
 class LearningDaemon:
     """Watch ``target``'s sessions and learn when the trigger fires.
 
@@ -227,6 +249,9 @@ class LearningDaemon:
         Monotonic seconds for the trigger (tests pass a fake).
     bluegreen:
         Factory ``(config, on_event) -> BlueGreen`` for serving (tests may swap it).
+    train_lora:
+        ``train_lora(key, *, store) -> LoraResult``, run after each learn when
+        ``config.lora`` (default: ``learn_lora`` with held-out evaluation).
     on_event:
         Called with each line the daemon logs (the CLI prints them).
     """
@@ -235,12 +260,14 @@ class LearningDaemon:
                  config: DaemonConfig | None = None,
                  learn: Callable[..., Any] | None = None, clock: Callable[[], float] = time.monotonic,
                  bluegreen: Callable[..., Any] | None = None,
-                 on_event: Callable[[str], None] | None = None) -> None:
+                 on_event: Callable[[str], None] | None = None,
+                 train_lora: Callable[..., Any] | None = None) -> None:
         self.store = store if store is not None else LearningStore()
         self.config = config if config is not None else DaemonConfig()
         self.key, self.learn_target = resolve_target(target, self.store, key)
         self.target = target
         self._learn = learn or _offline_learner(key, self.config.learn_options)
+        self._train_lora = (train_lora or _lora_learner(self.config.lora_options)) if self.config.lora else None
         self._bluegreen_factory = bluegreen
         self.on_event = on_event
         self.tracker = TriggerTracker(self.config.trigger, clock=clock)
@@ -397,9 +424,39 @@ class LearningDaemon:
             self._event(f"applied model v{result['version']}" + "".join(f"\n  {x}" for x in result["lines"]))
         else:
             self._event("kept the current model" + "".join(f"\n  {x}" for x in result["lines"]))
+        if self._train_lora is not None and not self._stop.is_set():
+            result["lora"] = self._lora_step()
         self.state = DaemonState.WATCHING
         self.write_status()
         return result
+
+    def _lora_step(self) -> dict:
+        """Train an adapter on the recorded decisions; what happened, for the status."""
+        self._event("training a LoRA adapter on the recorded LLM decisions")
+        self.write_status()
+        t0 = time.monotonic()
+        out: dict[str, Any] = {"version": None, "activated": False, "accuracy": None, "error": None}
+        try:
+            res = self._train_lora(self.key, store=self.store)
+        except SwarmError as exc:
+            out["error"] = str(exc)
+        except Exception as exc:                 # a bug: keep the daemon alive, keep the traceback
+            log.error("LoRA training failed:\n%s", traceback.format_exc())
+            out["error"] = f"{type(exc).__name__}: {exc}"
+        else:
+            acc = res.accuracy or {}
+            out.update(version=res.version, activated=bool(res.activated), problems=list(res.problems),
+                       accuracy={k: (acc.get(k) or {}).get("accuracy") for k in ("base", "adapter")} if acc else None)
+        out["seconds"] = round(time.monotonic() - t0, 3)
+        if out["error"]:
+            self._event(f"LoRA adapter not trained: {out['error']}")
+        else:
+            a = out["accuracy"]
+            measured = (f"; held-out accuracy base {a['base']:.0%} -> adapter {a['adapter']:.0%}"
+                        if a and a.get("base") is not None and a.get("adapter") is not None else "")
+            self._event(f"LoRA adapter v{out['version']} {'activated' if out['activated'] else 'kept inactive'}"
+                        + measured + "".join(f"\n  {x}" for x in out.get("problems", [])))
+        return out
 
     # -- serving
 
