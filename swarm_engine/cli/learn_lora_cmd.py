@@ -48,14 +48,16 @@ def _summary(res) -> Table:
                                    f"{q['base']['max_seq']:.3f} without (quantized arithmetic)")
     if res.accuracy:
         acc = res.accuracy
-        t.add_row("held-out accuracy", f"base {_fmt_acc(acc.get('base'))} -> adapter {_fmt_acc(acc.get('adapter'))} "
-                                       f"on {acc['asked']} decisions")
+        cur = acc.get("current")
+        t.add_row("held-out accuracy", f"base {_fmt_acc(acc.get('base'))}"
+                                       + (f", active v{cur.get('version')} {_fmt_acc(cur)}" if cur else "")
+                                       + f" -> adapter {_fmt_acc(acc.get('adapter'))} on {acc['asked']} decisions")
         for action in sorted(acc["adapter"]["by_action"]):
             b = acc["base"]["by_action"].get(action, {"n": 0, "correct": 0})
             x = acc["adapter"]["by_action"][action]
             t.add_row(f"  {action}", f"base {b['correct']}/{b['n']} -> adapter {x['correct']}/{x['n']}")
     held_back = any("is not activated" in p for p in res.problems)
-    why = "held-out accuracy below the base model" if held_back else "--no-activate"
+    why = "worse on held-out decisions than what is in use" if held_back else "--no-activate"
     t.add_row("active", f"v{res.version}" if res.activated else f"unchanged ({why})")
     t.add_row("total", f"{res.seconds:.0f} s")
     return t
@@ -78,7 +80,7 @@ def lora_command(
                                   help="Measure held-out decision accuracy with vs without the adapter."),
     eval_max: int = typer.Option(48, "--eval-max", min=1, help="Held-out decisions asked by --eval."),
     activate: bool = typer.Option(True, "--activate/--no-activate", help="Make the new adapter the active one "
-                                                                     "(with --eval: only when no worse than the base)."),
+                                                                     "(with --eval: only when no worse than the one in use)."),
     model: Optional[str] = typer.Option(None, "-m", "--model", help="Base GGUF model [SmolLM2-135M-Instruct]."),
     seed: int = typer.Option(0, "--seed", min=0, help="Shuffling and initialisation seed."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for training."),

@@ -103,7 +103,8 @@ class DaemonConfig:
     learn_options: extra ``learn_once`` keyword arguments (train_runs, heldout_runs, budget_seconds).
     lora: after each learn, also train a LoRA adapter on the recorded LLM decisions
         (``swarm learn lora --eval``: activated only when it passes the llama.cpp check and
-        decides the held-out decisions no worse than the base; ``--serve`` then switches to it).
+        decides the held-out decisions no worse than the active adapter, or the base model
+        when none is; ``--serve`` then switches to it).
     lora_options: :class:`~swarm_engine.learn.lora.train.TrainConfig` fields (steps, rank...)
         plus ``max_examples``, ``holdout``, ``eval_max``.
     """
@@ -446,13 +447,16 @@ class LearningDaemon:
         else:
             acc = res.accuracy or {}
             out.update(version=res.version, activated=bool(res.activated), problems=list(res.problems),
-                       accuracy={k: (acc.get(k) or {}).get("accuracy") for k in ("base", "adapter")} if acc else None)
+                       accuracy={k: (acc.get(k) or {}).get("accuracy") for k in ("base", "current", "adapter")
+                                 if k in acc} if acc else None)
         out["seconds"] = round(time.monotonic() - t0, 3)
         if out["error"]:
             self._event(f"LoRA adapter not trained: {out['error']}")
         else:
             a = out["accuracy"]
-            measured = (f"; held-out accuracy base {a['base']:.0%} -> adapter {a['adapter']:.0%}"
+            measured = (f"; held-out accuracy base {a['base']:.0%}"
+                        + (f", active {a['current']:.0%}" if a.get("current") is not None else "")
+                        + f" -> adapter {a['adapter']:.0%}"
                         if a and a.get("base") is not None and a.get("adapter") is not None else "")
             self._event(f"LoRA adapter v{out['version']} {'activated' if out['activated'] else 'kept inactive'}"
                         + measured + "".join(f"\n  {x}" for x in out.get("problems", [])))

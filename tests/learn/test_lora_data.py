@@ -271,12 +271,17 @@ def _acc(correct: int, n: int) -> dict:
     return {"n": n, "correct": correct, "accuracy": correct / n if n else None}
 
 
-def test_an_adapter_worse_than_the_base_is_held_back():
-    from swarm_engine.learn.lora.pipeline import worse_than_base
+def test_an_adapter_worse_than_the_one_in_use_is_held_back():
+    from swarm_engine.learn.lora.pipeline import held_back
 
-    assert worse_than_base(None) is None                                     # not measured: not worse
-    assert worse_than_base({"base": _acc(6, 48), "adapter": _acc(36, 48)}) is None
-    assert worse_than_base({"base": _acc(6, 20), "adapter": _acc(6, 20)}) is None   # a tie is not worse
-    assert worse_than_base({"base": _acc(0, 0), "adapter": _acc(0, 0)}) is None
-    why = worse_than_base({"base": _acc(6, 20), "adapter": _acc(4, 20)})
+    assert held_back(None) is None                                           # not measured: not worse
+    assert held_back({"base": _acc(6, 48), "adapter": _acc(36, 48)}) is None
+    assert held_back({"base": _acc(6, 20), "adapter": _acc(6, 20)}) is None   # a tie is not worse
+    assert held_back({"base": _acc(0, 0), "adapter": _acc(0, 0)}) is None
+    why = held_back({"base": _acc(6, 20), "adapter": _acc(4, 20)})
     assert why == "held-out accuracy 20% (4/20) is below the base model's 30% (6/20)"
+    # with an adapter active, that is the one to beat (not the base)
+    current = {**_acc(36, 48), "version": 1}
+    why = held_back({"base": _acc(6, 48), "current": current, "adapter": _acc(12, 48)})
+    assert why == "held-out accuracy 25% (12/48) is below the active adapter v1's 75% (36/48)"
+    assert held_back({"base": _acc(6, 48), "current": current, "adapter": _acc(37, 48)}) is None

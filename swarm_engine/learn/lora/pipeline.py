@@ -32,7 +32,7 @@ from swarm_engine.learn.lora.data import (Example, build_examples, load_decision
                                           write_jsonl)
 from swarm_engine.learn.lora.train import LoraTrainer, TrainConfig
 
-__all__ = ["LoraResult", "learn_lora", "stratified", "worse_than_base", "AGREEMENT_TOLERANCE"]
+__all__ = ["LoraResult", "learn_lora", "stratified", "held_back", "AGREEMENT_TOLERANCE"]
 
 # nats: the largest allowed difference of a whole answer's log-prob between the
 # trained PEFT model and llama.cpp with the converted adapter, on a float32 copy
@@ -92,15 +92,18 @@ def stratified(examples: Sequence[Example], n: int | None, seed: int = 0) -> lis
     return out
 
 
-def worse_than_base(accuracy: dict[str, Any] | None) -> str | None:
-    """Why a measured adapter must not become active (it decides worse than the
-    base model on the held-out decisions), or None. Unmeasured is not worse."""
-    if not accuracy or "base" not in accuracy or "adapter" not in accuracy:
+def held_back(accuracy: dict[str, Any] | None) -> str | None:
+    """Why a measured adapter must not become active, or None: it decides the
+    held-out decisions worse than the adapter in use (``"current"``, when one
+    is active) or, without one, worse than the base model. Unmeasured is not worse."""
+    if not accuracy or "adapter" not in accuracy:
         return None
-    b, a = accuracy["base"], accuracy["adapter"]
+    ref = "current" if accuracy.get("current") else "base"
+    a, b = accuracy["adapter"], accuracy.get(ref) or {}
     if a.get("accuracy") is None or b.get("accuracy") is None or a["accuracy"] >= b["accuracy"]:
         return None
-    return (f"held-out accuracy {a['accuracy']:.0%} ({a['correct']}/{a['n']}) is below the base model's "
+    whose = f"the active adapter v{b['version']}'s" if ref == "current" else "the base model's"
+    return (f"held-out accuracy {a['accuracy']:.0%} ({a['correct']}/{a['n']}) is below {whose} "
             f"{b['accuracy']:.0%} ({b['correct']}/{b['n']})")
 
 
@@ -139,7 +142,8 @@ def learn_lora(store: Any, key: str, *, config: TrainConfig = TrainConfig(), bas
         Held-out decisions asked in that measurement (evenly spaced).
     activate:
         Point ``lora/active.json`` at the new adapter when it passes the check
-        (and, when ``evaluate`` measured it, decides no worse than the base).
+        (and, when ``evaluate`` measured it, decides no worse than the active
+        adapter, or than the base model when none is active).
     agreement_prompts, tolerance:
         Prompts in the llama.cpp vs PEFT log-prob check, and the allowed gap (nats).
     status, progress:
@@ -210,17 +214,23 @@ def learn_lora(store: Any, key: str, *, config: TrainConfig = TrainConfig(), bas
     if evaluate and held:
         sample = _spread(held, eval_max)
         accuracy = {"heldout_examples": len(held), "asked": len(sample)}
-        for name, path in (("base", None), ("adapter", adapter)):
+        current = _active.active_adapter(store, key)
+        runs = [("base", None), ("adapter", adapter)]
+        if current is not None and current.is_file() and current.resolve() != adapter.resolve():
+            runs.insert(1, ("current", current))       # the adapter in use: the one to beat
+        for name, path in runs:
             say(f"held-out decisions, {name}")
             res = decision_accuracy(sample, model_path=model_path, adapter=path,
                                     progress=(lambda d, n, name=name: progress(f"eval {name}", d, n, None))
                                     if progress else None)
             res.pop("picks")
+            if name == "current":
+                res["version"] = _active.active_version(store, key)
             accuracy[name] = res
     elif evaluate:
         problems.append("no held-out seeds: accuracy not measured (record more runs or raise --holdout)")
     previous = _active.active_version(store, key)
-    worse = worse_than_base(accuracy)
+    worse = held_back(accuracy)
     if activate and agree["ok"] and worse:
         problems.append(f"adapter v{version} is not activated: {worse}")
     activated = bool(activate and agree["ok"] and not worse)
