@@ -475,11 +475,10 @@ class LearningDaemon:
         if not isinstance(data, dict) or not isinstance(data.get("path"), str):
             self._serving_error = f"{self.active_pointer}: expected {{version, path}}"
             return None
-        path = Path(data["path"])
-        if not path.is_absolute():
-            path = self.active_pointer.parent / path
+        from swarm_engine.learn.lora.active import pointer_path
+
         version = data.get("version")
-        return (version if isinstance(version, int) else None), str(path)
+        return (version if isinstance(version, int) else None), str(pointer_path(self.active_pointer, data))
 
     def _start_serving(self) -> None:
         if self._bluegreen_factory is not None:

@@ -171,6 +171,11 @@ def test_versions_and_the_active_pointer(store):
     # relative paths are read against lora/; a missing file or a corrupt pointer is no adapter
     (active.lora_root(store, key) / "active.json").write_text('{"version": 1, "path": "v1/adapter.gguf"}')
     assert active.active_adapter(store, key) == active.lora_root(store, key) / "v1" / "adapter.gguf"
+    # an absolute path from where the learning root used to be: the same version here is used
+    (active.lora_root(store, key) / "active.json").write_text(
+        '{"version": 2, "path": "/elsewhere/learning/scenarios/k/lora/v2/adapter.gguf"}')
+    assert active.active_adapter(store, key) == active.lora_root(store, key) / "v2" / "adapter.gguf"
+    (active.lora_root(store, key) / "active.json").write_text('{"version": 1, "path": "v1/adapter.gguf"}')
     (d1 / active.ADAPTER_FILE).unlink()
     assert active.active_adapter(store, key) is None and "missing" in store.problems[-1]
     (active.lora_root(store, key) / "active.json").write_text("{not json")

@@ -25,7 +25,7 @@ from swarm_engine.errors import StoreError
 from swarm_engine.eval.report import write_json_atomic
 
 __all__ = ["ADAPTER_FILE", "ACTIVE_FILE", "lora_root", "versions", "reserve_version", "set_active",
-           "read_active", "active_adapter", "active_version"]
+           "read_active", "pointer_path", "active_adapter", "active_version"]
 
 log = logging.getLogger("swarm_engine.learn")
 
@@ -88,6 +88,20 @@ def set_active(store: Any, key: str, version: int, **extra: Any) -> Path:
     return path.resolve()
 
 
+def pointer_path(pointer: Path, data: dict) -> Path:
+    """The adapter file an ``active.json`` at ``pointer`` names: a relative path is
+    read against ``lora/``; an absolute one that no longer exists (the learning
+    root was moved or copied) falls back to this store's ``vN/adapter.gguf``."""
+    path = Path(data["path"])
+    if not path.is_absolute():
+        path = pointer.parent / path
+    version = data.get("version")
+    local = pointer.parent / f"v{version}" / ADAPTER_FILE
+    if not path.is_file() and isinstance(version, int) and local.is_file():
+        path = local
+    return path
+
+
 def read_active(store: Any, key: str) -> dict | None:
     """The pointer as written (``version``, ``path`` made absolute, ...) or None
     when there is none; a corrupt or dangling pointer is reported (one warning
@@ -103,9 +117,7 @@ def read_active(store: Any, key: str) -> dict | None:
     if not isinstance(data, dict) or not isinstance(data.get("path"), str):
         _problem(store, f"{f}: expected {{\"version\": N, \"path\": ...}}; no adapter is active")
         return None
-    path = Path(data["path"])
-    if not path.is_absolute():
-        path = f.parent / path
+    path = pointer_path(f, data)
     if not path.is_file():
         _problem(store, f"{f}: the active adapter {path} is missing; no adapter is active")
         return None
