@@ -14,7 +14,6 @@ import inspect
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 

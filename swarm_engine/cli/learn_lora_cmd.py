@@ -56,8 +56,7 @@ def _summary(res) -> Table:
             b = acc["base"]["by_action"].get(action, {"n": 0, "correct": 0})
             x = acc["adapter"]["by_action"][action]
             t.add_row(f"  {action}", f"base {b['correct']}/{b['n']} -> adapter {x['correct']}/{x['n']}")
-    held_back = any("is not activated" in p for p in res.problems)
-    why = "worse on held-out decisions than what is in use" if held_back else "--no-activate"
+    why = "worse on held-out decisions than what is in use" if res.held_back else "--no-activate"
     t.add_row("active", f"v{res.version}" if res.activated else f"unchanged ({why})")
     t.add_row("total", f"{res.seconds:.0f} s")
     return t

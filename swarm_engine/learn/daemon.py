@@ -215,6 +215,18 @@ def _offline_learner(key: str | None, options: dict[str, Any]) -> Callable[..., 
     return learn
 
 
+def _guarded(what: str, step: Callable[[], Any]) -> tuple[Any, str | None]:
+    """``(step(), None)``, or ``(None, why)`` when it failed: a SwarmError is its
+    message; anything else is a bug, logged with its traceback. The daemon lives on."""
+    try:
+        return step(), None
+    except SwarmError as exc:
+        return None, str(exc)
+    except Exception as exc:
+        log.error("%s failed:\n%s", what, traceback.format_exc())
+        return None, f"{type(exc).__name__}: {exc}"
+
+
 def _lora_learner(options: dict[str, Any]) -> Callable[..., Any]:
     """``learn_lora`` (with the held-out accuracy check) with the daemon's options bound."""
     def train(key: str, *, store: LearningStore) -> Any:
@@ -400,14 +412,9 @@ class LearningDaemon:
         t0 = time.monotonic()
         result: dict[str, Any] = {"at": None, "reason": reason, "applied": False, "version": None, "lines": [],
                                   "validation": {}, "seconds": None, "error": None}
-        try:
-            outcome = self._learn(self.learn_target, store=self.store, apply=True)
-        except SwarmError as exc:
-            result["error"] = str(exc)
-        except Exception as exc:                 # a bug: keep the daemon alive, keep the traceback
-            log.error("learn failed:\n%s", traceback.format_exc())
-            result["error"] = f"{type(exc).__name__}: {exc}"
-        else:
+        outcome, result["error"] = _guarded("learn", lambda: self._learn(self.learn_target, store=self.store,
+                                                                          apply=True))
+        if result["error"] is None:
             result.update(applied=bool(getattr(outcome, "applied", False)),
                           version=getattr(outcome, "version", None),
                           lines=[str(x) for x in (getattr(outcome, "lines", None) or [])],
@@ -437,14 +444,8 @@ class LearningDaemon:
         self.write_status()
         t0 = time.monotonic()
         out: dict[str, Any] = {"version": None, "activated": False, "accuracy": None, "error": None}
-        try:
-            res = self._train_lora(self.key, store=self.store)
-        except SwarmError as exc:
-            out["error"] = str(exc)
-        except Exception as exc:                 # a bug: keep the daemon alive, keep the traceback
-            log.error("LoRA training failed:\n%s", traceback.format_exc())
-            out["error"] = f"{type(exc).__name__}: {exc}"
-        else:
+        res, out["error"] = _guarded("LoRA training", lambda: self._train_lora(self.key, store=self.store))
+        if out["error"] is None:
             acc = res.accuracy or {}
             out.update(version=res.version, activated=bool(res.activated), problems=list(res.problems),
                        accuracy={k: (acc.get(k) or {}).get("accuracy") for k in ("base", "current", "adapter")

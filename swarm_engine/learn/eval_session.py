@@ -12,9 +12,9 @@ from __future__ import annotations
 import dataclasses
 import sys
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import msgspec
-from typing import Any, Callable
 
 from swarm_engine.eval.loader import Scenario
 from swarm_engine.learn.collect import record_session
@@ -96,12 +96,13 @@ def _with_active_adapter(scenario: Scenario, store: LearningStore, key: str, say
     llm = scenario.spec.llm
     if llm.provider != "llama-cpp" or llm.lora:
         return scenario, None
-    from swarm_engine.learn.lora.active import active_adapter, active_version
+    from swarm_engine.learn.lora.active import read_active
 
-    path = active_adapter(store, key)
-    if path is None:
+    active = read_active(store, key)              # one read: path and version of the same pointer
+    if active is None:
         return scenario, None
-    version = active_version(store, key)
+    path, version = active["path"], active.get("version")
+    version = version if isinstance(version, int) else None
     spec = msgspec.structs.replace(scenario.spec, llm=msgspec.structs.replace(llm, lora=[str(path)]))
     if say:
         say(f"LoRA adapter loaded: v{version} ({path})")

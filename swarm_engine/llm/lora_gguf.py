@@ -19,18 +19,20 @@ q/k adapters from PEFT need llama.cpp's RoPE row permutation on ``lora_b``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from swarm_engine.errors import ConfigError, LlmPermanentError
 
-__all__ = ["AdapterInfo", "LORA_TARGETS", "write_lora_adapter", "read_adapter_info"]
+__all__ = ["AdapterInfo", "LORA_TARGETS", "write_lora_adapter", "read_adapter_info", "gguf_file_writer",
+           "lora_adapter_writer"]
 
 # The weights an adapter may target, by their GGUF names (PEFT's q_proj, k_proj,
 # v_proj, o_proj, gate_proj, up_proj, down_proj).
@@ -86,6 +88,44 @@ def _field(reader: Any, key: str) -> Any:
     if f is None:
         return None
     return f.contents()
+
+
+@contextlib.contextmanager
+def gguf_file_writer(path: str | os.PathLike, architecture: str) -> Iterator[Any]:
+    """A ``gguf.GGUFWriter`` to fill in the block; the file appears at ``path``
+    only when the block ends without error (temp file, fsync, rename, mode 0644),
+    so a reader never sees half an adapter or model."""
+    gguf = _gguf()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    try:
+        w = gguf.GGUFWriter(tmp, architecture)        # writes general.architecture
+        yield w
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)                          # mkstemp makes 0600
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def lora_adapter_writer(path: str | os.PathLike, architecture: str, alpha: float) -> Iterator[Any]:
+    """:func:`gguf_file_writer` with the LoRA adapter metadata llama.cpp wants;
+    add the ``.lora_a``/``.lora_b`` tensors in the block."""
+    gguf = _gguf()
+    with gguf_file_writer(path, architecture) as w:
+        w.add_type(gguf.GGUFType.ADAPTER)
+        w.add_string(gguf.Keys.Adapter.TYPE, "lora")
+        w.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(alpha))
+        yield w
 
 
 @functools.lru_cache(maxsize=8)
@@ -149,7 +189,6 @@ def write_lora_adapter(path: str | os.PathLike, base_model_path: str | os.PathLi
     bad = [t for t in targets if t not in LORA_TARGETS]
     if bad or not targets:
         raise ConfigError(f"targets must be a non-empty subset of {LORA_TARGETS}, got {tuple(targets)}")
-    gguf = _gguf()
     base = Path(base_model_path)
     if not base.is_file():
         raise LlmPermanentError(f"{base}: base model not found")
@@ -174,30 +213,11 @@ def write_lora_adapter(path: str | os.PathLike, base_model_path: str | os.PathLi
                 b = rng.normal(0.0, std, size=(n_out, rank)).astype(np.float32)
             pairs.append((name, a, b))
 
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        w = gguf.GGUFWriter(tmp, arch)                # writes general.architecture
-        w.add_type(gguf.GGUFType.ADAPTER)
-        w.add_string(gguf.Keys.Adapter.TYPE, "lora")
-        w.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(alpha))
+    with lora_adapter_writer(path, arch, alpha) as w:
         for name, a, b in pairs:
             w.add_tensor(name + ".lora_a", a)
             w.add_tensor(name + ".lora_b", b)
-        w.write_header_to_file()
-        w.write_kv_data_to_file()
-        w.write_tensors_to_file()
-        w.close()
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)                          # mkstemp makes 0600
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return read_adapter_info(out)
+    return read_adapter_info(path)
 
 
 def read_adapter_info(path: str | os.PathLike) -> AdapterInfo:

@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
 from swarm_engine.errors import ConfigError, LlmPermanentError
-from swarm_engine.llm.lora_gguf import AdapterInfo, read_adapter_info
+from swarm_engine.llm.lora_gguf import AdapterInfo, gguf_file_writer, lora_adapter_writer, read_adapter_info
 
 __all__ = ["PEFT_TO_GGUF", "rope_permute", "gguf_tensors", "write_gguf_adapter", "convert_safetensors",
            "write_f32_model"]
@@ -104,33 +103,10 @@ def write_gguf_adapter(path: str | os.PathLike, tensors: Mapping[str, np.ndarray
     LlmPermanentError
         The gguf package is missing.
     """
-    try:
-        import gguf
-    except ImportError as e:  # pragma: no cover - gguf ships with the llm and train extras
-        raise LlmPermanentError("the gguf package is needed for LoRA adapter files: pip install gguf") from e
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        w = gguf.GGUFWriter(tmp, architecture)
-        w.add_type(gguf.GGUFType.ADAPTER)
-        w.add_string(gguf.Keys.Adapter.TYPE, "lora")
-        w.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(alpha))
+    with lora_adapter_writer(path, architecture, alpha) as w:
         for name in sorted(tensors, key=_order):
             w.add_tensor(name, np.ascontiguousarray(tensors[name], dtype=np.float32))
-        w.write_header_to_file()
-        w.write_kv_data_to_file()
-        w.write_tensors_to_file()
-        w.close()
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return read_adapter_info(out)
+    return read_adapter_info(path)
 
 
 def _order(name: str) -> tuple:
@@ -185,12 +161,7 @@ def write_f32_model(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     except (ValueError, OSError) as e:
         raise LlmPermanentError(f"{src}: not a readable GGUF file ({e})") from e
     arch = reader.fields["general.architecture"].contents()
-    out = Path(dst)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        w = gguf.GGUFWriter(tmp, arch)
+    with gguf_file_writer(dst, arch) as w:
         for f in reader.fields.values():
             if f.name.startswith("GGUF.") or f.name == "general.architecture":
                 continue
@@ -202,12 +173,4 @@ def write_f32_model(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
                             sub_type=f.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None)
         for t in reader.tensors:
             w.add_tensor(t.name, np.ascontiguousarray(dequantize(t.data, t.tensor_type), dtype=np.float32))
-        w.write_header_to_file()
-        w.write_kv_data_to_file()
-        w.write_tensors_to_file()
-        w.close()
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    return Path(dst)

@@ -61,6 +61,7 @@ class LoraResult:
     accuracy: dict[str, Any] | None = None
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
+    held_back: str | None = None       # why a checked adapter was not activated (worse on held-out decisions)
 
     def metrics(self) -> dict[str, Any]:
         d = asdict(self)
@@ -230,8 +231,8 @@ def learn_lora(store: Any, key: str, *, config: TrainConfig = TrainConfig(), bas
     elif evaluate:
         problems.append("no held-out seeds: accuracy not measured (record more runs or raise --holdout)")
     previous = _active.active_version(store, key)
-    worse = held_back(accuracy)
-    if activate and agree["ok"] and worse:
+    worse = held_back(accuracy) if activate and agree["ok"] else None
+    if worse:
         problems.append(f"adapter v{version} is not activated: {worse}")
     activated = bool(activate and agree["ok"] and not worse)
     result = LoraResult(key=key, version=version, folder=folder, adapter=adapter,
@@ -243,7 +244,8 @@ def learn_lora(store: Any, key: str, *, config: TrainConfig = TrainConfig(), bas
                                "base_model": str(model_path), "adapter": {
                                    "rank": info.rank, "alpha": info.alpha, "targets": list(info.targets),
                                    "layers": list(info.layers)}},
-                        agreement=agree, accuracy=accuracy, seconds=time.perf_counter() - t0, problems=problems)
+                        agreement=agree, accuracy=accuracy, seconds=time.perf_counter() - t0, problems=problems,
+                        held_back=worse)
     metrics = result.metrics()
     result.agreement["sequences"] = [{"ids": list(ids), "n_prompt": n} for ids, n in seqs]   # not in metrics.json
     write_json_atomic(folder / "metrics.json", {**metrics, "previous_active": previous,

@@ -35,6 +35,7 @@ it is what the llama.cpp agreement check compares against.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import math
 import os
@@ -48,6 +49,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from swarm_engine.errors import ConfigError
+from swarm_engine.learn.lora.convert import PEFT_TO_GGUF
 from swarm_engine.learn.lora.data import Example, choice_of
 from swarm_engine.llm import prompts
 
@@ -60,11 +62,10 @@ TRAIN_PACKAGES = {"torch": "torch==2.13.0", "transformers": "transformers", "pef
 
 # what --targets accepts -> PEFT module name
 TARGET_ALIASES = {}
-for _peft, _gguf in (("q_proj", "attn_q"), ("k_proj", "attn_k"), ("v_proj", "attn_v"), ("o_proj", "attn_output"),
-                     ("gate_proj", "ffn_gate"), ("up_proj", "ffn_up"), ("down_proj", "ffn_down")):
+for _peft, _gguf in PEFT_TO_GGUF.items():
     TARGET_ALIASES.update({_peft: _peft, _gguf: _peft, _peft.split("_")[0]: _peft})
 TARGET_ALIASES.update({"attn": "q_proj,k_proj,v_proj,o_proj", "mlp": "gate_proj,up_proj,down_proj",
-                       "all": "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"})
+                       "all": ",".join(PEFT_TO_GGUF)})
 
 
 def train_unavailable() -> str | None:
@@ -218,6 +219,7 @@ def _no_gguf_progress_bar() -> Iterator[None]:
             gguf_utils.tqdm = old
 
 
+@functools.lru_cache(maxsize=None)
 def _cache_kwarg(layer_type: type) -> str:
     """The decoder layer's KV-cache argument: ``cache`` from transformers 5.24
     (``past_key_values`` is deprecated there, a FutureWarning), before that
