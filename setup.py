@@ -4,7 +4,6 @@ SWARM_DEBUG_BUILD=1 turns on bounds checks and wraparound in the kernels.
 No -march=native: the wheel must run on any x86-64 / aarch64 machine.
 """
 import os
-
 import shutil
 from pathlib import Path
 

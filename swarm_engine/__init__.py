@@ -12,11 +12,23 @@ The public API::
 
 __version__ = "0.1.0"
 
-from swarm_engine.core import (ActionBatch, Assignments, BatchedEnvironment, EnvironmentBinding,
-                               EventBatch, Hook, RunResult, SharedState, StepResult, Swarm,
-                               SwarmConfig, Verdict, WorkerStates, WorkResult)
-from swarm_engine.errors import (ConfigError, EnvironmentError_, LlmError, ScenarioError,
-                                 StoreError, SwarmError)
+from swarm_engine.core import (
+                               ActionBatch,
+                               Assignments,
+                               BatchedEnvironment,
+                               EnvironmentBinding,
+                               EventBatch,
+                               Hook,
+                               RunResult,
+                               SharedState,
+                               StepResult,
+                               Swarm,
+                               SwarmConfig,
+                               Verdict,
+                               WorkerStates,
+                               WorkResult,
+)
+from swarm_engine.errors import ConfigError, EnvironmentError_, LlmError, ScenarioError, StoreError, SwarmError
 from swarm_engine.eval import EvalResult, Scenario, build_report, load_scenario, run_eval
 from swarm_engine.exploration import DependencyGraph, SelectorConfig
 

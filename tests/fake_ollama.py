@@ -35,8 +35,9 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable
+from typing import Any
 
 __all__ = ["FakeServer", "OLLAMA_OPTIONS", "instance_of"]
 
@@ -220,7 +221,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 10          # idle keep-alive connections end on their own
 
-    def log_message(self, format: str, *args: Any) -> None:   # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:   # the base class's name
         pass
 
     def _send(self, status: int, body: Any, *, raw: bytes | None = None,
@@ -237,7 +238,7 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             self.close_connection = True          # the client gave up (timeout): nothing to tell it
 
-    def do_GET(self) -> None:   # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:   # http.server's naming
         fake = self.fake
         if self.path == "/api/tags":
             models = [{"name": m, "model": m, "modified_at": "2025-01-01T00:00:00Z", "size": 1, "digest": "0",
@@ -251,7 +252,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, {"error": f"no route {self.path}"})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         fake = self.fake
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""

@@ -45,7 +45,7 @@ def wait_for(cond, what: str, timeout: float = 60.0):
 
 class _FakeHandler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: "FakeBackend"
+    server: FakeBackend
 
     def log_message(self, *args) -> None:
         pass
@@ -313,7 +313,7 @@ class RequestLoop:
                     what = f"{type(exc).__name__}: {exc}"
                 self.log.append((t0, time.monotonic(), what))
 
-    def __enter__(self) -> "RequestLoop":
+    def __enter__(self) -> RequestLoop:
         for t in self._threads:
             t.start()
         return self

@@ -143,11 +143,11 @@ class TestInternalDiagnosis:
 
 class TestGrid:
     def test_flood_fill_visits_exactly_the_open_component(self):
+        from swarm_engine import Swarm
         from swarm_engine._native import _envs
         from swarm_engine.core.config import SwarmConfig
         from swarm_engine.eval.environments.grid import GRID
         from swarm_engine.exploration import DependencyGraph, SelectorConfig
-        from swarm_engine import Swarm
 
         w = h = 30
         params = {"width": w, "height": h, "block_rate": 0.3, "goal": -1}

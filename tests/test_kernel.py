@@ -294,7 +294,7 @@ class TestManagement:
         k = build(grid_graph(), grid_binding(30, 30), workers=2, manage="fixed_interval", interval=3)
         per_tick = tick_by_tick(k, 9)
         assert [n for n, _ in per_tick] == [1, 0, 0, 2, 0, 0, 2, 0, 0]
-        for tick, (n, results) in enumerate(per_tick):
+        for tick, (_, results) in enumerate(per_tick):
             if tick % 3:
                 assert (results == _kernel.W_IDLE).all()
         assert k.tick == 9
@@ -340,7 +340,8 @@ class TestParamVariants:
 class TestTargetKinds:
     def test_successors_take_only_discoveries_of_their_kind(self):
         # code_exploration: List/Grep take directories (ids < D), Read takes files (ids >= D)
-        from swarm_engine.eval.environments.code_exploration import CODE_EXPLORATION, OPS as CODE_OPS
+        from swarm_engine.eval.environments.code_exploration import CODE_EXPLORATION
+        from swarm_engine.eval.environments.code_exploration import OPS as CODE_OPS
 
         params = {"files": 60, "files_per_dir": 5, "branching": 3, "grep_limit": 1000, "refs": 2,
                   "error_rate": 0.0}

@@ -26,8 +26,7 @@ import pytest
 from swarm_engine.errors import ConfigError, LlmPermanentError, StoreError
 from swarm_engine.eval.report import write_json_atomic
 from swarm_engine.learn import LearningStore, LearnStats
-from swarm_engine.learn.daemon import (DaemonConfig, LearningDaemon, read_status, resolve_target,
-                                       trigger_from_settings)
+from swarm_engine.learn.daemon import DaemonConfig, LearningDaemon, read_status, resolve_target, trigger_from_settings
 
 KEY = "demo"
 
@@ -89,7 +88,7 @@ class Running:
     def _run(self) -> None:
         try:
             self.daemon.run()
-        except BaseException as exc:          # noqa: BLE001 - handed to the test
+        except BaseException as exc:          # handed to the test
             self.error = exc
 
     def __enter__(self) -> LearningDaemon:

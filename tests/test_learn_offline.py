@@ -140,8 +140,8 @@ def test_learn_once_without_episodes_is_one_clear_error(home, capsys):
 
 
 def test_online_updates_between_blocks_change_the_tables(home):
-    from swarm_engine.learn.eval_session import LearningSession
     from swarm_engine.eval.runner import run_eval
+    from swarm_engine.learn.eval_session import LearningSession
 
     sc = load_scenario(SCENARIOS / "troubleshooting.toml")
     s = LearningSession.open(sc, learning=True)

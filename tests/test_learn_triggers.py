@@ -5,9 +5,22 @@ from __future__ import annotations
 import pytest
 
 from swarm_engine.errors import ConfigError
-from swarm_engine.learn.triggers import (DEFAULT_TRIGGER, AllOf, Always, AnyOf, EveryEpisodes, EveryInterval,
-                                         Manual, Never, Observation, QualityBelow, QualityDrop, TriggerTracker,
-                                         format_duration, parse_trigger)
+from swarm_engine.learn.triggers import (
+    DEFAULT_TRIGGER,
+    AllOf,
+    Always,
+    AnyOf,
+    EveryEpisodes,
+    EveryInterval,
+    Manual,
+    Never,
+    Observation,
+    QualityBelow,
+    QualityDrop,
+    TriggerTracker,
+    format_duration,
+    parse_trigger,
+)
 
 
 class FakeClock:

@@ -271,6 +271,7 @@ class TestLoraGguf:
 
     def test_written_adapter_has_the_documented_layout(self, adapters):
         import gguf
+
         from swarm_engine.llm.lora_gguf import read_adapter_info
         zero, mild = adapters
         info = read_adapter_info(mild)
@@ -292,9 +293,10 @@ class TestLoraGguf:
         assert Path(a.path).read_bytes() == Path(b.path).read_bytes()
 
     def test_errors(self, tmp_path):
+        import gguf
+
         from swarm_engine.errors import ConfigError
         from swarm_engine.llm.lora_gguf import read_adapter_info, write_lora_adapter
-        import gguf
         model_like = tmp_path / "model.gguf"
         w = gguf.GGUFWriter(str(model_like), "llama")
         w.add_type(gguf.GGUFType.MODEL)

@@ -32,10 +32,26 @@ from swarm_engine.errors import ConfigError, LlmPermanentError
 from swarm_engine.llm.backends.llama_server import CHATML, LlamaServerInvoker, choice_confidence
 from swarm_engine.llm.models import default_model_path, resolve_model, server_binary, server_unavailable
 from swarm_engine.llm.prompts import answer_json, shared_prompt, worker_prompt
-from swarm_engine.llm.protocol import (ERROR_PARSE, ERROR_PERMANENT, ERROR_TRANSIENT, Choice, DecisionRequest,
-                                       Invoker, LoraScale, Sampling)
-from swarm_engine.llm.server import (LlamaServer, LoraSpec, ServerState, _diagnose, _pid_alive, free_port,
-                                     parse_lora, start_server)
+from swarm_engine.llm.protocol import (
+    ERROR_PARSE,
+    ERROR_PERMANENT,
+    ERROR_TRANSIENT,
+    Choice,
+    DecisionRequest,
+    Invoker,
+    LoraScale,
+    Sampling,
+)
+from swarm_engine.llm.server import (
+    LlamaServer,
+    LoraSpec,
+    ServerState,
+    _diagnose,
+    _pid_alive,
+    free_port,
+    parse_lora,
+    start_server,
+)
 
 
 def _skip_reason() -> str | None:

@@ -20,7 +20,6 @@ from swarm_engine.llm.grammar import gbnf_for, gbnf_literal, json_schema_for, re
 from swarm_engine.llm.prompts import answer_json
 from swarm_engine.llm.protocol import Choice
 
-
 # -- a tiny GBNF reader: llama.cpp's syntax for the subset the engine emits ---
 # rule   ::= name "::=" alts            name: [a-zA-Z0-9-]+ (llama.cpp's is_word_char)
 # alts   ::= seq ("|" seq)*

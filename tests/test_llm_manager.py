@@ -7,12 +7,11 @@ import asyncio
 import importlib.util
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from swarm_engine import load_scenario
 from swarm_engine.eval.runner import LlmRunHooks, run_eval
-from swarm_engine.llm.protocol import ERROR_TRANSIENT, Decision, Sampling
+from swarm_engine.llm.protocol import ERROR_TRANSIENT, Decision
 from swarm_engine.llm.runner import InvokerRunner
 
 ROOT = Path(__file__).resolve().parent.parent

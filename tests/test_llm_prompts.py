@@ -8,8 +8,18 @@ import json
 import jsonschema
 import pytest
 
-from swarm_engine.llm.prompts import (ANSWER_CUE, CONTENT_CUE, HEADER, PLAN_SCHEMA, answer_json, chat_messages,
-                                      plan_prompt, plan_schema, shared_prompt, worker_prompt)
+from swarm_engine.llm.prompts import (
+    ANSWER_CUE,
+    CONTENT_CUE,
+    HEADER,
+    PLAN_SCHEMA,
+    answer_json,
+    chat_messages,
+    plan_prompt,
+    plan_schema,
+    shared_prompt,
+    worker_prompt,
+)
 from swarm_engine.llm.protocol import Choice, DecisionRequest
 
 ACTIONS = [("CheckStatus", "Check the status of a service"), ("ReadLogs", "Read a service's logs"),

@@ -8,8 +8,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from swarm_engine import (Assignments, ConfigError, EventBatch, Hook, RunResult, SharedState, Swarm,
-                          SwarmConfig, Verdict, WorkerStates, load_scenario)
+from swarm_engine import (
+    Assignments,
+    ConfigError,
+    EventBatch,
+    Hook,
+    RunResult,
+    SharedState,
+    Swarm,
+    SwarmConfig,
+    Verdict,
+    WorkerStates,
+    load_scenario,
+)
 from swarm_engine._native import _kernel
 from swarm_engine.core import ManagementStrategy, TerminationConfig
 from swarm_engine.core.state import WorkResult

@@ -13,11 +13,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from swarm_engine import (ActionBatch, BatchedEnvironment, EnvironmentBinding, EnvironmentError_,
-                          ScenarioError, StepResult, Swarm, SwarmConfig, Verdict, load_scenario, run_eval)
+from swarm_engine import (
+    ActionBatch,
+    BatchedEnvironment,
+    EnvironmentBinding,
+    EnvironmentError_,
+    ScenarioError,
+    StepResult,
+    Swarm,
+    SwarmConfig,
+    Verdict,
+    load_scenario,
+    run_eval,
+)
 from swarm_engine._native._envs import ENV_PYTHON
 from swarm_engine.eval.loader import parse_scenario
-
 from tests.envs_example import OP_OPEN, OP_SCAN, OP_TRY, Vault
 
 DATA = Path(__file__).resolve().parent / "data"

@@ -24,8 +24,16 @@ from hypothesis import strategies as st
 
 from swarm_engine._native import _envs
 from swarm_engine._native._kernel import Kernel
-from swarm_engine._reference import (CodeTreeEnv, DiagnosisEnv, GridEnv, ReferenceKernel, SearchEnv,
-                                     TroubleshootingEnv, Xoshiro256, hash64)
+from swarm_engine._reference import (
+    CodeTreeEnv,
+    DiagnosisEnv,
+    GridEnv,
+    ReferenceKernel,
+    SearchEnv,
+    TroubleshootingEnv,
+    Xoshiro256,
+    hash64,
+)
 from swarm_engine._reference.rng import MASK64, splitmix64
 
 ROOT = Path(__file__).resolve().parent.parent

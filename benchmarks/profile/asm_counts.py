@@ -66,7 +66,7 @@ def main() -> None:
     counts = self_counts(args.callgrind, args.function)
     dis = subprocess.run(["objdump", "-d", "--no-show-raw-insn", args.shared_object],
                          capture_output=True, text=True, check=True).stdout
-    start = re.search(r"^[0-9a-f]+ <[^>]*%s>:$" % re.escape(args.function), dis, re.M)
+    start = re.search(rf"^[0-9a-f]+ <[^>]*{re.escape(args.function)}>:$", dis, re.M)
     if start is None:
         raise SystemExit(f"no symbol ending in {args.function}")
     print(f"{sum(counts.values()):,} instructions executed in {args.function} (self)")

@@ -10,8 +10,7 @@ Run: python docs/examples/05_python_environment.py
 
 import numpy as np
 
-from swarm_engine import (ActionBatch, DependencyGraph, EnvironmentBinding, StepResult, Swarm,
-                          SwarmConfig, run_eval)
+from swarm_engine import ActionBatch, DependencyGraph, EnvironmentBinding, StepResult, Swarm, SwarmConfig, run_eval
 from swarm_engine.eval.loader import parse_scenario
 
 SCAN, TRY, OPEN = 0, 1, 2

@@ -11,10 +11,10 @@ compare ratios measured in one run, never absolute times, so they hold on a
 laptop and on a CI box alike.
 """
 
+from swarm_engine.bench import tables
 from swarm_engine.bench.equivalence import MismatchError
 from swarm_engine.bench.machine import machine_info
 from swarm_engine.bench.runner import PARTS, SUITES, run_suites
 from swarm_engine.bench.settings import Settings
-from swarm_engine.bench import tables
 
 __all__ = ["MismatchError", "PARTS", "SUITES", "Settings", "machine_info", "run_suites", "tables"]

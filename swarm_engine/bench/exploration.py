@@ -17,7 +17,7 @@ Five parts, each also selectable on its own (``--suite troubleshooting``):
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from swarm_engine.bench import scaling, selectors, swarm, troubleshooting
 from swarm_engine.bench.settings import Settings

@@ -30,17 +30,17 @@ import os
 import shutil
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Callable
 
 import msgspec
 
 from swarm_engine.bench.measure import spread
 from swarm_engine.bench.settings import Settings
 from swarm_engine.bench.workloads import troubleshooting
-from swarm_engine.eval.report import write_json_atomic
 from swarm_engine.eval.runner import run_eval
+from swarm_engine.fsio import write_json
 from swarm_engine.learn.collect import record_session
 from swarm_engine.learn.offline import learn_once
 from swarm_engine.learn.session import SessionRecorder
@@ -96,7 +96,7 @@ class _Store:
         self.real_seconds = 0.0
         self.bulk_seconds = 0.0
         self.bulk_count = 0
-        self._clock = datetime.now(timezone.utc)
+        self._clock = datetime.now(UTC)
         self._pid = os.getpid()
 
     def grow(self, n: int) -> None:
@@ -120,7 +120,7 @@ class _Store:
             m = {**base_meta, **meta, "episodes": stats.episodes, "successes": stats.success_episodes}
             encoded.append((_encode(stats), _encode(m)))
         added = n - self.count
-        self._clock = max(self._clock, datetime.now(timezone.utc))   # after every real session
+        self._clock = max(self._clock, datetime.now(UTC))   # after every real session
         while self.count < n:
             self._clock += timedelta(microseconds=1)
             d = sdir / f"{self._clock.strftime('%Y%m%dT%H%M%S.%fZ')}-{self._pid}"
@@ -134,8 +134,8 @@ class _Store:
         for i, (stats, _meta) in enumerate(self.tmpl):
             copies = n // len(self.tmpl) + (1 if i < n % len(self.tmpl) else 0)
             total = total.merge(_times_two(stats, copies))
-        write_json_atomic(self.store.stats_path(self.key), total)
-        write_json_atomic(self.store.global_path, total)
+        write_json(self.store.stats_path(self.key), total)
+        write_json(self.store.global_path, total)
         self.bulk_seconds += time.perf_counter() - t0
         self.bulk_count += added
 
@@ -185,19 +185,19 @@ def run(settings: Settings, say: Callable[[str], None] = lambda _m: None) -> dic
             once, load, listing, outcome = [], [], [], None
             for k in range(settings.repeat):
                 say(f"learn: {n:,} sessions: learn once {k + 1}/{settings.repeat}")
-                outcome, secs = _timed(lambda: learn_once(sc.path, store=store, apply=False,
+                outcome, secs = _timed(lambda store=store: learn_once(sc.path, store=store, apply=False,
                                                           train_runs=settings.learn_train_runs,
                                                           heldout_runs=settings.learn_heldout_runs))
                 once.append(secs)
-                cumulative, secs = _timed(lambda: store.load_stats(st.key))
+                cumulative, secs = _timed(lambda store=store: store.load_stats(st.key))
                 load.append(secs)
-                sessions, secs = _timed(lambda: store.sessions(st.key))
+                sessions, secs = _timed(lambda store=store: store.sessions(st.key))
                 listing.append(secs)
             # the rebuild is linear in the sessions: one pass at the largest sizes
             rebuild = []
             for _ in range(settings.repeat if n <= 10_000 else 1):
                 say(f"learn: {n:,} sessions: rebuild from every session")
-                (rebuilt, count), secs = _timed(lambda: _rebuild(store, st.key))
+                (rebuilt, count), secs = _timed(lambda store=store: _rebuild(store, st.key))
                 rebuild.append(secs)
             if count != n or rebuilt.to_builtins() != cumulative.to_builtins():
                 raise AssertionError(f"learn: {n} sessions: the rebuilt statistics ({count} sessions) differ "

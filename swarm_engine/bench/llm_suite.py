@@ -31,8 +31,8 @@ from __future__ import annotations
 import importlib.util
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from swarm_engine.bench.measure import spread
 from swarm_engine.bench.settings import Settings

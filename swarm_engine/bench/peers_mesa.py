@@ -84,7 +84,7 @@ class Service(_Agent):
     """One service of the fleet. Its hidden state is drawn by the model at
     creation; each operation returns (outcome, discoveries)."""
 
-    def __init__(self, model: "TroubleshootingModel", index: int) -> None:
+    def __init__(self, model: TroubleshootingModel, index: int) -> None:
         super().__init__(model)
         self.index = index
         self.status = 0                 # 0 Running, 1 Degraded, 2 Down
@@ -124,7 +124,7 @@ class Service(_Agent):
 class Worker(_Agent):
     """An explorer: takes the best open node, runs it, records what it found."""
 
-    def __init__(self, model: "TroubleshootingModel") -> None:
+    def __init__(self, model: TroubleshootingModel) -> None:
         super().__init__(model)
         self.node = -1                  # the node taken this step, -1 none
         self.group = -1

@@ -23,7 +23,7 @@ workers, FIFO, no goal), all through :class:`swarm_engine.Swarm`:
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from swarm_engine.bench import exploration, learn, llm_suite, peers, pyenv
 from swarm_engine.bench.machine import machine_info

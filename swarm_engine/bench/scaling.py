@@ -21,13 +21,12 @@ repeat is checked to do the same actions as the first (determinism).
 from __future__ import annotations
 
 import gc
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
 from swarm_engine.bench.equivalence import MismatchError
-from swarm_engine.bench.measure import (peak_rss_bytes, percentiles, rss_bytes, run_to_verdict, spread,
-                                        step_ticks)
+from swarm_engine.bench.measure import peak_rss_bytes, percentiles, rss_bytes, run_to_verdict, spread, step_ticks
 from swarm_engine.bench.settings import Settings
 from swarm_engine.bench.swarm import node_capacity
 from swarm_engine.bench.workloads import grid

@@ -10,7 +10,7 @@ first ``explore_reference_runs`` of them, and the two must agree run for run.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

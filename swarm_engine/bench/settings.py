@@ -68,7 +68,7 @@ class Settings:
     scenario: str | None = None        # troubleshooting.toml; None = the shipped one
 
     @classmethod
-    def quick_settings(cls) -> "Settings":
+    def quick_settings(cls) -> Settings:
         """Everything in seconds (tests, smoke runs); rates are noisier."""
         return cls(runs=5_000, reference_runs=300, eval_runs=(1_000, 10_000), explore_runs=1_000,
                    explore_reference_runs=60, workers=1_000, grid=200, reference_grid=30, reference_workers=30,
@@ -79,7 +79,7 @@ class Settings:
                    learn_sessions=(10, 100), learn_train_runs=100, learn_heldout_runs=200, learn_episodes=10,
                    repeat=2, quick=True)
 
-    def with_(self, **changes) -> "Settings":
+    def with_(self, **changes) -> Settings:
         """A copy with the given fields changed (None values are ignored)."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 

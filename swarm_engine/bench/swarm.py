@@ -12,13 +12,20 @@ kernels stepped per tick, compared node for node.
 from __future__ import annotations
 
 import gc
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
 from swarm_engine.bench.equivalence import MismatchError, check_final_state
-from swarm_engine.bench.measure import (call_overhead, peak_rss_bytes, percentiles, rss_bytes, run_to_verdict,
-                                        spread, step_ticks)
+from swarm_engine.bench.measure import (
+    call_overhead,
+    peak_rss_bytes,
+    percentiles,
+    rss_bytes,
+    run_to_verdict,
+    spread,
+    step_ticks,
+)
 from swarm_engine.bench.settings import LATENCY_WORKERS, Settings
 from swarm_engine.bench.workloads import GRID_SHAPES, grid
 

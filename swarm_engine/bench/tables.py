@@ -247,8 +247,8 @@ def learn_table(r: dict) -> Table:
     t.caption = (f"learn once reads the cumulative stats.json, not the sessions; it lists them once to find the "
                  f"newest scenario path. Rebuild: read and merge every session (not done by learn once; "
                  f"checked equal to stats.json).\nrecord_session: {seconds(r['record_session_s'])} per session "
-                 f"(first {r['record_session_count']})" + (f"; bulk-written sessions: {seconds(r['bulk_session_s'])} each."
-                                                      if r["bulk_count"] else "."))
+                 f"(first {r['record_session_count']})"
+                 + (f"; bulk-written sessions: {seconds(r['bulk_session_s'])} each." if r["bulk_count"] else "."))
     return t
 
 

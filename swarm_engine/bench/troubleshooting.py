@@ -11,7 +11,7 @@ two must agree run for run on those seeds, every repeat.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -12,17 +12,15 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from swarm_engine.bench import PARTS, SUITES, MismatchError, Settings, plots, run_suites, tables
-from swarm_engine.bench import llm_suite
+from swarm_engine.bench import PARTS, SUITES, MismatchError, Settings, llm_suite, plots, run_suites, tables
 from swarm_engine.bench.runner import resolve
 from swarm_engine.errors import SwarmError
-from swarm_engine.eval.report import write_json_atomic
+from swarm_engine.fsio import write_json
 
 __all__ = ["app_factory", "main"]
 
@@ -31,7 +29,7 @@ console = Console() if sys.stdout.isatty() else Console(width=150)
 err_console = Console(stderr=True)
 
 
-def _sizes(text: Optional[str], name: str) -> tuple[int, ...] | None:
+def _sizes(text: str | None, name: str) -> tuple[int, ...] | None:
     """``"1000,10000"`` -> (1000, 10000); None passes through."""
     if text is None:
         return None
@@ -45,21 +43,24 @@ def _sizes(text: Optional[str], name: str) -> tuple[int, ...] | None:
 
 
 def bench_command(
-    suite: Optional[list[str]] = typer.Option(
+    suite: list[str] | None = typer.Option(
         None, "--suite", help="Suite to run (repeatable): all, " + ", ".join(SUITES)
         + "; or a part of exploration: " + ", ".join(PARTS) + ". Default all."),
-    runs: Optional[int] = typer.Option(None, "--runs", min=1, help="Troubleshooting runs of the main row (default 100000)."),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Swarm workers (default 10000)."),
-    grid: Optional[int] = typer.Option(None, "--grid", min=1, help="Swarm grid side N: N x N nodes (default 1000)."),
-    eval_runs: Optional[str] = typer.Option(None, "--eval-runs", help="Eval sizes of the scaling curve, e.g. 1000,1000000."),
-    scale_workers: Optional[str] = typer.Option(None, "--scale-workers", help="Worker counts of the scaling curve."),
-    scale_grids: Optional[str] = typer.Option(None, "--scale-grids", help="Grid sides of the graph-size curve (3163: 10^7 nodes)."),
-    sessions: Optional[str] = typer.Option(None, "--sessions", help="Stored-session counts of the learn suite."),
-    repeat: Optional[int] = typer.Option(None, "--repeat", min=1, help="Measured repeats per case (default 3)."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write every result to this JSON file."),
-    plot_dir: Optional[Path] = typer.Option(None, "--plot", help="Write PNG plots into this folder (needs matplotlib)."),
+    runs: int | None = typer.Option(None, "--runs", min=1,
+                                    help="Troubleshooting runs of the main row (default 100000)."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Swarm workers (default 10000)."),
+    grid: int | None = typer.Option(None, "--grid", min=1, help="Swarm grid side N: N x N nodes (default 1000)."),
+    eval_runs: str | None = typer.Option(None, "--eval-runs",
+                                         help="Eval sizes of the scaling curve, e.g. 1000,1000000."),
+    scale_workers: str | None = typer.Option(None, "--scale-workers", help="Worker counts of the scaling curve."),
+    scale_grids: str | None = typer.Option(None, "--scale-grids",
+                                           help="Grid sides of the graph-size curve (3163: 10^7 nodes)."),
+    sessions: str | None = typer.Option(None, "--sessions", help="Stored-session counts of the learn suite."),
+    repeat: int | None = typer.Option(None, "--repeat", min=1, help="Measured repeats per case (default 3)."),
+    json_path: Path | None = typer.Option(None, "--json", help="Write every result to this JSON file."),
+    plot_dir: Path | None = typer.Option(None, "--plot", help="Write PNG plots into this folder (needs matplotlib)."),
     quick: bool = typer.Option(False, "--quick", help="Small sizes: every suite in seconds (llm: a minute)."),
-    scenario: Optional[Path] = typer.Option(None, "--scenario", help="Troubleshooting scenario file."),
+    scenario: Path | None = typer.Option(None, "--scenario", help="Troubleshooting scenario file."),
 ) -> None:
     """Measure the native kernel against the pure-Python reference, Mesa, Python environments, LLM backends
     and the learner."""
@@ -83,7 +84,7 @@ def bench_command(
     console.print(f"{report['seconds']:.1f} s ({per_suite}); peak RSS {tables.nbytes(report['peak_rss_bytes'])}",
                   highlight=False)
     if json_path is not None:
-        write_json_atomic(json_path, report)
+        write_json(json_path, report)
         console.print(f"results: {json_path}", highlight=False)
     if plot_dir is not None:
         for path in plots.write_plots(report, plot_dir):

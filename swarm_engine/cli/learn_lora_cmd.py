@@ -7,8 +7,6 @@ Needs the ``train`` extra (``pip install torch==2.13.0`` first, then
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -66,7 +64,7 @@ def lora_command(
     target: str = typer.Argument(..., metavar="SCENARIO_OR_KEY", help="A scenario file or a learning key."),
     steps: int = typer.Option(250, "--steps", min=1, help="Optimizer steps."),
     rank: int = typer.Option(16, "--rank", min=1, help="LoRA rank r."),
-    alpha: Optional[float] = typer.Option(None, "--alpha", min=0.0, help="LoRA alpha [2 x rank]."),
+    alpha: float | None = typer.Option(None, "--alpha", min=0.0, help="LoRA alpha [2 x rank]."),
     targets: str = typer.Option("q,v,gate,up,down", "--targets", help="Adapted weights: q,k,v,o,gate,up,down "
                                                          "(or attn_q..., q_proj..., attn, mlp, all)."),
     layers: int = typer.Option(10, "--layers", min=0, help="Adapt the top N blocks (0 = all)."),
@@ -78,11 +76,12 @@ def lora_command(
     evaluate: bool = typer.Option(False, "--eval/--no-eval",
                                   help="Measure held-out decision accuracy with vs without the adapter."),
     eval_max: int = typer.Option(48, "--eval-max", min=1, help="Held-out decisions asked by --eval."),
-    activate: bool = typer.Option(True, "--activate/--no-activate", help="Make the new adapter the active one "
-                                                                     "(with --eval: only when no worse than the one in use)."),
-    model: Optional[str] = typer.Option(None, "-m", "--model", help="Base GGUF model [SmolLM2-135M-Instruct]."),
+    activate: bool = typer.Option(True, "--activate/--no-activate",
+                                  help="Make the new adapter the active one "
+                                       "(with --eval: only when no worse than the one in use)."),
+    model: str | None = typer.Option(None, "-m", "--model", help="Base GGUF model [SmolLM2-135M-Instruct]."),
     seed: int = typer.Option(0, "--seed", min=0, help="Shuffling and initialisation seed."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for training."),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads for training."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
 ) -> None:
     """Train a LoRA adapter on the recorded LLM decisions of a scenario, convert it to

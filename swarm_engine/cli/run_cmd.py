@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Optional
 
 import numpy as np
-
 import typer
 from rich.console import Console
 
@@ -28,15 +26,15 @@ def _say(line: str) -> None:
 
 def run_command(
     scenario: Path = typer.Argument(..., help="Scenario file."),
-    task: Optional[str] = typer.Option(None, "--task", help="Replace the scenario's task goal."),
-    seed: Optional[int] = options.SEED,
-    variant: Optional[str] = options.VARIANT,
+    task: str | None = typer.Option(None, "--task", help="Replace the scenario's task goal."),
+    seed: int | None = options.SEED,
+    variant: str | None = options.VARIANT,
     quiet: bool = options.QUIET,
-    provider: Optional[str] = options.PROVIDER,
-    model: Optional[str] = options.MODEL,
-    endpoint: Optional[str] = options.ENDPOINT,
-    learning: Optional[bool] = options.LEARNING,
-    learning_key_: Optional[str] = options.LEARNING_KEY,
+    provider: str | None = options.PROVIDER,
+    model: str | None = options.MODEL,
+    endpoint: str | None = options.ENDPOINT,
+    learning: bool | None = options.LEARNING,
+    learning_key_: str | None = options.LEARNING_KEY,
     no_learned_model: bool = options.NO_LEARNED_MODEL,
 ) -> None:
     """Run the scenario once and show every tick as it happens."""

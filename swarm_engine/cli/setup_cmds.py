@@ -11,10 +11,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from swarm_engine import fsio
 from swarm_engine.errors import StoreError
 from swarm_engine.eval.builtin import builtin_scenarios_dir
-from swarm_engine.settings import (DEFAULT_CONFIG_TOML, config_path, engine_dir, load_settings,
-                                   user_dir)
+from swarm_engine.settings import DEFAULT_CONFIG_TOML, config_path, engine_dir, load_settings, user_dir
 
 __all__ = ["register"]
 
@@ -22,12 +22,10 @@ console = Console()
 
 
 def _write_new(path, text: str) -> bool:
-    """Create path with text unless it exists (atomic: temp file + rename)."""
+    """Create path with text unless it exists (atomic, never overwrites)."""
     if path.exists():
         return False
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    fsio.write_text(path, text, exclusive=True)
     return True
 
 

@@ -7,8 +7,9 @@ whole tick's actions, so its cost is paid per tick, not per action.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -55,7 +56,7 @@ class StepResult:
 
     @classmethod
     def build(cls, outcome: Sequence[int], discoveries: Sequence[Sequence[int]] | None = None,
-              duration_ms: Sequence[float] | None = None, done: bool = False) -> "StepResult":
+              duration_ms: Sequence[float] | None = None, done: bool = False) -> StepResult:
         """Convenience constructor from per-action lists."""
         n = len(outcome)
         lists = list(discoveries) if discoveries is not None else [[] for _ in range(n)]
@@ -109,8 +110,8 @@ class EnvironmentBinding:
     extra: dict = field(default_factory=dict)
 
     @classmethod
-    def from_python(cls, env: "BatchedEnvironment", actions: Sequence[str], name: str | None = None
-                    ) -> "EnvironmentBinding":
+    def from_python(cls, env: BatchedEnvironment, actions: Sequence[str], name: str | None = None
+                    ) -> EnvironmentBinding:
         """Bind a Python environment object to a scenario's action names (which
         must match ``env.action_names``, loosely: case and underscores aside)."""
         from swarm_engine._native import _envs

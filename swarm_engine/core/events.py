@@ -3,8 +3,9 @@ get them once per tick (or per batch of runs) as an :class:`EventBatch`."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -42,7 +43,7 @@ class EventBatch:
     source: np.ndarray          # 0 selector, 1 LLM decision, 2 selector after a failed LLM call
 
     @classmethod
-    def from_columns(cls, cols: dict[str, np.ndarray]) -> "EventBatch":
+    def from_columns(cls, cols: dict[str, np.ndarray]) -> EventBatch:
         return cls(**cols)
 
     def __len__(self) -> int:

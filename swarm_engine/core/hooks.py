@@ -36,16 +36,16 @@ class Assignments:
 class Hook:
     """Base class; override any of the four levels. Call ``swarm.stop()`` to end the run."""
 
-    def on_tick(self, swarm: "Swarm", tick: int) -> None:
+    def on_tick(self, swarm: Swarm, tick: int) -> None:
         """After the tick (advance phase)."""
 
-    def on_manage(self, swarm: "Swarm", assignments: Assignments) -> None:
+    def on_manage(self, swarm: Swarm, assignments: Assignments) -> None:
         """After the manage phase, before the environment acts."""
 
-    def on_worker(self, swarm: "Swarm", results: np.ndarray) -> None:
+    def on_worker(self, swarm: Swarm, results: np.ndarray) -> None:
         """After the merge phase: one WorkResult code per worker."""
 
-    def on_action(self, swarm: "Swarm", events: EventBatch) -> None:
+    def on_action(self, swarm: Swarm, events: EventBatch) -> None:
         """After the merge phase: the tick's action events."""
 
     @classmethod

@@ -14,8 +14,9 @@ and ``step(n)`` advance many ticks per call.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -40,9 +41,9 @@ class AsyncSource(Protocol):
     ``manage`` may hand workers to it before the selector runs (manage phase),
     e.g. an LLM manager asking the model and marking those workers waiting."""
 
-    def collect(self, swarm: "Swarm") -> None: ...
+    def collect(self, swarm: Swarm) -> None: ...
 
-    def manage(self, swarm: "Swarm") -> None: ...
+    def manage(self, swarm: Swarm) -> None: ...
 
 
 @dataclass(frozen=True)

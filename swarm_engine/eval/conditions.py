@@ -24,7 +24,7 @@ run, so a failure threshold crossed mid-run still holds at the end.
 from __future__ import annotations
 
 import operator
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

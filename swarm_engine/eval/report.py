@@ -15,18 +15,14 @@ Schema version 1 (see docs/report.md)::
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
-import msgspec
 import numpy as np
 
 from swarm_engine import __version__
-from swarm_engine.errors import StoreError
 from swarm_engine.eval.runner import EvalResult
 from swarm_engine.eval.stats import pass_at_k, pass_hat_k, summarize, wilson
+from swarm_engine.fsio import write_json as write_json_atomic
 
 __all__ = ["build_report", "write_json_atomic", "SCHEMA_VERSION", "KS"]
 
@@ -87,24 +83,3 @@ def build_report(result: EvalResult, *, include_runs: bool = True) -> dict[str, 
     return report
 
 
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write JSON so readers never see a half file: temp file, fsync, rename."""
-    p = Path(path)
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-        try:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.fchmod(fd, 0o666 & ~umask)      # mkstemp makes 0600; a report is an ordinary file
-            with os.fdopen(fd, "wb") as f:
-                f.write(msgspec.json.format(msgspec.json.encode(data), indent=2))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, p)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-    except OSError as exc:
-        raise StoreError(f"cannot write {p}: {exc.strerror or exc}") from exc

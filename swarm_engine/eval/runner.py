@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TextIO
 
 import numpy as np
 
 from swarm_engine._native import _kernel
 from swarm_engine.core.events import EventBatch
-from swarm_engine.core.state import Verdict, VERDICT_REASONS
+from swarm_engine.core.state import VERDICT_REASONS, Verdict
 from swarm_engine.eval.conditions import evaluate, run_metrics
 from swarm_engine.eval.loader import Scenario
 from swarm_engine.exploration.kernel import make_kernel

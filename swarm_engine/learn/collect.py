@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from swarm_engine.eval.report import write_json_atomic
+from swarm_engine.fsio import write_json
 from swarm_engine.learn.stats import LearnStats, episodes_from_events
 from swarm_engine.learn.store import LearningStore, learning_key
 
@@ -61,7 +61,7 @@ def record_session(stats: LearnStats, scenario, store: LearningStore | None = No
     session = store.write_session(k, info, stats, decisions)
     if info.get("scenario_path"):
         # where learn once / the daemon find the scenario of a key without listing sessions
-        write_json_atomic(store.scenario_dir(k) / "scenario.json",
+        write_json(store.scenario_dir(k) / "scenario.json",
                           {key: info.get(key) for key in ("scenario_path", "variant", "scenario_id", "created")})
     store.merge_into_scenario(k, stats)
     store.merge_global(stats)

@@ -53,15 +53,16 @@ import os
 import threading
 import time
 import traceback
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import msgspec
 
 from swarm_engine.errors import ConfigError, StoreError, SwarmError
-from swarm_engine.eval.report import write_json_atomic
+from swarm_engine.fsio import write_json
 from swarm_engine.learn.store import LearningStore, learning_key
 from swarm_engine.learn.triggers import DEFAULT_TRIGGER, Trigger, TriggerTracker, parse_trigger
 
@@ -162,7 +163,7 @@ def resolve_target(target: str, store: LearningStore, key: str | None = None) ->
     """
     p = Path(target).expanduser()
     if p.is_file():
-        from swarm_engine.eval.loader import load_scenario      # the loader pulls in the engine
+        from swarm_engine.eval.loader import load_scenario  # the loader pulls in the engine
 
         scenario = load_scenario(p)
         return learning_key(scenario.id, key), str(p.resolve())
@@ -349,7 +350,7 @@ class LearningDaemon:
 
     def write_status(self) -> None:
         try:
-            write_json_atomic(self.status_path, self.status())
+            write_json(self.status_path, self.status())
         except StoreError as exc:                # a full disk must not kill the daemon
             log.warning("%s", exc)
 
@@ -362,7 +363,7 @@ class LearningDaemon:
             return prev["learned_through"]
         with contextlib.suppress(OSError):
             mtime = self.store.offline_model_path(self.key).stat().st_mtime
-            return datetime.fromtimestamp(mtime, timezone.utc).strftime(_STAMP)
+            return datetime.fromtimestamp(mtime, UTC).strftime(_STAMP)
         return None
 
     def _read_meta(self, session: Path) -> dict | None:

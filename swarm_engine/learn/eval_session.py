@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import msgspec
 
@@ -44,7 +45,7 @@ class LearningSession:
 
     @classmethod
     def open(cls, scenario: Scenario, *, learning: bool = False, key: str | None = None,
-             use_model: bool = True, store: LearningStore | None = None, say: Say = None) -> "LearningSession":
+             use_model: bool = True, store: LearningStore | None = None, say: Say = None) -> LearningSession:
         store = store if store is not None else LearningStore(on_problem=_warn)
         k = learning_key(scenario.id, key)
         model = store.load_model(k) if use_model else None

@@ -21,7 +21,8 @@ rebuilt from it alone, so a rollback restores exactly the old behaviour.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -64,7 +65,7 @@ class OptimalParamsModel(msgspec.Struct, kw_only=True):
     strategy_config: StrategyConfig = msgspec.field(default_factory=StrategyConfig)
 
     @classmethod
-    def from_stats(cls, stats: LearnStats, base: SelectorConfig, min_episodes: int = 5) -> "OptimalParamsModel":
+    def from_stats(cls, stats: LearnStats, base: SelectorConfig, min_episodes: int = 5) -> OptimalParamsModel:
         best, best_key = base.strategy, None
         for name, (eps, ok, acts) in stats.strategies.items():
             if name in SELECTOR_KINDS and eps >= min_episodes:
@@ -140,7 +141,7 @@ class OfflineModel(msgspec.Struct, kw_only=True):
         return msgspec.json.encode(self)
 
     @classmethod
-    def from_json(cls, data: bytes | str) -> "OfflineModel":
+    def from_json(cls, data: bytes | str) -> OfflineModel:
         return msgspec.json.decode(data, type=cls)
 
 

@@ -22,9 +22,10 @@ from the seeds people pass to ``swarm eval`` (42 by default).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import msgspec
 
@@ -213,7 +214,7 @@ def _search(scenario: Scenario, start: OfflineModel, current: OfflineModel | Non
     t0 = time.perf_counter()
     reference = current
     ref_train = run(reference, TRAIN_SEED, train_runs)
-    say(f"in use ({'v%d' % current.version if current else 'scenario settings'}): {_fmt(ref_train)}")
+    say(f"in use ({f'v{current.version}' if current else 'scenario settings'}): {_fmt(ref_train)}")
     best, best_r = start, run(start, TRAIN_SEED, train_runs)
     say(f"statistics model: {_fmt(best_r)}")
     tried = 2

@@ -25,7 +25,7 @@ All values lie in [0, 1].
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -53,7 +53,7 @@ class ScoreModel:
         self.unseen = float(unseen)
 
     @classmethod
-    def from_stats(cls, stats: LearnStats, ngram_weight: float = 1.0, unseen: float = 0.0) -> "ScoreModel":
+    def from_stats(cls, stats: LearnStats, ngram_weight: float = 1.0, unseen: float = 0.0) -> ScoreModel:
         per_action: dict[str, list[int]] = {}
         for key, (s, f) in stats.transitions.items():
             a = key.rsplit(SEP, 1)[1]

@@ -29,7 +29,7 @@ class SimResult:
     actions_se: float            # its standard error
     seconds: float
 
-    def better_than(self, other: "SimResult", tol: float = 0.005) -> bool:
+    def better_than(self, other: SimResult, tol: float = 0.005) -> bool:
         """Strictly better: a clearly higher success rate, or the same one
         (within ``tol``) with fewer actions to success."""
         if self.success_rate > other.success_rate + tol:
@@ -38,7 +38,7 @@ class SimResult:
             return False
         return self.mean_actions < other.mean_actions
 
-    def not_worse_than(self, other: "SimResult", tol: float = 0.005) -> bool:
+    def not_worse_than(self, other: SimResult, tol: float = 0.005) -> bool:
         return self.success_rate >= other.success_rate - tol and self.mean_actions <= other.mean_actions
 
     def ci95(self) -> tuple[float, float]:

@@ -25,7 +25,8 @@ is elementwise addition: commutative and associative):
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, NamedTuple, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import NamedTuple
 
 import msgspec
 import numpy as np
@@ -130,14 +131,14 @@ class LearnStats(msgspec.Struct, kw_only=True):
         st[2] += len(acts)
 
     @classmethod
-    def from_episodes(cls, episodes: Iterable[Episode]) -> "LearnStats":
+    def from_episodes(cls, episodes: Iterable[Episode]) -> LearnStats:
         s = cls()
         for ep in episodes:
             s.add_episode(ep if isinstance(ep, Episode) else Episode(*ep))
         return s
 
     # ------------------------------------------------------------------ merging
-    def merge(self, other: "LearnStats") -> "LearnStats":
+    def merge(self, other: LearnStats) -> LearnStats:
         """A new LearnStats with both sets of counts added (neither input changes)."""
         at = {k: dict(v) for k, v in self.action_targets.items()}
         for a, per in other.action_targets.items():
@@ -166,7 +167,7 @@ class LearnStats(msgspec.Struct, kw_only=True):
         return msgspec.json.encode(self)
 
     @classmethod
-    def from_json(cls, data: bytes | str) -> "LearnStats":
+    def from_json(cls, data: bytes | str) -> LearnStats:
         """Raises msgspec.DecodeError / ValidationError on a malformed document."""
         return msgspec.json.decode(data, type=cls)
 

@@ -24,13 +24,15 @@ import fcntl
 import logging
 import os
 import re
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import msgspec
 
-from swarm_engine.eval.report import write_json_atomic
+from swarm_engine import fsio
+from swarm_engine.fsio import write_json
 from swarm_engine.learn.stats import LearnStats
 from swarm_engine.settings import engine_dir
 
@@ -59,24 +61,8 @@ def learning_key(scenario_id: str, override: str | None = None) -> str:
     return key or "default"
 
 
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _stamp() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
 
 
 class LearningStore:
@@ -159,7 +145,7 @@ class LearningStore:
     def _merge_file(self, path: Path, stats: LearnStats) -> LearnStats:
         with self._locked(path.with_name(f".{path.name}.lock")):
             merged = self._read_stats(path).merge(stats)
-            write_json_atomic(path, merged)
+            write_json(path, merged)
         return merged
 
     # ------------------------------------------------------------------ API
@@ -181,10 +167,10 @@ class LearningStore:
         else:                                   # pragma: no cover
             raise FileExistsError(f"cannot make a session folder under {base}")
         if decisions:
-            _write_bytes_atomic(d / "decisions.jsonl",
-                                b"".join(msgspec.json.encode(r) + b"\n" for r in decisions))
-        write_json_atomic(d / "stats.json", stats)
-        write_json_atomic(d / "meta.json", meta)
+            fsio.write_bytes(d / "decisions.jsonl",
+                             b"".join(msgspec.json.encode(r) + b"\n" for r in decisions))
+        write_json(d / "stats.json", stats)
+        write_json(d / "meta.json", meta)
         return d
 
     def merge_into_scenario(self, key: str, stats: LearnStats) -> LearnStats:
@@ -263,8 +249,8 @@ class LearningStore:
         version = max(self.model_versions(key), default=0) + 1
         model.version = version
         model.learning_key = key
-        write_json_atomic(self.models_dir(key) / f"v{version}.json", model)
-        write_json_atomic(self.offline_model_path(key), model)
+        write_json(self.models_dir(key) / f"v{version}.json", model)
+        write_json(self.offline_model_path(key), model)
         return version
 
     def rollback_model(self, key: str, to: int | None = None) -> tuple[bool, Any]:
@@ -291,5 +277,5 @@ class LearningStore:
             model = self.load_model_version(key, to)
             if model is None:
                 return False, None
-            write_json_atomic(path, model)
+            write_json(path, model)
             return True, model

@@ -35,8 +35,8 @@ import math
 import re
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from swarm_engine.errors import ConfigError
 

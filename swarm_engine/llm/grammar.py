@@ -17,7 +17,8 @@ fixes the values but not the whitespace, so answers to it are parsed with
 from __future__ import annotations
 
 import unicodedata
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from swarm_engine.errors import ConfigError
 from swarm_engine.llm.prompts import answer_json, answer_object

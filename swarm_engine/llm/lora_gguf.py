@@ -22,13 +22,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
+from swarm_engine import fsio
 from swarm_engine.errors import ConfigError, LlmPermanentError
 
 __all__ = ["AdapterInfo", "LORA_TARGETS", "write_lora_adapter", "read_adapter_info", "gguf_file_writer",
@@ -93,27 +94,16 @@ def _field(reader: Any, key: str) -> Any:
 @contextlib.contextmanager
 def gguf_file_writer(path: str | os.PathLike, architecture: str) -> Iterator[Any]:
     """A ``gguf.GGUFWriter`` to fill in the block; the file appears at ``path``
-    only when the block ends without error (temp file, fsync, rename, mode 0644),
-    so a reader never sees half an adapter or model."""
+    only when the block ends without error (:mod:`swarm_engine.fsio`), so a
+    reader never sees half an adapter or model."""
     gguf = _gguf()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        w = gguf.GGUFWriter(tmp, architecture)        # writes general.architecture
+    with fsio.atomic_path(path) as tmp:
+        w = gguf.GGUFWriter(str(tmp), architecture)   # writes general.architecture
         yield w
         w.write_header_to_file()
         w.write_kv_data_to_file()
         w.write_tensors_to_file()
         w.close()
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)                          # mkstemp makes 0600
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @contextlib.contextmanager

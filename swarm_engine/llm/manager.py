@@ -23,8 +23,9 @@ Manage::
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -94,7 +95,7 @@ class LlmManager:
         self._answered: dict[int, dict] = {}                        # worker -> answered, not yet executed
 
     # ------------------------------------------------------------------ events
-    def on_events(self, events: EventBatch, swarm: "Swarm | None" = None) -> None:
+    def on_events(self, events: EventBatch, swarm: Swarm | None = None) -> None:
         """Keep each worker's recent history (rendered lazily, only for prompts)."""
         if swarm is None or events is None:
             return
@@ -119,7 +120,7 @@ class LlmManager:
                 rec["outcome"] = row["outcome"]
 
     # ------------------------------------------------------------------ phases
-    def collect(self, swarm: "Swarm") -> None:
+    def collect(self, swarm: Swarm) -> None:
         """Collect phase: apply finished answers."""
         k = swarm.kernel
         stats = self.runner.stats
@@ -140,7 +141,7 @@ class LlmManager:
             k.mark_fallback(w)
             self._released.add(w)
 
-    def manage(self, swarm: "Swarm") -> None:
+    def manage(self, swarm: Swarm) -> None:
         """Manage phase (before the selector): ask the due, idle workers."""
         k = swarm.kernel
         p = self.policy
@@ -201,7 +202,7 @@ class LlmManager:
         return rec
 
     # ------------------------------------------------------------------ prompts
-    def _candidates(self, swarm: "Swarm") -> tuple[Choice, ...]:
+    def _candidates(self, swarm: Swarm) -> tuple[Choice, ...]:
         k = swarm.kernel
         gids, scores = k.selector_scores(limit=4 * self.policy.max_candidates)
         if len(gids) == 0:
@@ -221,7 +222,7 @@ class LlmManager:
                                   successes=int(g["successes"][gid])))
         return tuple(out)
 
-    def _request(self, swarm: "Swarm", worker: int, choices: tuple[Choice, ...]) -> DecisionRequest:
+    def _request(self, swarm: Swarm, worker: int, choices: tuple[Choice, ...]) -> DecisionRequest:
         k = swarm.kernel
         team = (f"tick {swarm.tick}; {k.total_visits} actions so far ({k.total_fail} failed); "
                 f"{k.n_open} open candidates")
@@ -236,7 +237,7 @@ class LlmManager:
 class _Subscriber:
     """Adapts the manager to the event-subscriber protocol of one swarm."""
 
-    def __init__(self, manager: LlmManager, swarm: "Swarm") -> None:
+    def __init__(self, manager: LlmManager, swarm: Swarm) -> None:
         self.manager = manager
         self.swarm = swarm
 
@@ -244,7 +245,7 @@ class _Subscriber:
         self.manager.on_events(events, self.swarm)
 
 
-def attach(manager: LlmManager, swarm: "Swarm") -> None:
+def attach(manager: LlmManager, swarm: Swarm) -> None:
     """Wire the manager into a swarm: collect/manage phases and event history."""
     swarm.add_source(manager)
     swarm.subscribe(_Subscriber(manager, swarm))

@@ -40,7 +40,7 @@ def plan_graph(runner: InvokerRunner, task: str, actions: list[tuple[str, str]],
             problems.append(exc.message)
         except (ValueError, KeyError, TypeError) as exc:
             problems.append(f"unusable answer ({type(exc).__name__}: {exc})")
-        except Exception as exc:  # noqa: BLE001 - a backend failure is reported as one line
+        except Exception as exc:  # a backend failure is reported as one line
             problems.append(f"{type(exc).__name__}: {exc}")
     raise ScenarioError(f"the LLM could not plan a dependency graph in {attempts} attempts: "
                         f"{problems[-1]}", path=source, field="dependency_graph.type")

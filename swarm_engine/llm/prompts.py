@@ -29,7 +29,8 @@ model has something to copy.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from swarm_engine.llm.protocol import Choice
 

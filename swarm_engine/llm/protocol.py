@@ -10,8 +10,9 @@ and a ``aclose()`` that is safe to call twice.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 __all__ = ["Choice", "Sampling", "LoraScale", "DecisionRequest", "Decision", "PlanRequest",
            "Invoker", "ERROR_TRANSIENT", "ERROR_PERMANENT", "ERROR_PARSE"]

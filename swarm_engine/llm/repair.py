@@ -23,10 +23,12 @@ by alias: tool/action/name, target/service/file/path, arg/args/argument.
 
 from __future__ import annotations
 
+import collections
 import difflib
 import json
 import re
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from swarm_engine.llm.prompts import answer_json, answer_object
 from swarm_engine.llm.protocol import Choice
@@ -73,7 +75,7 @@ def parse_decision(text: str, choices: Sequence[Choice]) -> tuple[int | None, bo
     """
     try:
         return _parse(text, choices)
-    except Exception:   # noqa: BLE001 - a bad answer must never take the engine down
+    except Exception:   # a bad answer must never take the engine down
         return None, False
 
 
@@ -176,9 +178,8 @@ def _balanced_end(text: str, start: int) -> int | None:
 
 def _close(span: str) -> str:
     """Close a truncated object: an open string, then the open braces."""
-    depth, quote = 0, None
-    for _, _, depth, quote in _scan(span):
-        pass
+    last = collections.deque(_scan(span), maxlen=1)     # the state after the last character
+    depth, quote = last[0][2:] if last else (0, None)
     span = span.rstrip().rstrip(",")
     if quote:
         span += quote

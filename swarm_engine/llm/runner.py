@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from typing import Sequence
 
 from swarm_engine.errors import LlmError
 from swarm_engine.llm.protocol import ERROR_PERMANENT, ERROR_TRANSIENT, Decision, DecisionRequest, Invoker
@@ -60,7 +60,7 @@ class InvokerRunner:
             if fut.done():
                 try:
                     decisions = fut.result()
-                except Exception as exc:   # noqa: BLE001 - reported as transient decisions
+                except Exception as exc:   # reported as transient decisions
                     decisions = [Decision(worker=r.worker, choice=None, error=ERROR_TRANSIENT,
                                           message=f"{type(exc).__name__}: {exc}") for r in batch]
                 self.stats.record(decisions)
@@ -106,7 +106,7 @@ class InvokerRunner:
         self._pending.clear()
         try:
             asyncio.run_coroutine_threadsafe(self.invoker.aclose(), self._loop).result(10)
-        except Exception:  # noqa: BLE001 - closing a broken backend must not raise
+        except Exception:  # closing a broken backend must not raise
             pass
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)

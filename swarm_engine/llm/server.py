@@ -31,12 +31,13 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import httpx
 
+from swarm_engine import fsio
 from swarm_engine.errors import ConfigError, LlmPermanentError, StoreError
 from swarm_engine.llm.models import resolve_model, server_binary
 from swarm_engine.settings import engine_dir
@@ -240,15 +241,6 @@ def _diagnose(log_text: str, host: str, port: int, model: str) -> str:
     return "llama-server exited during startup"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _tail(path: Path, n: int, start: int = 0) -> list[str]:
     """The last n lines of path, reading only from byte offset start."""
     if n <= 0:
@@ -411,7 +403,7 @@ class LlamaServer:
                                 lora=[{"path": str(s.path), "scale": 1.0 if s.scale is None else s.scale}
                                       for s in loras])
             try:
-                _atomic_write(self.state_path, json.dumps(asdict(state), indent=1))
+                fsio.write_text(self.state_path, json.dumps(asdict(state), indent=1))
             except OSError as exc:
                 self._kill(pid, state.starttime, 5.0)
                 raise StoreError(f"{self.state_path}: {exc.strerror or exc}") from exc

@@ -16,8 +16,16 @@ from swarm_engine.eval.environments.internal_diagnosis import FIXES, SECTIONS, h
 from swarm_engine.learn.lora import active
 from swarm_engine.learn.lora.collect import collect_decisions, write_decisions_session
 from swarm_engine.learn.lora.convert import gguf_tensors, rope_permute
-from swarm_engine.learn.lora.data import (Example, build_examples, load_decisions, read_decisions, read_jsonl,
-                                          split_by_seed, summarize, write_jsonl)
+from swarm_engine.learn.lora.data import (
+    Example,
+    build_examples,
+    load_decisions,
+    read_decisions,
+    read_jsonl,
+    split_by_seed,
+    summarize,
+    write_jsonl,
+)
 from swarm_engine.learn.store import LearningStore, learning_key
 from swarm_engine.llm import prompts
 from swarm_engine.llm.protocol import Decision

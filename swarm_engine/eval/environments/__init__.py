@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from swarm_engine.core.environment import EnvironmentBinding
 from swarm_engine.errors import ScenarioError
@@ -10,8 +11,8 @@ from swarm_engine.eval.environments.base import EnvironmentFace, normalize
 from swarm_engine.eval.environments.code_exploration import CODE_EXPLORATION
 from swarm_engine.eval.environments.grid import GRID
 from swarm_engine.eval.environments.internal_diagnosis import INTERNAL_DIAGNOSIS
-from swarm_engine.eval.environments.search import SEARCH
 from swarm_engine.eval.environments.python_env import entry_point_names, load_python_environment
+from swarm_engine.eval.environments.search import SEARCH
 from swarm_engine.eval.environments.troubleshooting import TROUBLESHOOTING
 from swarm_engine.exploration.rules import DependencyGraph
 

@@ -10,7 +10,7 @@ too broad, so a search has to narrow down with List first.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from swarm_engine._native import _envs
 from swarm_engine.eval.environments.base import EnvironmentFace, ParamSpec

@@ -8,7 +8,7 @@ the task (goal -1: no goal, explore everything; -2: a random cell).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from swarm_engine._native import _envs, _kernel
 from swarm_engine.errors import ScenarioError

@@ -9,8 +9,9 @@ and must implement :class:`swarm_engine.core.environment.BatchedEnvironment`.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from importlib.metadata import entry_points
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -7,7 +7,7 @@ target; Submit of the read target completes the task.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from swarm_engine._native import _envs
 from swarm_engine.eval.environments.base import EnvironmentFace, ParamSpec

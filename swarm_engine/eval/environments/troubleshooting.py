@@ -9,7 +9,7 @@ lazily, from the hidden state; the kernel never builds a string.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from swarm_engine._native import _envs
 from swarm_engine.eval.environments.base import EnvironmentFace, ParamSpec

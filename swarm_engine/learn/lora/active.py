@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from swarm_engine.errors import StoreError
-from swarm_engine.eval.report import write_json_atomic
+from swarm_engine.fsio import write_json
 
 __all__ = ["ADAPTER_FILE", "ACTIVE_FILE", "lora_root", "versions", "reserve_version", "set_active",
            "read_active", "pointer_path", "active_adapter", "active_version"]
@@ -82,9 +82,9 @@ def set_active(store: Any, key: str, version: int, **extra: Any) -> Path:
     path = lora_root(store, key) / f"v{int(version)}" / ADAPTER_FILE
     if not path.is_file():
         raise StoreError(f"{path}: no such adapter (versions: {versions(store, key) or 'none'})")
-    write_json_atomic(lora_root(store, key) / ACTIVE_FILE,
+    write_json(lora_root(store, key) / ACTIVE_FILE,
                       {"version": int(version), "path": str(path.resolve()),
-                       "activated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **extra})
+                       "activated_at": datetime.now(UTC).isoformat(timespec="seconds"), **extra})
     return path.resolve()
 
 

@@ -8,7 +8,8 @@ one run per seed, each record carrying ``run``, ``seed`` and ``run_success``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from swarm_engine.learn.lora.data import DECISIONS_FILE, write_jsonl
 

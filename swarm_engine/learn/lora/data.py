@@ -36,11 +36,12 @@ import json
 import logging
 import math
 import os
-import tempfile
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
+from swarm_engine import fsio
 from swarm_engine.errors import StoreError
 from swarm_engine.llm import prompts
 from swarm_engine.llm.protocol import Choice
@@ -115,7 +116,7 @@ class Example:
         return d
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "Example":
+    def from_json(cls, d: dict[str, Any]) -> Example:
         msgs = [m for m in d["messages"] if m.get("role") != "assistant"]
         return cls(messages=msgs, choices=list(d["choices"]), target=int(d["target"]),
                    good=[int(i) for i in d.get("good", [d["target"]])], bad=[int(i) for i in d.get("bad", [])],
@@ -279,24 +280,11 @@ def summarize(examples: Sequence[Example]) -> dict[str, Any]:
 # ---------------------------------------------------------------- files
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
-    """One JSON object per line, written atomically (temp file, fsync, rename)."""
-    p = Path(path)
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-        try:
-            os.fchmod(fd, 0o644)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                for row in rows:
-                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise StoreError(f"cannot write {p}: {exc.strerror or exc}") from exc
+    """One JSON object per line, written atomically (:mod:`swarm_engine.fsio`)."""
+    with fsio.atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def read_jsonl(path: str | os.PathLike, *, on_problem: Callable[[str], None] | None = None) -> list[Example]:

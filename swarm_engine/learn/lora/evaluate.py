@@ -20,8 +20,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -135,9 +136,13 @@ def llama_logprobs(sequences: Sequence[tuple[Sequence[int], int]], *, model_path
     longest = max((len(ids) for ids, _ in sequences), default=16)
     n_ctx = int(2 ** np.ceil(np.log2(longest + 8)))
     threads = n_threads or max(1, len(os.sched_getaffinity(0)) // 2)
+    from swarm_engine.llm.cpu import safe_default_params
+
     try:
-        llm = Llama(model_path=str(resolve_model(model_path)), lora_path=str(adapter) if adapter else None,
-                    logits_all=True, n_ctx=n_ctx, n_batch=min(512, n_ctx), n_threads=threads, verbose=False)
+        with safe_default_params():
+            llm = Llama(model_path=str(resolve_model(model_path)), lora_path=str(adapter) if adapter else None,
+                        logits_all=True, n_ctx=n_ctx, n_batch=min(512, n_ctx), n_threads=threads,
+                        verbose=False)
     except (ValueError, RuntimeError) as e:
         raise LlmPermanentError(f"llama.cpp cannot load {Path(adapter) if adapter else 'the model'}: {e}") from e
     # the prompts share the system part: decode it once and keep its cache

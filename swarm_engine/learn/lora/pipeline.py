@@ -20,16 +20,16 @@ from __future__ import annotations
 import random
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from swarm_engine.errors import ConfigError, LlmPermanentError
-from swarm_engine.eval.report import write_json_atomic
+from swarm_engine.fsio import write_json
 from swarm_engine.learn.lora import active as _active
-from swarm_engine.learn.lora.data import (Example, build_examples, load_decisions, split_by_seed, summarize,
-                                          write_jsonl)
+from swarm_engine.learn.lora.data import Example, build_examples, load_decisions, split_by_seed, summarize, write_jsonl
 from swarm_engine.learn.lora.train import LoraTrainer, TrainConfig
 
 __all__ = ["LoraResult", "learn_lora", "stratified", "held_back", "AGREEMENT_TOLERANCE"]
@@ -248,8 +248,8 @@ def learn_lora(store: Any, key: str, *, config: TrainConfig = TrainConfig(), bas
                         held_back=worse)
     metrics = result.metrics()
     result.agreement["sequences"] = [{"ids": list(ids), "n_prompt": n} for ids, n in seqs]   # not in metrics.json
-    write_json_atomic(folder / "metrics.json", {**metrics, "previous_active": previous,
-                                                "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    write_json(folder / "metrics.json", {**metrics, "previous_active": previous,
+                                                "created": datetime.now(UTC).isoformat(timespec="seconds")})
     if not agree["ok"]:
         raise LlmPermanentError(f"adapter v{version} disagrees with the trained model by {agree['max_seq']:.3f} nats "
                                 f"(> {tolerance}): not activated; see {folder / 'metrics.json'}")

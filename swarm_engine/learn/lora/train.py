@@ -42,12 +42,14 @@ import os
 import random
 import time
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
+from swarm_engine import fsio
 from swarm_engine.errors import ConfigError
 from swarm_engine.learn.lora.convert import PEFT_TO_GGUF
 from swarm_engine.learn.lora.data import Example, choice_of
@@ -219,7 +221,7 @@ def _no_gguf_progress_bar() -> Iterator[None]:
             gguf_utils.tqdm = old
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cache_kwarg(layer_type: type) -> str:
     """The decoder layer's KV-cache argument: ``cache`` from transformers 5.24
     (``past_key_values`` is deprecated there, a FutureWarning), before that
@@ -239,7 +241,7 @@ class _KV:
     concatenation, so the next segment can attend to it. Our own class, so no
     dependence on transformers' cache API, which changes between versions."""
 
-    def __init__(self, prior: "_KV | None" = None) -> None:
+    def __init__(self, prior: _KV | None = None) -> None:
         self.prior = prior
         self.kv: dict[int, tuple[Any, Any]] = {}
         self.recording = True
@@ -311,9 +313,9 @@ class LoraTrainer:
         os.environ["HF_HUB_OFFLINE"] = "1"            # never reach for a model hub
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        from swarm_engine.llm.models import resolve_model
-
         import torch
+
+        from swarm_engine.llm.models import resolve_model
 
         self.config = config
         self.log = log or (lambda s: None)
@@ -631,11 +633,10 @@ class LoraTrainer:
         d.mkdir(parents=True, exist_ok=True)
         state = self.state_dict()
         st_path = d / "adapter.safetensors"
-        tmp = d / ".adapter.safetensors.tmp"
-        save_file(state, str(tmp), metadata={"lora_alpha": str(self.config.alpha), "r": str(self.config.rank),
-                                             "n_head": str(self.n_head), "n_head_kv": str(self.n_head_kv),
-                                             "architecture": self.architecture})
-        os.replace(tmp, st_path)
+        with fsio.atomic_path(st_path) as tmp:
+            save_file(state, str(tmp), metadata={"lora_alpha": str(self.config.alpha), "r": str(self.config.rank),
+                                                 "n_head": str(self.n_head), "n_head_kv": str(self.n_head_kv),
+                                                 "architecture": self.architecture})
         info = write_gguf_adapter(d / "adapter.gguf",
                                   gguf_tensors(state, n_head=self.n_head, n_head_kv=self.n_head_kv),
                                   alpha=self.config.alpha, architecture=self.architecture)
@@ -649,7 +650,7 @@ class LoraTrainer:
             self._encoded.clear()
             self._torch.set_num_threads(self._threads_before)
 
-    def __enter__(self) -> "LoraTrainer":
+    def __enter__(self) -> LoraTrainer:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -62,18 +62,27 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from swarm_engine.errors import ConfigError, LlmError, LlmPermanentError, LlmTransientError
+from swarm_engine.llm.cpu import safe_model_params
 from swarm_engine.llm.grammar import gbnf_for
 from swarm_engine.llm.models import resolve_model
 from swarm_engine.llm.prompts import answer_json, chat_messages
-from swarm_engine.llm.protocol import (ERROR_PARSE, ERROR_PERMANENT, ERROR_TRANSIENT, Decision, DecisionRequest,
-                                       LoraScale, Sampling)
+from swarm_engine.llm.protocol import (
+    ERROR_PARSE,
+    ERROR_PERMANENT,
+    ERROR_TRANSIENT,
+    Decision,
+    DecisionRequest,
+    LoraScale,
+    Sampling,
+)
 from swarm_engine.llm.repair import parse_decision
 
 __all__ = ["LlamaCppInvoker"]
@@ -284,7 +293,7 @@ class LlamaCppInvoker:
         self._lock = threading.Lock()
         self._calls = 0
 
-        mp = L.llama_model_default_params()
+        mp = safe_model_params(L.llama_model_default_params())
         mp.n_gpu_layers = self._n_gpu_layers
         _LogTap.errors.clear()
         self._model = L.llama_model_load_from_file(self.model_path.encode(), mp)

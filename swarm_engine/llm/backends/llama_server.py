@@ -45,8 +45,9 @@ import math
 import random
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import httpx
 
@@ -54,8 +55,16 @@ from swarm_engine.errors import ConfigError, LlmError, LlmPermanentError, LlmTra
 from swarm_engine.llm.grammar import gbnf_for, json_schema_for
 from swarm_engine.llm.http import backoff_delay, get_json, is_transient_status, post_json, server_message
 from swarm_engine.llm.prompts import answer_json
-from swarm_engine.llm.protocol import (ERROR_PARSE, ERROR_PERMANENT, ERROR_TRANSIENT, Choice, Decision,
-                                       DecisionRequest, LoraScale, Sampling)
+from swarm_engine.llm.protocol import (
+    ERROR_PARSE,
+    ERROR_PERMANENT,
+    ERROR_TRANSIENT,
+    Choice,
+    Decision,
+    DecisionRequest,
+    LoraScale,
+    Sampling,
+)
 from swarm_engine.llm.repair import parse_decision
 
 __all__ = ["LlamaServerInvoker", "choice_confidence", "CHATML"]

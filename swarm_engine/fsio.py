@@ -1,0 +1,106 @@
+"""The one way the engine writes a file: atomically.
+
+A reader (another eval, the daemon, a crash-restarted process) sees either the
+old file or the whole new one, never half of one:
+
+1. the bytes go to a temp file in the destination's folder (same filesystem,
+   so the rename below is atomic), named ``.NAME.XXXX.tmp`` so that globs for
+   ``*.json`` never pick it up;
+2. the temp file is flushed and ``fsync``-ed, then gets the mode that
+   ``open()`` would give a new file (``0o666`` minus the umask; ``mkstemp``
+   alone makes ``0o600``, which hides reports from other users);
+3. it is renamed over the destination (``os.replace``), or linked to it when
+   ``exclusive=True`` (fails if the destination exists, never overwrites);
+4. the folder is ``fsync``-ed, so the rename itself survives a power cut.
+
+On any error the temp file is removed and an ``OSError`` becomes a
+:class:`~swarm_engine.errors.StoreError` naming the destination.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from swarm_engine.errors import StoreError
+
+__all__ = ["atomic_path", "write_bytes", "write_text", "write_json", "default_mode"]
+
+
+def default_mode() -> int:
+    """The mode ``open()`` gives a new file: ``0o666`` minus the process umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return                      # a folder we cannot open (odd filesystems): the rename stands
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass                        # some filesystems refuse fsync on folders
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, *, exclusive: bool = False) -> Iterator[Path]:
+    """A temp path beside ``path`` for the block to fill (by any writer that wants
+    a file name: gguf, safetensors); ``path`` appears only when the block ends
+    without error. ``exclusive``: raise ``StoreError`` if ``path`` exists."""
+    dest = Path(path)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise StoreError(f"cannot write {dest}: {exc.strerror or exc}") from exc
+    tmp = Path(name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, default_mode())
+        if exclusive:
+            os.link(tmp, dest)      # FileExistsError when someone was first
+            tmp.unlink()
+        else:
+            os.replace(tmp, dest)
+        _fsync_dir(dest.parent)
+    except FileExistsError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StoreError(f"cannot write {dest}: it exists") from exc
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StoreError(f"cannot write {dest}: {exc.strerror or exc}") from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes(path: str | os.PathLike, data: bytes, *, exclusive: bool = False) -> None:
+    """Write ``data`` to ``path`` atomically (see the module docstring)."""
+    with atomic_path(path, exclusive=exclusive) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+
+
+def write_text(path: str | os.PathLike, text: str, *, exclusive: bool = False) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    write_bytes(path, text.encode("utf-8"), exclusive=exclusive)
+
+
+def write_json(path: str | os.PathLike, data: Any) -> None:
+    """Write ``data`` (plain dicts, lists, numbers, strings, msgspec Structs) as
+    indented JSON to ``path`` atomically."""
+    write_bytes(path, msgspec.json.format(msgspec.json.encode(data), indent=2))
