@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 
 import swarm_engine
+from tests.paths import DATA, ROOT, SCENARIOS
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(__file__).resolve().parent / "data"
-TROUBLESHOOTING = ROOT / "scenarios" / "troubleshooting.toml"
+TROUBLESHOOTING = SCENARIOS / "troubleshooting.toml"
 
 # Scenarios name test environments as ``python:tests.envs_example:Vault``; a
 # bare ``pytest`` (unlike ``python -m pytest``) does not put the repository on

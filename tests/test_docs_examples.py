@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
+from tests.paths import DATA, EXAMPLES
+
 SCRIPTS = sorted(EXAMPLES.glob("*.py"))
 
 
@@ -35,7 +35,6 @@ def test_example_is_referenced_in_the_docs(script):
 
 
 SCENARIOS_MD = EXAMPLES.parent / "scenarios.md"
-DATA = Path(__file__).resolve().parent / "data"
 
 
 def _documented_errors() -> list[tuple[str, str]]:

@@ -7,7 +7,7 @@ slower side made fast by being wrong), not on the machine being slow: both
 sides run on the same machine within a second. Best-of-k times: the minimum
 is the least noisy estimate of what code costs on a shared machine.
 
-Used by the CI gate set (tests/test_bench_gates.py, small sizes, floors far
+Used by the CI gate set (tests/bench/test_gates.py, small sizes, floors far
 below what is measured) and by ``benchmarks/test_ratios.py``.
 """
 

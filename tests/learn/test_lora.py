@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from swarm_engine.learn.lora.train import train_unavailable
+from tests.paths import ROOT
 
 
 def _skip_reason() -> str | None:
@@ -30,7 +30,6 @@ def _skip_reason() -> str | None:
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or "")]
 
-ROOT = Path(__file__).resolve().parents[2]
 DIAG_LLM = ROOT / "scenarios" / "llm" / "internal_diagnosis_llm.toml"
 # small enough for CI (2 cores, a few minutes), large enough to move decisions:
 # 16 examples seen ~6 times each through the top 6 blocks
@@ -42,13 +41,12 @@ CONFIG = dict(steps=24, rank=8, alpha=16.0, targets=("q_proj", "v_proj", "gate_p
 def trained(tmp_path_factory):
     """One training for the module: sessions recorded with a random-picking
     stand-in model, then ``learn_lora`` as ``swarm learn lora`` runs it."""
-    from test_lora_data import RandomPicker
-
     from swarm_engine import load_scenario
     from swarm_engine.learn.lora.collect import collect_decisions, write_decisions_session
     from swarm_engine.learn.lora.pipeline import learn_lora
     from swarm_engine.learn.lora.train import TrainConfig
     from swarm_engine.learn.store import LearningStore, learning_key
+    from tests.learn.test_lora_data import RandomPicker
 
     store = LearningStore(tmp_path_factory.mktemp("learning"))
     sc = load_scenario(DIAG_LLM)
@@ -137,12 +135,11 @@ def test_the_adapter_changes_the_decision(trained):
 def test_split_forward_is_the_full_forward():
     """The trainer's fast path (frozen lower blocks cached, shared prefix and
     prompts without grad) computes the same loss as the plain forward."""
-    from test_lora_data import RandomPicker
-
     from swarm_engine import load_scenario
     from swarm_engine.learn.lora.collect import collect_decisions
     from swarm_engine.learn.lora.data import build_examples
     from swarm_engine.learn.lora.train import LoraTrainer, TrainConfig
+    from tests.learn.test_lora_data import RandomPicker
 
     records, _ = collect_decisions(load_scenario(DIAG_LLM), [300, 301], invoker=RandomPicker(2))
     examples = build_examples(records)[:3]

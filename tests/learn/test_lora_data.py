@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,8 +28,8 @@ from swarm_engine.learn.lora.data import (
 from swarm_engine.learn.store import LearningStore, learning_key
 from swarm_engine.llm import prompts
 from swarm_engine.llm.protocol import Decision
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 DIAG_LLM = ROOT / "scenarios" / "llm" / "internal_diagnosis_llm.toml"
 
 

@@ -19,8 +19,7 @@ from swarm_engine.learn.model import OfflineModel, PriorCounts, model_from_stats
 from swarm_engine.learn.offline import HELDOUT_SEED, LearnError, learn_once
 from swarm_engine.learn.simulate import simulate
 from swarm_engine.learn.store import LearningStore
-
-SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+from tests.paths import SCENARIOS
 
 
 @pytest.fixture

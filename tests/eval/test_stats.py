@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ from hypothesis import strategies as st
 from swarm_engine import StoreError, build_report, run_eval
 from swarm_engine.eval.report import KS, SCHEMA_VERSION, write_json_atomic
 from swarm_engine.eval.stats import Z95, pass_at_k, pass_hat_k, summarize, wilson
+from tests.paths import SCENARIOS
 
 Z2 = Z95 ** 2        # 3.841458820694124
 
@@ -145,7 +145,7 @@ def test_summarize_nothing():
 def result():
     from swarm_engine import load_scenario
 
-    path = Path(__file__).resolve().parent.parent / "scenarios" / "troubleshooting.toml"
+    path = SCENARIOS / "troubleshooting.toml"
     sc = load_scenario(path, overrides={"environment": {"params": {"error_rate": 0.3}}})
     return run_eval(sc, 60, seed=5)
 

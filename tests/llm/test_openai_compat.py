@@ -13,7 +13,7 @@ from swarm_engine.llm.backends.openai_compat import OpenAIInvoker
 from swarm_engine.llm.grammar import json_schema_for
 from swarm_engine.llm.prompts import PLAN_SCHEMA, plan_prompt
 from swarm_engine.llm.protocol import Invoker, Sampling
-from tests.fake_ollama import FakeServer, InvokerContract, requests_for
+from tests.llm.fake_ollama import FakeServer, InvokerContract, requests_for
 
 
 class TestOpenAIContract(InvokerContract):

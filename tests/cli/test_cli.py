@@ -16,8 +16,8 @@ import pytest
 
 import swarm_engine
 from swarm_engine import load_scenario, run_eval
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 TROUBLESHOOTING = ROOT / "scenarios" / "troubleshooting.toml"
 

@@ -8,7 +8,6 @@ native or Python, passes one contract class.
 from __future__ import annotations
 
 import abc
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,8 +28,8 @@ from swarm_engine import (
 from swarm_engine._native._envs import ENV_PYTHON
 from swarm_engine.eval.loader import parse_scenario
 from tests.envs_example import OP_OPEN, OP_SCAN, OP_TRY, Vault
+from tests.paths import DATA, SCENARIOS
 
-DATA = Path(__file__).resolve().parent / "data"
 VAULT = DATA / "vault.toml"
 
 
@@ -277,7 +276,7 @@ class EnvironmentContract(abc.ABC):
 
 class TestTroubleshootingContract(EnvironmentContract):
     def scenario(self):
-        return load_scenario(DATA.parent.parent / "scenarios" / "troubleshooting.toml")
+        return load_scenario(SCENARIOS / "troubleshooting.toml")
 
 
 class TestGridContract(EnvironmentContract):
@@ -287,17 +286,17 @@ class TestGridContract(EnvironmentContract):
 
 class TestCodeExplorationContract(EnvironmentContract):
     def scenario(self):
-        return load_scenario(DATA.parent.parent / "scenarios" / "code_exploration.toml")
+        return load_scenario(SCENARIOS / "code_exploration.toml")
 
 
 class TestSearchContract(EnvironmentContract):
     def scenario(self):
-        return load_scenario(DATA.parent.parent / "scenarios" / "search.toml")
+        return load_scenario(SCENARIOS / "search.toml")
 
 
 class TestInternalDiagnosisContract(EnvironmentContract):
     def scenario(self):
-        return load_scenario(DATA.parent.parent / "scenarios" / "internal_diagnosis.toml")
+        return load_scenario(SCENARIOS / "internal_diagnosis.toml")
 
 
 class TestVaultContract(EnvironmentContract):

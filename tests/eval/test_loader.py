@@ -14,8 +14,8 @@ import pytest
 
 from swarm_engine import ScenarioError, SwarmError, Verdict, load_scenario
 from swarm_engine.eval.loader import deep_merge, list_variants, parse_scenario
+from tests.paths import DATA, SCENARIOS
 
-DATA = Path(__file__).resolve().parent / "data"
 MARKER = "# <- error"
 
 
@@ -80,7 +80,6 @@ class TestTroubleshooting:
         assert sc.path is None and sc.name == "Service Troubleshooting"
 
 
-SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 
 
 def _shipped_variants() -> list[tuple[str, str | None]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,8 +24,7 @@ from swarm_engine._native import _kernel
 from swarm_engine.core import ManagementStrategy, TerminationConfig
 from swarm_engine.core.state import WorkResult
 from swarm_engine.exploration import SelectorConfig
-
-DATA = Path(__file__).resolve().parent / "data"
+from tests.paths import DATA
 
 
 def columns(ev: EventBatch) -> dict[str, np.ndarray]:
