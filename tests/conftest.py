@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 import swarm_engine
 from tests.paths import DATA, ROOT, SCENARIOS
+
+__all__ = ["wait_for"]
 
 TROUBLESHOOTING = SCENARIOS / "troubleshooting.toml"
 
@@ -18,6 +21,19 @@ TROUBLESHOOTING = SCENARIOS / "troubleshooting.toml"
 # sys.path. Appended, not prepended, so an installed swarm_engine still wins.
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
+
+
+def wait_for(cond, what: str, timeout: float = 60.0):
+    """Wait until ``cond()`` is truthy and return its value; an AssertionError
+    naming ``what`` after ``timeout`` seconds (a deadline against hangs, not a
+    speed check: it polls every 20 ms)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="session")

@@ -27,19 +27,9 @@ from swarm_engine.errors import ConfigError, LlmPermanentError, StoreError
 from swarm_engine.eval.report import write_json_atomic
 from swarm_engine.learn import LearningStore, LearnStats
 from swarm_engine.learn.daemon import DaemonConfig, LearningDaemon, read_status, resolve_target, trigger_from_settings
+from tests.conftest import wait_for
 
 KEY = "demo"
-
-
-def wait_for(cond, what: str, timeout: float = 60.0):
-    """Wait until ``cond()`` is truthy (a deadline against hangs, not a speed check)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class FakeLearner:

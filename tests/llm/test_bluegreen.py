@@ -26,19 +26,9 @@ from swarm_engine.errors import ConfigError, LlmPermanentError
 from swarm_engine.llm.bluegreen import Backend, BlueGreen, BlueGreenState, FrontProxy, sanity_check
 from swarm_engine.llm.models import server_unavailable
 from swarm_engine.llm.server import LlamaServer, free_port
+from tests.conftest import wait_for
 
 needs_server = pytest.mark.skipif(server_unavailable() is not None, reason=server_unavailable() or "")
-
-
-def wait_for(cond, what: str, timeout: float = 60.0):
-    """Wait until ``cond()`` is truthy (a deadline against hangs, not a speed check)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 # --- fake backends ------------------------------------------------------------------------------
