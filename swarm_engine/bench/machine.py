@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from swarm_engine import __version__
+from swarm_engine._version import __version__
 
 __all__ = ["machine_info", "cpu_model", "source_revision"]
 

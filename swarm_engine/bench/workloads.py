@@ -1,7 +1,7 @@
 """The benchmark workloads, built once and handed to both kernels.
 
 A workload is (compiled rules, environment binding, config): the native
-kernel gets it through :func:`swarm_engine.exploration.kernel.make_kernel`
+kernel gets it through :func:`swarm_engine.core.make_kernel`
 (the path ``swarm eval`` takes) and the reference through
 :func:`reference_kernel`, with the same constructor arguments, so the two see
 the same world and must produce the same runs.
@@ -19,11 +19,10 @@ import numpy as np
 
 import swarm_engine
 from swarm_engine._reference import ReferenceKernel
-from swarm_engine.core.config import SwarmConfig
+from swarm_engine.core.config import SwarmConfig, kernel_kwargs, make_kernel
 from swarm_engine.core.environment import EnvironmentBinding
 from swarm_engine.errors import ScenarioError
 from swarm_engine.eval.loader import Scenario, load_scenario, parse_scenario
-from swarm_engine.exploration.kernel import kernel_kwargs, make_kernel
 from swarm_engine.exploration.rules import CompiledRules
 
 __all__ = ["Workload", "troubleshooting_path", "troubleshooting", "grid", "kernel_kwargs",

@@ -21,13 +21,12 @@ from typing import Any, Protocol
 import numpy as np
 
 from swarm_engine._native import _kernel
-from swarm_engine.core.config import SwarmConfig
+from swarm_engine.core.config import SwarmConfig, make_kernel
 from swarm_engine.core.environment import ActionBatch, EnvironmentBinding, StepResult
 from swarm_engine.core.events import EventBatch, EventSubscriber
 from swarm_engine.core.hooks import Assignments, Hook
 from swarm_engine.core.state import SharedState, Verdict, WorkerStates
 from swarm_engine.errors import EnvironmentError_
-from swarm_engine.exploration.kernel import make_kernel
 from swarm_engine.exploration.rules import CompiledRules, DependencyGraph
 
 __all__ = ["Swarm", "RunResult", "AsyncSource"]

@@ -18,11 +18,11 @@ from typing import TextIO
 import numpy as np
 
 from swarm_engine._native import _kernel
+from swarm_engine.core.config import make_kernel
 from swarm_engine.core.events import EventBatch
 from swarm_engine.core.state import VERDICT_REASONS, Verdict
 from swarm_engine.eval.conditions import evaluate, run_metrics
 from swarm_engine.eval.loader import Scenario
-from swarm_engine.exploration.kernel import make_kernel
 
 __all__ = ["EvalResult", "run_eval", "TraceWriter", "RunHooks", "LlmRunHooks"]
 

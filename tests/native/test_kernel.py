@@ -1,4 +1,4 @@
-"""The native exploration kernel through its Python face (make_kernel / Kernel).
+"""The native exploration kernel through its Python face (core.make_kernel / exploration.Kernel).
 
 Everything here runs the built-in native environments, whose behaviour is
 known exactly: the grid (Explore(cell) discovers the 4-neighbours, blocked
@@ -13,10 +13,10 @@ import pytest
 
 from swarm_engine import DependencyGraph, SwarmConfig, Verdict
 from swarm_engine._native import _envs, _kernel
-from swarm_engine.core.config import ManagementStrategy, TerminationConfig
+from swarm_engine.core.config import ManagementStrategy, TerminationConfig, make_kernel
 from swarm_engine.eval.environments.grid import GRID
 from swarm_engine.eval.environments.troubleshooting import OPS, TROUBLESHOOTING
-from swarm_engine.exploration import SELECTOR_KINDS, SelectorConfig, make_kernel
+from swarm_engine.exploration import SELECTOR_KINDS, SelectorConfig
 
 CHECK, LOGS, METRICS, DIAGNOSE, RESTART = range(5)
 
