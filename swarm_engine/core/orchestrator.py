@@ -26,7 +26,7 @@ from swarm_engine.core.environment import ActionBatch, EnvironmentBinding, StepR
 from swarm_engine.core.events import EventBatch, EventSubscriber
 from swarm_engine.core.hooks import Assignments, Hook
 from swarm_engine.core.state import SharedState, Verdict, WorkerStates
-from swarm_engine.errors import EnvironmentError_
+from swarm_engine.errors import ConfigError, EnvironmentError_
 from swarm_engine.exploration.rules import CompiledRules, DependencyGraph
 
 __all__ = ["Swarm", "RunResult", "AsyncSource"]
@@ -104,7 +104,7 @@ class Swarm:
     def reset(self, seed: int) -> None:
         """Start a new run (clears the graph, statistics and event log)."""
         if not 0 <= seed < 2 ** 64:
-            raise ValueError(f"seed must be in [0, 2^64), got {seed}")
+            raise ConfigError(f"seed must be in [0, 2^64), got {seed}")
         self.seed = int(seed)
         if self.environment.python is not None:
             self.environment.python.reset(self.seed)

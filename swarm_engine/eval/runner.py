@@ -21,6 +21,7 @@ from swarm_engine._native import _kernel
 from swarm_engine.core.config import make_kernel
 from swarm_engine.core.events import EventBatch
 from swarm_engine.core.state import VERDICT_REASONS, Verdict
+from swarm_engine.errors import ConfigError
 from swarm_engine.eval.conditions import evaluate, run_metrics
 from swarm_engine.eval.loader import Scenario
 
@@ -313,9 +314,10 @@ def run_eval(scenario: Scenario, runs: int, seed: int = 42, *, progress: Progres
     between blocks of runs (``swarm eval --learning``).
     """
     if runs < 1:
-        raise ValueError("runs must be at least 1")
+        raise ConfigError(f"runs must be at least 1, got {runs}")
     if not 0 <= seed or seed + runs > 2 ** 64:
-        raise ValueError("seeds must lie in [0, 2^64)")
+        raise ConfigError(f"seeds must lie in [0, 2^64), got {runs} runs from seed {seed} "
+                          f"(seeds {seed}..{seed + runs - 1})")
     seeds = (np.uint64(seed) + np.arange(runs, dtype=np.uint64)).astype(np.uint64)
     stream = open(trace, "w", encoding="utf-8") if trace else None
     try:

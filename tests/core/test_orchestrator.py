@@ -137,7 +137,7 @@ class TestStepping:
 
     @pytest.mark.parametrize("seed", [-1, 2 ** 64])
     def test_seed_range(self, troubleshooting, seed):
-        with pytest.raises(ValueError, match="seed"):
+        with pytest.raises(ConfigError, match=r"seed must be in \[0, 2\^64\), got "):
             troubleshooting.swarm(seed=seed)
 
     def test_large_seed(self, troubleshooting):
