@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pytest
 import swarm_engine
 from tests.paths import DATA, ROOT, SCENARIOS
 
-__all__ = ["wait_for"]
+__all__ = ["wait_for", "with_default_sigint", "OutputReader", "stop_process"]
 
 TROUBLESHOOTING = SCENARIOS / "troubleshooting.toml"
 
@@ -34,6 +36,57 @@ def wait_for(cond, what: str, timeout: float = 60.0):
             return value
         time.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+# Runs argv[1:] with SIGINT at its default disposition. A shell without job
+# control starts background commands (``nohup python -m pytest &``) with SIGINT
+# ignored; the ignore is inherited across fork and exec, and a Python child
+# whose SIGINT is ignored at start-up installs no KeyboardInterrupt handler, so
+# a test's Ctrl-C would never reach it. Exec'ing through this keeps the pid.
+_DEFAULT_SIGINT = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                   "os.execv(sys.argv[1], sys.argv[1:])")
+
+
+def with_default_sigint(argv: list[str]) -> list[str]:
+    """``argv`` started so that the child receives SIGINT as a terminal's Ctrl-C
+    would deliver it, whatever this test process inherited."""
+    return [sys.executable, "-c", _DEFAULT_SIGINT, *argv]
+
+
+class OutputReader:
+    """Collects a child's output pipe (opened in binary mode) on a thread, so a
+    test can wait for a readiness signal in it without blocking or sleeping."""
+
+    def __init__(self, stream) -> None:
+        self._chunks: list[str] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream) -> None:       # a binary pipe: read1 returns what is there, b"" at the end
+        for chunk in iter(lambda: stream.read1(65536), b""):
+            with self._lock:
+                self._chunks.append(chunk.decode("utf-8", "replace"))
+
+    @property
+    def text(self) -> str:
+        with self._lock:
+            return "".join(self._chunks)
+
+    def finish(self, timeout: float = 60.0) -> str:
+        """All the output, once the stream has closed (the child exited)."""
+        self._thread.join(timeout)
+        return self.text
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """Kill ``proc`` if it still runs, reap it and close its pipes (a test's ``finally``)."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=60)
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
 
 
 @pytest.fixture(scope="session")

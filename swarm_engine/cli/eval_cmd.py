@@ -141,9 +141,9 @@ def eval_command(
 ) -> None:
     """Run each scenario RUNS times with seeds SEED, SEED+1, ... and report."""
     settings = load_settings()
-    learning = settings.get("learning", "enabled") if learning is None else learning
-    runs = settings.get("eval", "runs") if runs is None else runs
-    seed = settings.get("eval", "seed") if seed is None else seed
+    runs = options.resolve_runs(runs, settings)
+    seed = options.resolve_seed(seed, settings)
+    learning = options.resolve_learning(learning, settings)
     files = _expand(scenarios)
     if list_variants_:
         for f in files:
@@ -156,7 +156,7 @@ def eval_command(
             for name, desc in variants:
                 console.print(f"  {name}  {desc}", highlight=False, markup=False)
         return
-    overrides = options.llm_overrides(provider, model, endpoint)
+    overrides = options.scenario_overrides(provider, model, endpoint)
     loaded = [load_scenario(f, variant, overrides) for f in files]   # every file validated before any runs
     rows, reports = [], []
     for i, sc in enumerate(loaded):
