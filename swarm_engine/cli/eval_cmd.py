@@ -37,11 +37,12 @@ class SnapshotHook(Hook):
     def on_action(self, swarm, events) -> None:
         b = self.scenario.binding
         name = b.target_names or str
+        arg_names = self.scenario.planned_rules().args
         self.out.print(f"[bold]tick {swarm.tick - 1}[/]  frontier {swarm.kernel.n_open}  "
                        f"actions {swarm.kernel.total_visits}", highlight=False)
         for row in (events.rows() if events is not None else []):
             target = name(row["target"]) if row["target"] >= 0 else ""
-            arg = self.scenario.rules.args.name(row["arg"]) if row["arg"] >= 0 else ""
+            arg = arg_names.name(row["arg"]) if row["arg"] >= 0 else ""
             text = ""
             if b.renderer is not None:
                 text = b.renderer({"op": int(b.ops[row["action"]]), "target": row["target"],

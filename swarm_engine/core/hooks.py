@@ -82,8 +82,9 @@ class Hook:
     def on_worker(self, swarm: HookedSwarm, results: np.ndarray) -> None:
         """After the merge phase: one WorkResult code per worker."""
 
-    def on_action(self, swarm: HookedSwarm, events: EventBatch) -> None:
-        """After the merge phase: the tick's action events."""
+    def on_action(self, swarm: HookedSwarm, events: EventBatch | None) -> None:
+        """After the merge phase: the tick's action events (None when no worker acted and
+        nothing subscribes to events)."""
 
     @classmethod
     def overrides(cls, name: str) -> bool:

@@ -73,11 +73,12 @@ class TraceWriter:
     def write(self, events: EventBatch) -> None:
         b = self.binding
         name = b.target_names or str
+        args = self.scenario.planned_rules().args        # planned by now (an LLM plans before the runs)
         for row in events.rows():
             seed = int(self.seeds[row["run"]])
             op = int(b.ops[row["action"]])
             obs = None
-            arg = self.scenario.rules.args.name(row["arg"]) if row["arg"] >= 0 else None
+            arg = args.name(row["arg"]) if row["arg"] >= 0 else None
             if b.renderer is not None:
                 obs = b.renderer({"op": op, "target": row["target"], "arg": row["arg"], "arg_name": arg,
                                   "outcome": {"fail": 0, "ok": 1, "error": 2}[row["outcome"]]}, seed)
@@ -91,11 +92,12 @@ def _native_batches(scenario: Scenario, seeds: np.ndarray, progress: ProgressFn 
                     trace: TraceWriter | None, chunk_seconds: float, recorder=None):
     R, A = seeds.shape[0], len(scenario.actions)
     record = trace is not None or recorder is not None
-    k = make_kernel(scenario.rules, scenario.binding, scenario.config,
+    k = make_kernel(scenario.planned_rules(), scenario.binding, scenario.config,
                     record_events=record, event_capacity=1 << 16)
-    out = dict(success=np.zeros(R, np.uint8), verdict=np.zeros(R, np.int8), ticks=np.zeros(R, np.int64),
-               actions=np.zeros(R, np.int64), failed=np.zeros(R, np.int64), wall=np.zeros(R),
-               by_action=np.zeros((R, A), np.int64), done=np.zeros(R, np.uint8))
+    out: dict[str, np.ndarray] = dict(
+        success=np.zeros(R, np.uint8), verdict=np.zeros(R, np.int8), ticks=np.zeros(R, np.int64),
+        actions=np.zeros(R, np.int64), failed=np.zeros(R, np.int64), wall=np.zeros(R),
+        by_action=np.zeros((R, A), np.int64), done=np.zeros(R, np.uint8))
     # with a recorder, runs go in blocks of recorder.block: the learned tables
     # are updated between blocks (counted in runs, so results are reproducible)
     block = recorder.block if recorder is not None else R
@@ -229,9 +231,9 @@ class LlmRunHooks(RunHooks):
         from swarm_engine.llm.manager import LlmManager, attach
 
         self.before = self.runner.stats.summary()
-        kw = {"record": True} if self.record else {}
         self.manager = LlmManager(self.runner, goal=self.scenario.spec.task.goal, context=self.context,
-                                  actions=self.actions, policy=self.policy, sampling=self.sampling, **kw)
+                                  actions=self.actions, policy=self.policy, sampling=self.sampling,
+                                  record=self.record)
         attach(self.manager, swarm)
 
     def finish(self, swarm) -> dict:
