@@ -38,7 +38,7 @@ import msgspec
 
 from swarm_engine.bench.measure import spread
 from swarm_engine.bench.settings import Settings
-from swarm_engine.bench.workloads import troubleshooting
+from swarm_engine.bench.workloads import troubleshooting, troubleshooting_path
 from swarm_engine.eval.runner import run_eval
 from swarm_engine.fsio import write_json
 from swarm_engine.learn.collect import record_session
@@ -168,7 +168,8 @@ def _timed(fn):
 
 def run(settings: Settings, say: Callable[[str], None] = lambda _m: None) -> dict:
     """One row per session count; see the module docstring."""
-    sc = troubleshooting(settings.scenario).scenario
+    scenario_file = settings.scenario or troubleshooting_path()
+    sc = troubleshooting(scenario_file).scenario
     say(f"learn: recording {_TEMPLATES} template sessions of {settings.learn_episodes} episodes")
     tmpl = templates(sc, settings.learn_episodes, settings.seed)
     rows = []
@@ -180,12 +181,12 @@ def run(settings: Settings, say: Callable[[str], None] = lambda _m: None) -> dic
             st.grow(n)
             store = LearningStore(root)
             say(f"learn: {n:,} sessions: learn once (warm-up)")
-            learn_once(sc.path, store=store, apply=False, train_runs=settings.learn_train_runs,
+            learn_once(scenario_file, store=store, apply=False, train_runs=settings.learn_train_runs,
                        heldout_runs=settings.learn_heldout_runs)
             once, load, listing, outcome = [], [], [], None
             for k in range(settings.repeat):
                 say(f"learn: {n:,} sessions: learn once {k + 1}/{settings.repeat}")
-                outcome, secs = _timed(lambda store=store: learn_once(sc.path, store=store, apply=False,
+                outcome, secs = _timed(lambda store=store: learn_once(scenario_file, store=store, apply=False,
                                                           train_runs=settings.learn_train_runs,
                                                           heldout_runs=settings.learn_heldout_runs))
                 once.append(secs)

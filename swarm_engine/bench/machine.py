@@ -55,6 +55,7 @@ def source_revision() -> dict | None:
 
 def machine_info() -> dict:
     """A JSON-ready description of this machine and software stack."""
+    usable: int | None
     try:
         usable = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):

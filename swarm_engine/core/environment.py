@@ -75,8 +75,13 @@ class BatchedEnvironment(Protocol):
     to them by name); ``max_discoveries`` bounds the discoveries of one action.
     """
 
-    action_names: Sequence[str]
-    max_discoveries: int
+    @property
+    def action_names(self) -> Sequence[str]:
+        """The operations, in op-id order (a class attribute tuple will do)."""
+
+    @property
+    def max_discoveries(self) -> int:
+        """The most targets one action may discover."""
 
     def reset(self, seed: int) -> None:
         """Draw the hidden state of a new run from its seed."""
