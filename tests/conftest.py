@@ -9,14 +9,14 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import swarm_engine
-from tests.paths import DATA, ROOT, SCENARIOS
+from tests.paths import DATA, ROOT, TROUBLESHOOTING
 
-__all__ = ["wait_for", "with_default_sigint", "OutputReader", "stop_process"]
-
-TROUBLESHOOTING = SCENARIOS / "troubleshooting.toml"
+__all__ = ["wait_for", "with_default_sigint", "OutputReader", "stop_process", "event_columns",
+           "assert_same_columns"]
 
 # Scenarios name test environments as ``python:tests.envs_example:Vault``; a
 # bare ``pytest`` (unlike ``python -m pytest``) does not put the repository on
@@ -36,6 +36,18 @@ def wait_for(cond, what: str, timeout: float = 60.0):
             return value
         time.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def event_columns(events) -> dict[str, np.ndarray]:
+    """An EventBatch as its columns (what a trace comparison compares)."""
+    return {f: getattr(events, f) for f in events.__dataclass_fields__}
+
+
+def assert_same_columns(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
+    """Two column dicts (events, run results) hold the same names and equal arrays."""
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
 # Runs argv[1:] with SIGINT at its default disposition. A shell without job

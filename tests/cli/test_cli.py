@@ -17,10 +17,7 @@ import pytest
 
 import swarm_engine
 from swarm_engine import load_scenario, run_eval
-from tests.paths import ROOT
-
-DATA = ROOT / "tests" / "data"
-TROUBLESHOOTING = ROOT / "scenarios" / "troubleshooting.toml"
+from tests.paths import DATA, SCENARIOS, TROUBLESHOOTING
 
 
 @pytest.fixture(scope="module")
@@ -127,10 +124,10 @@ class TestEval:
         assert "comparison" in proc.stdout
 
     def test_every_shipped_scenario(self, swarm, tmp_path):
-        proc = swarm("eval", ROOT / "scenarios", "-n", "20", "-q", "-o", "all.json")
+        proc = swarm("eval", SCENARIOS, "-n", "20", "-q", "-o", "all.json")
         assert proc.returncode == 0, proc.stderr
         report = json.loads((tmp_path / "all.json").read_text(encoding="utf-8"))
-        files = sorted(p.name for p in (ROOT / "scenarios").glob("*.toml"))
+        files = sorted(p.name for p in (SCENARIOS).glob("*.toml"))
         assert sorted(Path(r["scenario"]["file"]).name for r in report["scenarios"]) == files
         assert all(r["summary"]["runs"] == 20 for r in report["scenarios"])
 
@@ -253,7 +250,7 @@ def test_ctrl_c_keeps_finished_runs(swarm_exe, subprocess_env, tmp_path):
 
     from tests.conftest import OutputReader, stop_process, wait_for, with_default_sigint
 
-    code = ROOT / "scenarios" / "code_exploration.toml"
+    code = SCENARIOS / "code_exploration.toml"
     # FORCE_COLOR: rich draws its progress bar into the pipe as on a terminal ("N/100000 ok M")
     proc = subprocess.Popen(with_default_sigint([swarm_exe, "eval", str(code), "--variant", "large",
                                                  "-n", "100000", "-o", "report.json"]),
