@@ -47,14 +47,17 @@ extensions = [
 ]
 
 class BuildPyWithScenarios(build_py):
-    """Ship scenarios/*.toml inside the wheel as swarm_engine/scenarios/."""
+    """Ship scenarios/**/*.toml inside the wheel as swarm_engine/scenarios/,
+    subfolders kept (scenarios/llm/ holds the LLM-managed ones)."""
 
     def run(self):
         super().run()
+        source = Path("scenarios")
         target = Path(self.build_lib) / "swarm_engine" / "scenarios"
-        target.mkdir(parents=True, exist_ok=True)
-        for src in Path("scenarios").glob("*.toml"):
-            shutil.copyfile(src, target / src.name)
+        for src in sorted(source.rglob("*.toml")):
+            dst = target / src.relative_to(source)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
 
 
 setup(ext_modules=cythonize(extensions, compiler_directives=DIRECTIVES,

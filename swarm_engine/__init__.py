@@ -10,8 +10,7 @@ The public API::
     report = run_eval(scenario, runs=1000)
 """
 
-__version__ = "0.1.0"
-
+from swarm_engine._version import __version__
 from swarm_engine.core import (
                                ActionBatch,
                                Assignments,

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import swarm_engine
-from tests.paths import DATA, ROOT, SCENARIOS
+from tests.paths import DATA, ROOT, TROUBLESHOOTING
 
-__all__ = ["wait_for"]
-
-TROUBLESHOOTING = SCENARIOS / "troubleshooting.toml"
+__all__ = ["wait_for", "with_default_sigint", "OutputReader", "stop_process", "event_columns",
+           "assert_same_columns"]
 
 # Scenarios name test environments as ``python:tests.envs_example:Vault``; a
 # bare ``pytest`` (unlike ``python -m pytest``) does not put the repository on
@@ -34,6 +36,69 @@ def wait_for(cond, what: str, timeout: float = 60.0):
             return value
         time.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def event_columns(events) -> dict[str, np.ndarray]:
+    """An EventBatch as its columns (what a trace comparison compares)."""
+    return {f: getattr(events, f) for f in events.__dataclass_fields__}
+
+
+def assert_same_columns(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
+    """Two column dicts (events, run results) hold the same names and equal arrays."""
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+# Runs argv[1:] with SIGINT at its default disposition. A shell without job
+# control starts background commands (``nohup python -m pytest &``) with SIGINT
+# ignored; the ignore is inherited across fork and exec, and a Python child
+# whose SIGINT is ignored at start-up installs no KeyboardInterrupt handler, so
+# a test's Ctrl-C would never reach it. Exec'ing through this keeps the pid.
+_DEFAULT_SIGINT = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                   "os.execv(sys.argv[1], sys.argv[1:])")
+
+
+def with_default_sigint(argv: list[str]) -> list[str]:
+    """``argv`` started so that the child receives SIGINT as a terminal's Ctrl-C
+    would deliver it, whatever this test process inherited."""
+    return [sys.executable, "-c", _DEFAULT_SIGINT, *argv]
+
+
+class OutputReader:
+    """Collects a child's output pipe (opened in binary mode) on a thread, so a
+    test can wait for a readiness signal in it without blocking or sleeping."""
+
+    def __init__(self, stream) -> None:
+        self._chunks: list[str] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream) -> None:       # a binary pipe: read1 returns what is there, b"" at the end
+        for chunk in iter(lambda: stream.read1(65536), b""):
+            with self._lock:
+                self._chunks.append(chunk.decode("utf-8", "replace"))
+
+    @property
+    def text(self) -> str:
+        with self._lock:
+            return "".join(self._chunks)
+
+    def finish(self, timeout: float = 60.0) -> str:
+        """All the output, once the stream has closed (the child exited)."""
+        self._thread.join(timeout)
+        return self.text
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """Kill ``proc`` if it still runs, reap it and close its pipes (a test's ``finally``)."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=60)
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
 
 
 @pytest.fixture(scope="session")

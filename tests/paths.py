@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["ROOT", "DATA", "SCENARIOS", "EXAMPLES"]
+__all__ = ["ROOT", "DATA", "SCENARIOS", "EXAMPLES", "TROUBLESHOOTING"]
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 SCENARIOS = ROOT / "scenarios"
 EXAMPLES = ROOT / "docs" / "examples"
+TROUBLESHOOTING = SCENARIOS / "troubleshooting.toml"

@@ -18,7 +18,7 @@ from swarm_engine._reference.rng import MASK64, Xoshiro256, hash64
 __all__ = [
     "ENV_CODE", "ENV_DIAGNOSIS", "ENV_GRID", "ENV_PYTHON", "ENV_SEARCH", "ENV_TROUBLESHOOTING",
     "OUT_ERROR", "OUT_FAIL", "OUT_OK", "CodeTreeEnv", "DiagnosisEnv", "GridEnv", "SearchEnv",
-    "TroubleshootingEnv", "grid_blocked", "make_env",
+    "TroubleshootingEnv", "Discovery", "grid_blocked", "make_env",
 ]
 
 ENV_PYTHON, ENV_TROUBLESHOOTING, ENV_GRID, ENV_CODE, ENV_SEARCH, ENV_DIAGNOSIS = range(6)
@@ -32,11 +32,15 @@ def _int32(x):
     return x - (1 << 32) if x >= 1 << 31 else x
 
 
+Discovery = tuple[int, int]          # (target, target kind)
+
+
 class _Env:
     """Parameters, op tables and the stream-0 generator every environment shares."""
 
     kind = ENV_PYTHON
-    DURATION_MS = ()
+    DURATION_MS: tuple[float, ...] = ()
+    error_rate = 0.0                    # the share of valid actions that err (set by each environment)
 
     def __init__(self, params, op_of_action=(), op_of_arg=None):
         self.params = [float(p) for p in params]
@@ -59,10 +63,17 @@ class _Env:
     def reset(self, seed):
         self.rng.seed(seed, 0)
 
+    def _act(self, op: int, target: int, arg: int) -> tuple[int, list[Discovery]]:
+        """One valid, non-erring action: (outcome, discoveries). Each environment that
+        uses the shared ``step`` defines it."""
+        raise NotImplementedError
+
     def step(self, actions):
         """One batch: per action, its op (or -1) and the shared bookkeeping;
         ``_act`` decides (outcome, discoveries) for a valid op that did not err."""
-        outcomes, discoveries, durations = [], [], []
+        outcomes: list[int] = []
+        discoveries: list[list[Discovery]] = []
+        durations: list[float] = []
         self._done = False
         error_rate = self.error_rate
         for act, target, arg in actions:
@@ -217,7 +228,7 @@ class GridEnv(_Env):
         outcomes, discoveries = [], []
         done = False
         for act, c, _arg in actions:
-            found = []
+            found: list[Discovery] = []
             discoveries.append(found)
             if self.ops[act] != 0 or c < 0 or c >= w * h or grid_blocked(self.seed, c, self.rate):
                 outcomes.append(OUT_FAIL)
@@ -271,7 +282,7 @@ class CodeTreeEnv(_Env):
         rng.seed(seed, 0)
         self.goal = rng.below(self.F)
         self.done = False
-        self.refs = []
+        self.refs: list[int] = []
         while len(self.refs) < self.n_refs:             # distinct, never the goal
             f = rng.below(self.F)
             if f != self.goal and f not in self.refs:

@@ -121,7 +121,8 @@ class ReferenceKernel:
         self.maturity_threshold = int(maturity_threshold)
         self.error_rate_threshold = float(error_rate_threshold)
         self.set_bonus(bonus3)
-        self.prior_t = self.prior_v = None
+        # the learned child ordering: per action, a score per target and per arg (None: none)
+        self.prior: tuple[list[list[float]], list[list[float]]] | None = None
         self.env = make_env(env_kind, env_params, env_ops, env_args)
         self.record_events = bool(record_events)
         self.rng = Xoshiro256()
@@ -129,7 +130,7 @@ class ReferenceKernel:
         self.seed = 0
         self.cum_visits, self.cum_succ, self.cum_fail = [0] * A, [0] * A, [0] * A
         self.cum_dur = [0.0] * A
-        self._events = {k: [] for k in _EVENT_DTYPES}
+        self._events: dict[str, list[int | float]] = {k: [] for k in _EVENT_DTYPES}
         self._clear()
 
     def set_bonus(self, bonus3):
@@ -328,21 +329,21 @@ class ReferenceKernel:
         """Learned child ordering: children of one expansion are created best
         first by target[a][t] + arg[a][x] (0 outside the tables), stably."""
         if target is None and arg is None:
-            self.prior_t = self.prior_v = None
+            self.prior = None
             return
-        self.prior_t = [list(map(float, row)) for row in (target if target is not None else [[]] * self.n_actions)]
-        self.prior_v = [list(map(float, row)) for row in (arg if arg is not None else [[]] * self.n_actions)]
-        if len(self.prior_t) != self.n_actions or len(self.prior_v) != self.n_actions:
+        prior_t = [list(map(float, row)) for row in (target if target is not None else [[]] * self.n_actions)]
+        prior_v = [list(map(float, row)) for row in (arg if arg is not None else [[]] * self.n_actions)]
+        if len(prior_t) != self.n_actions or len(prior_v) != self.n_actions:
             raise ValueError(f"prior tables must have shape (n_actions={self.n_actions}, n)")
-        if not any(self.prior_t) and not any(self.prior_v):
-            self.prior_t = self.prior_v = None
+        self.prior = (prior_t, prior_v) if any(prior_t) or any(prior_v) else None
 
-    def _prior_score(self, a, t, x):
+    @staticmethod
+    def _prior_score(prior: tuple[list[list[float]], list[list[float]]], a: int, t: int, x: int) -> float:
         s = 0.0
-        row = self.prior_t[a]
+        row = prior[0][a]
         if 0 <= t < len(row):
             s = row[t]
-        row = self.prior_v[a]
+        row = prior[1][a]
         if 0 <= x < len(row):
             s = s + row[x]
         return s
@@ -387,8 +388,9 @@ class ReferenceKernel:
                             continue
                         for v in self.variants[b] or [-1]:
                             children.append((b, tt, v))
-                if self.prior_t is not None and len(children) > 1:
-                    children.sort(key=lambda c: -self._prior_score(*c))     # stable: ties keep order
+                prior = self.prior
+                if prior is not None and len(children) > 1:
+                    children.sort(key=lambda c: -self._prior_score(prior, *c))     # stable: ties keep order
                 for b, tt, v in children:
                     self._add_node(b, tt, v, node)
                 if self.is_terminal[a]:

@@ -5,7 +5,7 @@ nothing under the user's SWARM_HOME) from real episodes: a few evals of the
 shipped troubleshooting scenario with a :class:`SessionRecorder`, exactly as
 ``swarm eval --learning`` records them, give the session templates. Then:
 
-* the first sessions (up to ``_REAL_SESSIONS``) go through
+* the first sessions (up to ``REAL_SESSIONS``) go through
   :func:`swarm_engine.learn.collect.record_session`, the real path (session
   folder, then the locked read-merge-write of the scenario's and the global
   ``stats.json``); its rate is reported;
@@ -38,7 +38,7 @@ import msgspec
 
 from swarm_engine.bench.measure import spread
 from swarm_engine.bench.settings import Settings
-from swarm_engine.bench.workloads import troubleshooting
+from swarm_engine.bench.workloads import troubleshooting, troubleshooting_path
 from swarm_engine.eval.runner import run_eval
 from swarm_engine.fsio import write_json
 from swarm_engine.learn.collect import record_session
@@ -47,10 +47,10 @@ from swarm_engine.learn.session import SessionRecorder
 from swarm_engine.learn.stats import LearnStats
 from swarm_engine.learn.store import LearningStore, learning_key
 
-__all__ = ["run", "build_store", "templates"]
+__all__ = ["run", "build_store", "templates", "rebuild_stats", "REAL_SESSIONS"]
 
 _TEMPLATES = 4            # distinct recorded sessions (different seeds), cycled
-_REAL_SESSIONS = 100      # sessions written through record_session; the rest in bulk
+REAL_SESSIONS = 100       # sessions written through record_session; the rest in bulk
 
 
 def templates(scenario, episodes: int, seed: int, n: int = _TEMPLATES) -> list[tuple[LearnStats, dict]]:
@@ -88,8 +88,10 @@ def _times_two(s: LearnStats, k: int) -> LearnStats:
 class _Store:
     """A growing store in ``root`` for one scenario."""
 
-    def __init__(self, root: Path, scenario, tmpl: list[tuple[LearnStats, dict]]) -> None:
+    def __init__(self, root: Path, scenario, tmpl: list[tuple[LearnStats, dict]],
+                 real_sessions: int = REAL_SESSIONS) -> None:
         self.root, self.scenario, self.tmpl = root, scenario, tmpl
+        self.real_sessions = real_sessions
         self.store = LearningStore(root)
         self.key = learning_key(scenario.id)
         self.count = 0
@@ -102,7 +104,7 @@ class _Store:
     def grow(self, n: int) -> None:
         """Add sessions until there are ``n``."""
         t0 = time.perf_counter()
-        real = min(n, _REAL_SESSIONS)
+        real = min(n, self.real_sessions)
         while self.count < real:
             stats, meta = self.tmpl[self.count % len(self.tmpl)]
             record_session(stats, self.scenario, self.store, meta=meta)
@@ -143,15 +145,19 @@ class _Store:
         return sum(f.stat().st_size for f in self.root.rglob("*") if f.is_file())
 
 
-def build_store(root: Path, n: int, episodes: int = 10, seed: int = 42) -> _Store:
-    """A store of ``n`` troubleshooting sessions in ``root`` (tests use it)."""
+def build_store(root: Path, n: int, episodes: int = 10, seed: int = 42,
+                real_sessions: int = REAL_SESSIONS) -> _Store:
+    """A store of ``n`` troubleshooting sessions in ``root``, the first
+    ``real_sessions`` through record_session (tests use it)."""
     sc = troubleshooting().scenario
-    st = _Store(Path(root), sc, templates(sc, episodes, seed))
+    st = _Store(Path(root), sc, templates(sc, episodes, seed), real_sessions)
     st.grow(n)
     return st
 
 
-def _rebuild(store: LearningStore, key: str) -> tuple[LearnStats, int]:
+def rebuild_stats(store: LearningStore, key: str) -> tuple[LearnStats, int]:
+    """The statistics merged from every session of ``key``, and the session count
+    (what the cumulative stats.json must equal)."""
     total, n = LearnStats(), 0
     for s in store.sessions(key):
         _meta, stats = store.load_session(s)
@@ -168,7 +174,8 @@ def _timed(fn):
 
 def run(settings: Settings, say: Callable[[str], None] = lambda _m: None) -> dict:
     """One row per session count; see the module docstring."""
-    sc = troubleshooting(settings.scenario).scenario
+    scenario_file = settings.scenario or troubleshooting_path()
+    sc = troubleshooting(scenario_file).scenario
     say(f"learn: recording {_TEMPLATES} template sessions of {settings.learn_episodes} episodes")
     tmpl = templates(sc, settings.learn_episodes, settings.seed)
     rows = []
@@ -180,12 +187,12 @@ def run(settings: Settings, say: Callable[[str], None] = lambda _m: None) -> dic
             st.grow(n)
             store = LearningStore(root)
             say(f"learn: {n:,} sessions: learn once (warm-up)")
-            learn_once(sc.path, store=store, apply=False, train_runs=settings.learn_train_runs,
+            learn_once(scenario_file, store=store, apply=False, train_runs=settings.learn_train_runs,
                        heldout_runs=settings.learn_heldout_runs)
             once, load, listing, outcome = [], [], [], None
             for k in range(settings.repeat):
                 say(f"learn: {n:,} sessions: learn once {k + 1}/{settings.repeat}")
-                outcome, secs = _timed(lambda store=store: learn_once(sc.path, store=store, apply=False,
+                outcome, secs = _timed(lambda store=store: learn_once(scenario_file, store=store, apply=False,
                                                           train_runs=settings.learn_train_runs,
                                                           heldout_runs=settings.learn_heldout_runs))
                 once.append(secs)
@@ -197,7 +204,7 @@ def run(settings: Settings, say: Callable[[str], None] = lambda _m: None) -> dic
             rebuild = []
             for _ in range(settings.repeat if n <= 10_000 else 1):
                 say(f"learn: {n:,} sessions: rebuild from every session")
-                (rebuilt, count), secs = _timed(lambda store=store: _rebuild(store, st.key))
+                (rebuilt, count), secs = _timed(lambda store=store: rebuild_stats(store, st.key))
                 rebuild.append(secs)
             if count != n or rebuilt.to_builtins() != cumulative.to_builtins():
                 raise AssertionError(f"learn: {n} sessions: the rebuilt statistics ({count} sessions) differ "
@@ -209,7 +216,7 @@ def run(settings: Settings, say: Callable[[str], None] = lambda _m: None) -> dic
                          "candidates": outcome.validation.get("candidates"),
                          "stats_json_bytes": st.store.stats_path(st.key).stat().st_size,
                          "store_bytes": st.disk_bytes()})
-        real_n = min(st.count, _REAL_SESSIONS)
+        real_n = min(st.count, st.real_sessions)
         return {"scenario_id": sc.id, "episodes_per_session": settings.learn_episodes,
                 "train_runs": settings.learn_train_runs, "heldout_runs": settings.learn_heldout_runs,
                 "templates": len(tmpl), "rows": rows,

@@ -82,10 +82,14 @@ def _server(settings: Settings, say: Callable[[str], None]) -> dict:
             out["server_start_s"] = time.perf_counter() - t0
             for workload, grow in (("prefill", True), ("cached", False)):
                 say(f"llm: llama-server, {workload} workload")
-                kwargs = dict(n_slots=slots, workers=workers, grow=grow, ticks=ticks if grow else ticks + 1,
-                              skip=0 if grow else 1, first_worker=0 if grow else 1000, interleave=grow, rounds=2,
-                              say=lambda m, w=workload: say(f"llm: {w}: {m}"))
-                results = run_rows(srv.url, rows=SERVER_ROWS, **kwargs)
+
+                def say_row(message: str, w: str = workload) -> None:
+                    say(f"llm: {w}: {message}")
+
+                results = run_rows(srv.url, rows=SERVER_ROWS, n_slots=slots, workers=workers, grow=grow,
+                                   ticks=ticks if grow else ticks + 1, skip=0 if grow else 1,
+                                   first_worker=0 if grow else 1000, interleave=grow, rounds=2,
+                                   say=say_row)
                 _check(results)
                 rate = {r.label: r.decisions_per_s for r in results}
                 out[workload] = {
@@ -137,7 +141,7 @@ def _inprocess(settings: Settings, say: Callable[[str], None]) -> dict:
                     out = inv.decide_sync(reqs) if mode == "batched" else [inv.decide_sync([r])[0] for r in reqs]
                     times[mode].append(time.perf_counter() - t0)
                     for d, r in zip(out, reqs):
-                        if not d.ok or d.raw != answer_json(r.choices[d.choice]):
+                        if not d.ok or d.choice is None or d.raw != answer_json(r.choices[d.choice]):
                             raise AssertionError(f"llm: in process, {mode}: invalid decision {d!r}")
                     answers[mode] = [d.raw for d in out]
             if answers["batched"] != answers["sequential"]:

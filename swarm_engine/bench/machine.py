@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from swarm_engine import __version__
+from swarm_engine._version import __version__
 
 __all__ = ["machine_info", "cpu_model", "source_revision"]
 
@@ -55,6 +55,7 @@ def source_revision() -> dict | None:
 
 def machine_info() -> dict:
     """A JSON-ready description of this machine and software stack."""
+    usable: int | None
     try:
         usable = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):

@@ -122,9 +122,10 @@ def native_batch(kernel, seeds: np.ndarray) -> tuple[dict[str, np.ndarray], floa
     traces. Returns the per-run arrays and the wall seconds of the calls."""
     seeds = np.ascontiguousarray(seeds, dtype=np.uint64)
     R, A = seeds.shape[0], kernel.n_actions
-    out = dict(success=np.zeros(R, np.uint8), verdict=np.zeros(R, np.int8), ticks=np.zeros(R, np.int64),
-               actions=np.zeros(R, np.int64), failed=np.zeros(R, np.int64), wall=np.zeros(R),
-               by_action=np.zeros((R, A), np.int64))
+    out: dict[str, np.ndarray] = dict(
+        success=np.zeros(R, np.uint8), verdict=np.zeros(R, np.int8), ticks=np.zeros(R, np.int64),
+        actions=np.zeros(R, np.int64), failed=np.zeros(R, np.int64), wall=np.zeros(R),
+        by_action=np.zeros((R, A), np.int64))
     r, resume = 0, False
     t0 = time.perf_counter()
     while r < R:

@@ -32,7 +32,7 @@ from swarm_engine.bench.settings import Settings
 from swarm_engine.bench.workloads import troubleshooting
 from swarm_engine.eval.runner import run_eval
 
-__all__ = ["run", "WORKLOADS", "mesa_skip_reason"]
+__all__ = ["run", "WORKLOADS", "mesa_skip_reason", "result_columns"]
 
 MESA_SKIP = "Mesa is not installed (pip install 'swarm-engine[peers]')"
 
@@ -48,7 +48,8 @@ WORKLOADS: dict[str, dict | None] = {
 }
 
 
-def _rows(results) -> dict[str, np.ndarray]:
+def result_columns(results) -> dict[str, np.ndarray]:
+    """RunResult rows (the reference's, Mesa's) as the columns ``native_batch`` returns."""
     return {"verdict": np.array([r.verdict for r in results], np.int64),
             "ticks": np.array([r.ticks for r in results], np.int64),
             "actions": np.array([r.actions for r in results], np.int64),

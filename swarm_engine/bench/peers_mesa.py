@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from typing import Any
 
 from swarm_engine._reference.envs import OUT_ERROR, OUT_FAIL, OUT_OK, skewed_below
 from swarm_engine._reference.kernel import RunResult
@@ -76,8 +77,10 @@ def mesa_version() -> str | None:
     return getattr(mesa, "__version__", None)
 
 
-_Agent = mesa.Agent if mesa is not None else object
-_Model = mesa.Model if mesa is not None else object
+# the bases, or object where Mesa is missing (the module still imports; the
+# suite is skipped). Mesa ships no type information, so they are Any to mypy.
+_Agent: Any = mesa.Agent if mesa is not None else object
+_Model: Any = mesa.Model if mesa is not None else object
 
 
 class Service(_Agent):

@@ -160,7 +160,8 @@ def _peers(r: dict, path: Path) -> Path:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(_W, _H))
     ws = r["workloads"]
-    series = {"native (kernel)": [_med(w["native"]["actions_per_s"]) for w in ws],
+    series: dict[str, list[float | None]] = {
+              "native (kernel)": [_med(w["native"]["actions_per_s"]) for w in ws],
               "native (whole eval call)": [_med(w["native"]["eval_actions_per_s"]) for w in ws],
               "reference (pure Python)": [_med(w["reference"]["actions_per_s"]) for w in ws]}
     if all("skipped" not in w["mesa"] for w in ws):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +24,7 @@ from swarm_engine.exploration.selectors import SELECTOR_KINDS
 
 __all__ = ["run", "OVERRIDES", "overrides"]
 
-OVERRIDES = {"environment": {"params": {"services": 16, "error_rate": 0.02, "noise": 0.25}},
+OVERRIDES: dict[str, Any] = {"environment": {"params": {"services": 16, "error_rate": 0.02, "noise": 0.25}},
              "agents": {"workers": 4},
              "app_config": {"max_ticks": 200, "selection": {"granularity": "action_target"}}}
 

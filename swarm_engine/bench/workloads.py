@@ -1,7 +1,7 @@
 """The benchmark workloads, built once and handed to both kernels.
 
 A workload is (compiled rules, environment binding, config): the native
-kernel gets it through :func:`swarm_engine.exploration.kernel.make_kernel`
+kernel gets it through :func:`swarm_engine.core.make_kernel`
 (the path ``swarm eval`` takes) and the reference through
 :func:`reference_kernel`, with the same constructor arguments, so the two see
 the same world and must produce the same runs.
@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-import swarm_engine
 from swarm_engine._reference import ReferenceKernel
-from swarm_engine.core.config import SwarmConfig
+from swarm_engine.core.config import SwarmConfig, kernel_kwargs, make_kernel
 from swarm_engine.core.environment import EnvironmentBinding
 from swarm_engine.errors import ScenarioError
+from swarm_engine.eval.builtin import builtin_scenario
 from swarm_engine.eval.loader import Scenario, load_scenario, parse_scenario
-from swarm_engine.exploration.kernel import kernel_kwargs, make_kernel
+from swarm_engine.exploration.kernel import Kernel
 from swarm_engine.exploration.rules import CompiledRules
 
 __all__ = ["Workload", "troubleshooting_path", "troubleshooting", "grid", "kernel_kwargs",
@@ -48,9 +48,10 @@ class Workload:
     config: SwarmConfig
     scenario: Scenario
 
-    def native(self, **capacities: int):
+    def native(self, *, node_capacity: int = 1024, event_capacity: int = 4096) -> Kernel:
         """A native Kernel, built the way ``swarm eval`` builds it."""
-        return make_kernel(self.rules, self.binding, self.config, **capacities)
+        return make_kernel(self.rules, self.binding, self.config, node_capacity=node_capacity,
+                           event_capacity=event_capacity)
 
     def reference(self) -> ReferenceKernel:
         """The pure-Python ReferenceKernel on the same arguments."""
@@ -72,18 +73,17 @@ def reference_kernel(rules: CompiledRules, env: EnvironmentBinding, config: Swar
 def troubleshooting_path() -> Path:
     """The shipped troubleshooting scenario: the source tree's scenarios/, or
     the copy installed as package data."""
-    pkg = Path(swarm_engine.__file__).resolve().parent
-    for cand in (pkg.parent / "scenarios" / "troubleshooting.toml", pkg / "scenarios" / "troubleshooting.toml"):
-        if cand.is_file():
-            return cand
-    raise ScenarioError("troubleshooting.toml not found next to the package; pass --scenario",
-                        path=str(pkg.parent / "scenarios"))
+    path = builtin_scenario("troubleshooting")
+    if not path.is_file():
+        raise ScenarioError("troubleshooting.toml not found next to the package; pass --scenario",
+                            path=str(path.parent))
+    return path
 
 
 def troubleshooting(path: str | Path | None = None, overrides: dict | None = None) -> Workload:
     """The troubleshooting scenario as ``swarm eval`` loads it."""
     sc = load_scenario(path or troubleshooting_path(), overrides=overrides)
-    return Workload(sc.id, sc.graph.compile(), sc.binding, sc.config, sc)
+    return Workload(sc.id, sc.planned_rules(), sc.binding, sc.config, sc)
 
 
 _GRID_TOML = """
@@ -133,7 +133,7 @@ def grid(size: int, workers: int, selector: str, shape: str = "corner", block_ra
     text = _GRID_TOML.format(size=size, workers=workers, selector=selector, block_rate=float(block_rate),
                              granularity=granularity)
     sc = parse_scenario(text, source=f"<bench grid {size}x{size}>")
-    rules = sc.graph.compile()
+    rules = sc.planned_rules()
     if shape == "spread":
         cells = spread_starts(size, workers)
         n = cells.shape[0]

@@ -37,11 +37,12 @@ class SnapshotHook(Hook):
     def on_action(self, swarm, events) -> None:
         b = self.scenario.binding
         name = b.target_names or str
+        arg_names = self.scenario.planned_rules().args
         self.out.print(f"[bold]tick {swarm.tick - 1}[/]  frontier {swarm.kernel.n_open}  "
                        f"actions {swarm.kernel.total_visits}", highlight=False)
         for row in (events.rows() if events is not None else []):
             target = name(row["target"]) if row["target"] >= 0 else ""
-            arg = self.scenario.rules.args.name(row["arg"]) if row["arg"] >= 0 else ""
+            arg = arg_names.name(row["arg"]) if row["arg"] >= 0 else ""
             text = ""
             if b.renderer is not None:
                 text = b.renderer({"op": int(b.ops[row["action"]]), "target": row["target"],
@@ -141,9 +142,9 @@ def eval_command(
 ) -> None:
     """Run each scenario RUNS times with seeds SEED, SEED+1, ... and report."""
     settings = load_settings()
-    learning = settings.get("learning", "enabled") if learning is None else learning
-    runs = settings.get("eval", "runs") if runs is None else runs
-    seed = settings.get("eval", "seed") if seed is None else seed
+    runs = options.resolve_runs(runs, settings)
+    seed = options.resolve_seed(seed, settings)
+    learning = options.resolve_learning(learning, settings)
     files = _expand(scenarios)
     if list_variants_:
         for f in files:
@@ -156,7 +157,7 @@ def eval_command(
             for name, desc in variants:
                 console.print(f"  {name}  {desc}", highlight=False, markup=False)
         return
-    overrides = options.llm_overrides(provider, model, endpoint)
+    overrides = options.scenario_overrides(provider, model, endpoint)
     loaded = [load_scenario(f, variant, overrides) for f in files]   # every file validated before any runs
     rows, reports = [], []
     for i, sc in enumerate(loaded):

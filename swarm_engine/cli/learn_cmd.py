@@ -1,12 +1,17 @@
 """``swarm learn once|show|status|rollback|daemon|lora``: the learning system.
 
 Each sub-command group lives in its own module and registers itself on
-``learn_app``; this module mounts the group on the ``swarm`` app.
+``learn_app``; this module mounts the group on the ``swarm`` app. The command
+modules import only typer and rich at the top; what a command needs (torch,
+transformers, the learning daemon) is imported when that command runs, so
+``swarm --help`` stays fast.
 """
 
 from __future__ import annotations
 
 import typer
+
+from swarm_engine.cli import learn_daemon_cmd, learn_lora_cmd, learn_model_cmd
 
 __all__ = ["learn_app", "register"]
 
@@ -15,15 +20,6 @@ learn_app = typer.Typer(name="learn", help="Learn from past runs: statistics, of
 
 
 def register(app: typer.Typer) -> None:
-    from swarm_engine.cli import learn_model_cmd
-
-    learn_model_cmd.register(learn_app)
-    for mod in ("learn_daemon_cmd", "learn_lora_cmd"):
-        try:
-            module = __import__(f"swarm_engine.cli.{mod}", fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"swarm_engine.cli.{mod}":
-                raise
-            continue
+    for module in (learn_model_cmd, learn_daemon_cmd, learn_lora_cmd):
         module.register(learn_app)
     app.add_typer(learn_app, name="learn")

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from swarm_engine import __version__
+from swarm_engine._version import __version__
 from swarm_engine.errors import SwarmError
 
 __all__ = ["app_factory", "main"]

@@ -1,11 +1,18 @@
-"""Options shared by several commands."""
+"""Options shared by several commands, and how each resolves against the
+user's settings (one function per option, so that ``swarm eval`` and
+``swarm run`` cannot drift apart)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
-__all__ = ["RUNS", "SEED", "VERBOSE", "QUIET", "VARIANT", "PROVIDER", "MODEL", "ENDPOINT", "llm_overrides",
-           "LEARNING", "LEARNING_KEY", "NO_LEARNED_MODEL"]
+from swarm_engine.settings import Settings
+
+__all__ = ["RUNS", "SEED", "VERBOSE", "QUIET", "VARIANT", "PROVIDER", "MODEL", "ENDPOINT",
+           "LEARNING", "LEARNING_KEY", "NO_LEARNED_MODEL",
+           "resolve_runs", "resolve_seed", "resolve_learning", "llm_overrides", "scenario_overrides"]
 
 RUNS = typer.Option(None, "-n", "--runs", min=1, help="Number of seeded runs \\[config eval.runs, 1].")
 SEED = typer.Option(None, "-s", "--seed", min=0,
@@ -19,12 +26,36 @@ MODEL = typer.Option(None, "--model", help="Model name or GGUF path (overrides [
 ENDPOINT = typer.Option(None, "--endpoint", help="Server base URL (overrides [llm] endpoint).")
 
 
-def llm_overrides(provider: str | None, model: str | None, endpoint: str | None) -> dict | None:
-    """CLI flags as a scenario override of [llm]."""
-    llm = {k: v for k, v in (("provider", provider), ("model", model), ("endpoint", endpoint)) if v is not None}
-    return {"llm": llm} if llm else None
-
 LEARNING = typer.Option(None, "--learning/--no-learning",
                         help="Record episodes into the learning store (default: config learning.enabled).")
 LEARNING_KEY = typer.Option(None, "--learning-key", help="Learning store key (default: meta.id without its version).")
 NO_LEARNED_MODEL = typer.Option(False, "--no-learned-model", help="Do not load the scenario's offline model.")
+
+
+def resolve_runs(runs: int | None, settings: Settings) -> int:
+    """``--runs``, else config ``eval.runs``."""
+    return int(settings.get("eval", "runs")) if runs is None else runs
+
+
+def resolve_seed(seed: int | None, settings: Settings) -> int:
+    """``--seed``, else config ``eval.seed``."""
+    return int(settings.get("eval", "seed")) if seed is None else seed
+
+
+def resolve_learning(learning: bool | None, settings: Settings) -> bool:
+    """``--learning/--no-learning``, else config ``learning.enabled``."""
+    return bool(settings.get("learning", "enabled")) if learning is None else learning
+
+
+def llm_overrides(provider: str | None, model: str | None, endpoint: str | None) -> dict[str, Any] | None:
+    """``--provider/--model/--endpoint`` as a scenario override of [llm] (None: no flag given)."""
+    llm = {k: v for k, v in (("provider", provider), ("model", model), ("endpoint", endpoint)) if v is not None}
+    return {"llm": llm} if llm else None
+
+
+def scenario_overrides(provider: str | None, model: str | None, endpoint: str | None, *,
+                       task: str | None = None) -> dict[str, Any] | None:
+    """Every scenario override the command line gives: [llm] flags and ``--task`` (None: none)."""
+    overrides: dict[str, Any] = {"task": {"goal": task}} if task else {}
+    overrides.update(llm_overrides(provider, model, endpoint) or {})
+    return overrides or None

@@ -39,13 +39,10 @@ def run_command(
 ) -> None:
     """Run the scenario once and show every tick as it happens."""
     settings = load_settings()
-    seed = settings.get("eval", "seed") if seed is None else seed
-    learning = settings.get("learning", "enabled") if learning is None else learning
-    overrides = {"task": {"goal": task}} if task else {}
-    overrides.update(options.llm_overrides(provider, model, endpoint) or {})
-    sc = load_scenario(scenario, variant, overrides or None)
-    session = LearningSession.open(sc, learning=learning, key=learning_key_, use_model=not no_learned_model,
-                                   say=_say)
+    seed = options.resolve_seed(seed, settings)
+    sc = load_scenario(scenario, variant, options.scenario_overrides(provider, model, endpoint, task=task))
+    session = LearningSession.open(sc, learning=options.resolve_learning(learning, settings), key=learning_key_,
+                                   use_model=not no_learned_model, say=_say)
     sc = session.scenario
     recorder = session.recorder
     console.print(f"[bold]{sc.name}[/] seed {seed}", highlight=False)

@@ -37,9 +37,11 @@ def init_command() -> None:
             d.mkdir(parents=True, exist_ok=True)
         made = _write_new(config_path(), DEFAULT_CONFIG_TOML)
         copied = 0
-        for src in sorted(builtin_scenarios_dir().glob("*.toml")):
-            dst = user_dir() / "scenarios" / src.name
+        shipped = builtin_scenarios_dir()
+        for src in sorted(shipped.rglob("*.toml")):          # subfolders kept: scenarios/llm/...
+            dst = user_dir() / "scenarios" / src.relative_to(shipped)
             if not dst.exists():
+                dst.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(src, dst)
                 copied += 1
     except OSError as exc:

@@ -7,9 +7,9 @@ whole tick's actions, so its cost is paid per tick, not per action.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -75,8 +75,13 @@ class BatchedEnvironment(Protocol):
     to them by name); ``max_discoveries`` bounds the discoveries of one action.
     """
 
-    action_names: Sequence[str]
-    max_discoveries: int
+    @property
+    def action_names(self) -> Sequence[str]:
+        """The operations, in op-id order (a class attribute tuple will do)."""
+
+    @property
+    def max_discoveries(self) -> int:
+        """The most targets one action may discover."""
 
     def reset(self, seed: int) -> None:
         """Draw the hidden state of a new run from its seed."""
@@ -103,11 +108,11 @@ class EnvironmentBinding:
     ops: np.ndarray                # int32 (A,): scenario action id -> env op
     python: BatchedEnvironment | None = None
     max_discoveries: int = 0
-    target_names: object = None    # callable(int) -> str, for reports and prompts
-    renderer: object = None        # callable(event dict, seed) -> str, lazy text
+    target_names: Callable[[int], str] | None = None     # target id -> name, for reports and prompts
+    renderer: Callable[[dict[str, Any], int], str] | None = None   # (event, seed) -> lazy observation text
     act_kind: np.ndarray | None = None   # int8 (A,): target kind each action takes, 0 = any
-    arg_names: tuple = ()          # the environment's own argument names (param-variant values map to them)
-    extra: dict = field(default_factory=dict)
+    arg_names: tuple[str, ...] = ()      # the environment's own argument names (param-variant values map to them)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_python(cls, env: BatchedEnvironment, actions: Sequence[str], name: str | None = None

@@ -7,17 +7,54 @@ ticks in one native call.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 
+from swarm_engine.core.config import SwarmConfig
 from swarm_engine.core.events import EventBatch
+from swarm_engine.core.state import SharedState, Verdict, WorkerStates
+from swarm_engine.exploration.kernel import Kernel
 
-if TYPE_CHECKING:
-    from swarm_engine.core.orchestrator import Swarm
+__all__ = ["Hook", "Assignments", "HookedSwarm"]
 
-__all__ = ["Hook", "Assignments"]
+
+class HookedSwarm(Protocol):
+    """What a hook may use of the swarm that calls it (a :class:`~swarm_engine.core.Swarm`
+    is one; hooks sit below the orchestrator, so they name this instead)."""
+
+    config: SwarmConfig
+    action_names: list[str]
+    seed: int
+    shared: dict[str, Any]
+    kernel: Kernel
+
+    @property
+    def tick(self) -> int: ...
+
+    @property
+    def verdict(self) -> Verdict: ...
+
+    @property
+    def done(self) -> bool: ...
+
+    @property
+    def workers(self) -> WorkerStates: ...
+
+    @property
+    def state(self) -> SharedState: ...
+
+    def stop(self) -> None: ...
+
+    def stats(self) -> dict[str, dict[str, int | float]]: ...
+
+    def pair_stats(self) -> list[dict[str, Any]]: ...
+
+    def graph(self) -> dict[str, np.ndarray]: ...
+
+    def frontier_scores(self) -> Sequence[tuple[str, str | None, int, float]]: ...
 
 
 @dataclass(frozen=True)
@@ -36,17 +73,18 @@ class Assignments:
 class Hook:
     """Base class; override any of the four levels. Call ``swarm.stop()`` to end the run."""
 
-    def on_tick(self, swarm: Swarm, tick: int) -> None:
+    def on_tick(self, swarm: HookedSwarm, tick: int) -> None:
         """After the tick (advance phase)."""
 
-    def on_manage(self, swarm: Swarm, assignments: Assignments) -> None:
+    def on_manage(self, swarm: HookedSwarm, assignments: Assignments) -> None:
         """After the manage phase, before the environment acts."""
 
-    def on_worker(self, swarm: Swarm, results: np.ndarray) -> None:
+    def on_worker(self, swarm: HookedSwarm, results: np.ndarray) -> None:
         """After the merge phase: one WorkResult code per worker."""
 
-    def on_action(self, swarm: Swarm, events: EventBatch) -> None:
-        """After the merge phase: the tick's action events."""
+    def on_action(self, swarm: HookedSwarm, events: EventBatch | None) -> None:
+        """After the merge phase: the tick's action events (None when no worker acted and
+        nothing subscribes to events)."""
 
     @classmethod
     def overrides(cls, name: str) -> bool:

@@ -21,13 +21,12 @@ from typing import Any, Protocol
 import numpy as np
 
 from swarm_engine._native import _kernel
-from swarm_engine.core.config import SwarmConfig
-from swarm_engine.core.environment import ActionBatch, EnvironmentBinding, StepResult
+from swarm_engine.core.config import SwarmConfig, make_kernel
+from swarm_engine.core.environment import ActionBatch, BatchedEnvironment, EnvironmentBinding, StepResult
 from swarm_engine.core.events import EventBatch, EventSubscriber
 from swarm_engine.core.hooks import Assignments, Hook
 from swarm_engine.core.state import SharedState, Verdict, WorkerStates
-from swarm_engine.errors import EnvironmentError_
-from swarm_engine.exploration.kernel import make_kernel
+from swarm_engine.errors import ConfigError, EnvironmentError_
 from swarm_engine.exploration.rules import CompiledRules, DependencyGraph
 
 __all__ = ["Swarm", "RunResult", "AsyncSource"]
@@ -105,7 +104,7 @@ class Swarm:
     def reset(self, seed: int) -> None:
         """Start a new run (clears the graph, statistics and event log)."""
         if not 0 <= seed < 2 ** 64:
-            raise ValueError(f"seed must be in [0, 2^64), got {seed}")
+            raise ConfigError(f"seed must be in [0, 2^64), got {seed}")
         self.seed = int(seed)
         if self.environment.python is not None:
             self.environment.python.reset(self.seed)
@@ -239,10 +238,11 @@ class Swarm:
             a = Assignments(*k.assignments())
             for h in self._hooks:
                 h.on_manage(self, a)
-        if self.environment.python is None:               # 3. act + 4. merge
+        python = self.environment.python
+        if python is None:                                # 3. act + 4. merge
             k.commit_native(k.act_tick())
         else:
-            results = self._python_act(n)
+            results = self._python_act(python, n)
             try:
                 k.commit_tick(*results)
             except (ValueError, TypeError) as exc:
@@ -265,12 +265,12 @@ class Swarm:
             time.sleep(budget - elapsed)
         self._wall += time.perf_counter() - t0
 
-    def _python_act(self, n: int) -> tuple:
+    def _python_act(self, python: BatchedEnvironment, n: int) -> tuple:
         env = self.environment
         workers, actions, targets, args = self.kernel.assignments()
         batch = ActionBatch(workers, env.ops[actions] if n else actions, targets, args)
         try:
-            res = env.python.step(batch) if n else StepResult.build([])
+            res = python.step(batch) if n else StepResult.build([])
         except Exception as exc:  # an environment bug must not look like an engine bug
             raise EnvironmentError_(f"environment '{env.name}' failed in step() at tick {self.tick}: "
                                     f"{type(exc).__name__}: {exc}") from exc

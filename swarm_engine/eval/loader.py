@@ -20,6 +20,7 @@ import msgspec
 
 from swarm_engine.core.config import ManagementStrategy, SwarmConfig, TerminationConfig
 from swarm_engine.core.environment import EnvironmentBinding
+from swarm_engine.core.orchestrator import Swarm
 from swarm_engine.errors import ConfigError, ScenarioError
 from swarm_engine.eval import schema
 from swarm_engine.eval.conditions import check_metrics
@@ -72,15 +73,17 @@ class Scenario:
         self.graph = plan_graph(runner, self.spec.task.goal, actions, source=self.path)
         self.rules = self.graph.compile()
 
-    def swarm(self, seed: int = 42, *, record_events: bool = False, config: SwarmConfig | None = None):
-        """A :class:`swarm_engine.core.orchestrator.Swarm` ready to run this scenario."""
-        from swarm_engine.core.orchestrator import Swarm
-
+    def planned_rules(self) -> CompiledRules:
+        """The compiled rules; a ScenarioError while the LLM has yet to plan them."""
         if self.rules is None:
             raise ScenarioError("the dependency graph is planned by the LLM: call Scenario.plan(runner) "
                                 "first (swarm eval does)", path=self.path, field="dependency_graph.type")
-        return Swarm(self.rules, self.binding, config or self.config, seed=seed, record_events=record_events,
-                     action_names=self.actions)
+        return self.rules
+
+    def swarm(self, seed: int = 42, *, record_events: bool = False, config: SwarmConfig | None = None) -> Swarm:
+        """A :class:`swarm_engine.core.orchestrator.Swarm` ready to run this scenario."""
+        return Swarm(self.planned_rules(), self.binding, config or self.config, seed=seed,
+                     record_events=record_events, action_names=self.actions)
 
 
 def deep_merge(base: dict, override: dict) -> dict:

@@ -25,7 +25,7 @@ def parse_path(path: str) -> list[str | int]:
     return parts
 
 
-def _keys(dotted: str) -> list[str]:
+def _keys(dotted: str) -> list[str | int]:
     return [k.strip().strip("\"'") for k in dotted.split(".")]
 
 
@@ -34,7 +34,7 @@ def locate(text: str, path: str | list[str | int]) -> int | None:
     target = parse_path(path) if isinstance(path, str) else path
     if not target:
         return None
-    counters: dict[tuple, int] = {}
+    counters: dict[tuple[str | int, ...], int] = {}
     header: list[str | int] = []
     best_line, best_len = None, 0
     for lineno, line in enumerate(text.splitlines(), 1):

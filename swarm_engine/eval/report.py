@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from swarm_engine import __version__
+from swarm_engine._version import __version__
 from swarm_engine.eval.runner import EvalResult
 from swarm_engine.eval.stats import pass_at_k, pass_hat_k, summarize, wilson
 from swarm_engine.fsio import write_json as write_json_atomic

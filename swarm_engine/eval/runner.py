@@ -18,11 +18,12 @@ from typing import TextIO
 import numpy as np
 
 from swarm_engine._native import _kernel
+from swarm_engine.core.config import make_kernel
 from swarm_engine.core.events import EventBatch
 from swarm_engine.core.state import VERDICT_REASONS, Verdict
+from swarm_engine.errors import ConfigError
 from swarm_engine.eval.conditions import evaluate, run_metrics
 from swarm_engine.eval.loader import Scenario
-from swarm_engine.exploration.kernel import make_kernel
 
 __all__ = ["EvalResult", "run_eval", "TraceWriter", "RunHooks", "LlmRunHooks"]
 
@@ -72,11 +73,12 @@ class TraceWriter:
     def write(self, events: EventBatch) -> None:
         b = self.binding
         name = b.target_names or str
+        args = self.scenario.planned_rules().args        # planned by now (an LLM plans before the runs)
         for row in events.rows():
             seed = int(self.seeds[row["run"]])
             op = int(b.ops[row["action"]])
             obs = None
-            arg = self.scenario.rules.args.name(row["arg"]) if row["arg"] >= 0 else None
+            arg = args.name(row["arg"]) if row["arg"] >= 0 else None
             if b.renderer is not None:
                 obs = b.renderer({"op": op, "target": row["target"], "arg": row["arg"], "arg_name": arg,
                                   "outcome": {"fail": 0, "ok": 1, "error": 2}[row["outcome"]]}, seed)
@@ -90,11 +92,12 @@ def _native_batches(scenario: Scenario, seeds: np.ndarray, progress: ProgressFn 
                     trace: TraceWriter | None, chunk_seconds: float, recorder=None):
     R, A = seeds.shape[0], len(scenario.actions)
     record = trace is not None or recorder is not None
-    k = make_kernel(scenario.rules, scenario.binding, scenario.config,
+    k = make_kernel(scenario.planned_rules(), scenario.binding, scenario.config,
                     record_events=record, event_capacity=1 << 16)
-    out = dict(success=np.zeros(R, np.uint8), verdict=np.zeros(R, np.int8), ticks=np.zeros(R, np.int64),
-               actions=np.zeros(R, np.int64), failed=np.zeros(R, np.int64), wall=np.zeros(R),
-               by_action=np.zeros((R, A), np.int64), done=np.zeros(R, np.uint8))
+    out: dict[str, np.ndarray] = dict(
+        success=np.zeros(R, np.uint8), verdict=np.zeros(R, np.int8), ticks=np.zeros(R, np.int64),
+        actions=np.zeros(R, np.int64), failed=np.zeros(R, np.int64), wall=np.zeros(R),
+        by_action=np.zeros((R, A), np.int64), done=np.zeros(R, np.uint8))
     # with a recorder, runs go in blocks of recorder.block: the learned tables
     # are updated between blocks (counted in runs, so results are reproducible)
     block = recorder.block if recorder is not None else R
@@ -228,9 +231,9 @@ class LlmRunHooks(RunHooks):
         from swarm_engine.llm.manager import LlmManager, attach
 
         self.before = self.runner.stats.summary()
-        kw = {"record": True} if self.record else {}
         self.manager = LlmManager(self.runner, goal=self.scenario.spec.task.goal, context=self.context,
-                                  actions=self.actions, policy=self.policy, sampling=self.sampling, **kw)
+                                  actions=self.actions, policy=self.policy, sampling=self.sampling,
+                                  record=self.record)
         attach(self.manager, swarm)
 
     def finish(self, swarm) -> dict:
@@ -313,9 +316,10 @@ def run_eval(scenario: Scenario, runs: int, seed: int = 42, *, progress: Progres
     between blocks of runs (``swarm eval --learning``).
     """
     if runs < 1:
-        raise ValueError("runs must be at least 1")
+        raise ConfigError(f"runs must be at least 1, got {runs}")
     if not 0 <= seed or seed + runs > 2 ** 64:
-        raise ValueError("seeds must lie in [0, 2^64)")
+        raise ConfigError(f"seeds must lie in [0, 2^64), got {runs} runs from seed {seed} "
+                          f"(seeds {seed}..{seed + runs - 1})")
     seeds = (np.uint64(seed) + np.arange(runs, dtype=np.uint64)).astype(np.uint64)
     stream = open(trace, "w", encoding="utf-8") if trace else None
     try:

@@ -3,7 +3,9 @@
 Section and field names follow the original SwarmEngine's scenario files, so
 a file written for it loads unchanged where the sections mean the same thing.
 Every struct is frozen, keyword-only and rejects unknown fields: a typo is an
-error with its field path, never a silently ignored setting.
+error with its field path, never a silently ignored setting. Each subclass
+repeats ``frozen=True``: msgspec inherits it from Base, but type checkers read
+class options per class (a subclass without it is "non-frozen" to mypy).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ class Base(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True
     """Common options of every section."""
 
 
-class Meta_(Base):
+class Meta_(Base, frozen=True):
     name: Name
     id: str = ""
     version: str = "1.0.0"
@@ -63,20 +65,20 @@ class Meta_(Base):
     tags: list[str] = []
 
 
-class TaskContext(Base):
+class TaskContext(Base, frozen=True):
     target_path: str | None = None
     # free-form extra context shown to LLM managers
     notes: str | None = None
     data: dict[str, Any] = {}
 
 
-class Task(Base):
+class Task(Base, frozen=True):
     goal: Name
     expected: str | None = None
     context: TaskContext = TaskContext()
 
 
-class Llm(Base):
+class Llm(Base, frozen=True):
     provider: Literal["llama-server", "llama-cpp", "ollama", "openai", "none"] = "none"
     model: str | None = None
     endpoint: str | None = None
@@ -92,37 +94,37 @@ class Llm(Base):
     extra: dict[str, Any] = {}
 
 
-class Manager(Base):
+class Manager(Base, frozen=True):
     process_every_tick: bool = False
     process_interval_ticks: PositiveInt = 5
     immediate_on_escalation: bool = True
     confidence_threshold: Probability = 0.3
 
 
-class ActionParam(Base):
+class ActionParam(Base, frozen=True):
     name: Name
     description: str = ""
     required: bool = False
 
 
-class ActionDef(Base):
+class ActionDef(Base, frozen=True):
     name: Name
     description: str = ""
     category: Literal["node_expand", "node_state_change"] = "node_expand"
     params: list[ActionParam] = []
 
 
-class Actions(Base):
+class Actions(Base, frozen=True):
     actions: Annotated[list[ActionDef], Meta(min_length=1)]
 
 
-class Management(Base):
+class Management(Base, frozen=True):
     type: Literal["every_tick", "fixed_interval", "completion_based"] = "every_tick"
     interval: PositiveInt = 10          # fixed_interval
     max_wait_ticks: PositiveInt = 10    # completion_based
 
 
-class Selection(Base):
+class Selection(Base, frozen=True):
     strategy: Literal["fifo", "ucb1", "thompson", "thompson_sampled", "greedy", "adaptive"] = "ucb1"
     ucb1_c: NonNegFloat = 1.4142135623730951
     learning_weight: NonNegFloat = 0.3
@@ -134,7 +136,7 @@ class Selection(Base):
     granularity: Literal["action_target", "action"] = "action_target"
 
 
-class Termination(Base):
+class Termination(Base, frozen=True):
     strategy: Literal["first_success", "all_complete", "all_succeed"] = "first_success"
     on_exhausted: Literal["fail", "success", "wait"] = "fail"
     max_consecutive_errors: NonNegInt = 0       # 0 = no limit
@@ -143,7 +145,7 @@ class Termination(Base):
     escalate_after: NonNegInt = 3               # consecutive failures before a worker escalates
 
 
-class AppConfig(Base):
+class AppConfig(Base, frozen=True):
     tick_duration_ms: NonNegFloat = 0.0         # 0 = free-running
     max_ticks: NonNegInt = 1000                 # 0 = unlimited
     management: Management = Management()
@@ -151,18 +153,18 @@ class AppConfig(Base):
     termination: Termination = Termination()
 
 
-class Environment(Base):
+class Environment(Base, frozen=True):
     env_type: Name
     params: dict[str, Any] = {}
 
 
-class WorkerTemplate(Base):
+class WorkerTemplate(Base, frozen=True):
     count: PositiveInt = 1
     id_prefix: str = "worker"
     role: str = ""
 
 
-class Agents(Base):
+class Agents(Base, frozen=True):
     workers: PositiveInt | list[WorkerTemplate] = 1
     managers: NonNegInt | list[dict[str, Any]] = 1
 
@@ -172,36 +174,36 @@ class Agents(Base):
         return sum(t.count for t in self.workers)
 
 
-class Condition(Base):
+class Condition(Base, frozen=True):
     metric: Name
     op: CompareOp
     value: bool | int | float | str
     name: str = ""
 
 
-class Conditions(Base):
+class Conditions(Base, frozen=True):
     success: list[Condition] = []
     failure: list[Condition] = []
     on_timeout: Literal["fail", "success", "partial"] = "fail"
 
 
-class Edge(Base, rename={"from_": "from"}, kw_only=True):
+class Edge(Base, rename={"from_": "from"}, kw_only=True, frozen=True):
     from_: Name
     to: Name
     confidence: Probability = 1.0
 
 
-class ParamVariant(Base):
+class ParamVariant(Base, frozen=True):
     action: Name
     key: Name
     values: Annotated[list[str | int], Meta(min_length=1)]
 
 
-class StaticGraph(Base, tag="static", tag_field="type", kw_only=True):
+class StaticGraph(Base, tag="static", tag_field="type", kw_only=True, frozen=True):
     pattern: str = ""          # "" = the environment's own graph
 
 
-class CustomGraph(Base, tag="custom", tag_field="type", kw_only=True):
+class CustomGraph(Base, tag="custom", tag_field="type", kw_only=True, frozen=True):
     edges: list[Edge] = []
     start: Annotated[list[Name], Meta(min_length=1)]
     terminal: list[Name] = []
@@ -209,11 +211,11 @@ class CustomGraph(Base, tag="custom", tag_field="type", kw_only=True):
     allow_cycles: bool = False
 
 
-class LlmGraph(Base, tag="llm", tag_field="type", kw_only=True):
+class LlmGraph(Base, tag="llm", tag_field="type", kw_only=True, frozen=True):
     hint: str = ""
 
 
-class Milestone(Base):
+class Milestone(Base, frozen=True):
     name: Name
     condition: Condition
     weight: NonNegFloat = 1.0
@@ -222,13 +224,13 @@ class Milestone(Base):
     partial_config: dict[str, Any] = {}
 
 
-class Variant(Base):
+class Variant(Base, frozen=True):
     name: Name
     description: str = ""
     overrides: dict[str, Any] = {}
 
 
-class ScenarioFile(Base):
+class ScenarioFile(Base, frozen=True):
     meta: Meta_
     task: Task
     actions: Actions

@@ -44,7 +44,7 @@ def pass_hat_k(n: int, c: int, k: int) -> float | None:
     return float(np.prod((c - np.arange(k)) / (n - np.arange(k))))
 
 
-def summarize(values: np.ndarray) -> dict[str, float | int | None]:
+def summarize(values: np.ndarray) -> dict[str, float | int | list[float] | None]:
     """mean with a 95% t-free normal interval, p50 and p95 with order-statistic
     intervals (distribution-free), min, max, std."""
     x = np.sort(np.asarray(values, dtype=np.float64))

@@ -108,7 +108,7 @@ class TestMesaModel:
         wl = troubleshooting()
         s = seeds(20)
         with pytest.raises(MismatchError):
-            check_runs("mesa", s, {k: np.asarray(v) for k, v in peers._rows(wl.reference().run_batch(s)).items()},
+            check_runs("mesa", s, peers.result_columns(wl.reference().run_batch(s)),
                        peers_mesa.run_seeds(wl, s))
 
     def test_suite_reports_ratios_and_common_counts(self):
@@ -160,9 +160,8 @@ class TestNumpyGrid:
 
 # ---------------------------------------------------------------- learn: the synthetic store
 class TestLearnStore:
-    def test_bulk_sessions_equal_what_record_session_leaves(self, tmp_path, monkeypatch):
-        monkeypatch.setattr(learn, "_REAL_SESSIONS", 3)
-        st = learn.build_store(tmp_path, 9, episodes=4)
+    def test_bulk_sessions_equal_what_record_session_leaves(self, tmp_path):
+        st = learn.build_store(tmp_path, 9, episodes=4, real_sessions=3)
         assert st.count == 9 and st.bulk_count == 6
         sessions = st.store.sessions(st.key)
         assert len(sessions) == 9
@@ -170,7 +169,7 @@ class TestLearnStore:
         bulk_meta, _ = st.store.load_session(sessions[-1])
         assert set(real_meta) == set(bulk_meta)
         assert bulk_meta["scenario_path"] == real_meta["scenario_path"]
-        rebuilt, n = learn._rebuild(st.store, st.key)
+        rebuilt, n = learn.rebuild_stats(st.store, st.key)
         assert n == 9
         assert rebuilt.to_builtins() == st.store.load_stats(st.key).to_builtins()
         assert st.store.load_stats(st.key).episodes == 9 * 4

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +17,7 @@ import pytest
 
 import swarm_engine
 from swarm_engine import load_scenario, run_eval
-from tests.paths import ROOT
-
-DATA = ROOT / "tests" / "data"
-TROUBLESHOOTING = ROOT / "scenarios" / "troubleshooting.toml"
+from tests.paths import DATA, SCENARIOS, TROUBLESHOOTING
 
 
 @pytest.fixture(scope="module")
@@ -126,10 +124,10 @@ class TestEval:
         assert "comparison" in proc.stdout
 
     def test_every_shipped_scenario(self, swarm, tmp_path):
-        proc = swarm("eval", ROOT / "scenarios", "-n", "20", "-q", "-o", "all.json")
+        proc = swarm("eval", SCENARIOS, "-n", "20", "-q", "-o", "all.json")
         assert proc.returncode == 0, proc.stderr
         report = json.loads((tmp_path / "all.json").read_text(encoding="utf-8"))
-        files = sorted(p.name for p in (ROOT / "scenarios").glob("*.toml"))
+        files = sorted(p.name for p in (SCENARIOS).glob("*.toml"))
         assert sorted(Path(r["scenario"]["file"]).name for r in report["scenarios"]) == files
         assert all(r["summary"]["runs"] == 20 for r in report["scenarios"])
 
@@ -219,27 +217,59 @@ def test_help(swarm):
         assert option in proc.stdout
 
 
+HEAVY = ("torch", "transformers", "peft", "llama_cpp", "httpx", "safetensors", "accelerate", "watchfiles")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["learn", "--help"], ["learn", "lora", "--help"],
+                                  ["learn", "daemon", "--help"], ["llama", "--help"]])
+def test_help_imports_nothing_heavy(subprocess_env, tmp_path, args):
+    """Every command module is imported for --help; what a command needs (torch,
+    llama.cpp, HTTP clients) waits until that command runs."""
+    probe = ("import sys\nfrom swarm_engine.cli.main import main\n"
+             f"code = main({args!r})\n"
+             f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {set(HEAVY)!r}))\n"
+             "sys.exit(code)")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path,
+                          env={**subprocess_env, "SWARM_HOME": str(tmp_path)}, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "Usage" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
 # ----------------------------------------------------------------------------- Ctrl-C
 
 
 def test_ctrl_c_keeps_finished_runs(swarm_exe, subprocess_env, tmp_path):
-    """SIGINT stops between batches: the report holds the finished runs, exit 130."""
-    import signal
-    import time
+    """SIGINT stops between batches: the report holds the finished runs, exit 130.
 
-    code = ROOT / "scenarios" / "code_exploration.toml"
-    proc = subprocess.Popen([swarm_exe, "eval", str(code), "--variant", "large", "-n", "100000", "-q",
-                             "-o", "report.json"], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
-                            env={**subprocess_env, "SWARM_HOME": str(tmp_path)})
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(3.0)                  # start-up, then some runs finish (each takes milliseconds)
+    The child gets SIGINT's default disposition whatever pytest inherited (a
+    background ``pytest &`` ignores it), the test sends the signal once the
+    progress bar shows finished runs, and the child never outlives the test."""
+    import re
+    import signal
+
+    from tests.conftest import OutputReader, stop_process, wait_for, with_default_sigint
+
+    code = SCENARIOS / "code_exploration.toml"
+    # FORCE_COLOR: rich draws its progress bar into the pipe as on a terminal ("N/100000 ok M")
+    proc = subprocess.Popen(with_default_sigint([swarm_exe, "eval", str(code), "--variant", "large",
+                                                 "-n", "100000", "-o", "report.json"]),
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**subprocess_env, "SWARM_HOME": str(tmp_path), "FORCE_COLOR": "1"})
+    try:
+        out = OutputReader(proc.stdout)
+        err = OutputReader(proc.stderr)
+        finished = lambda: proc.poll() is not None or [
+            n for n in re.findall(r"(\d+)/100000", out.text) if 0 < int(n) < 100000]
+        wait_for(finished, "the progress bar to show finished runs")
+        assert proc.poll() is None, err.finish()
         proc.send_signal(signal.SIGINT)
-        break
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+        assert proc.wait(timeout=60) == 130, err.finish()
+        out.finish()
+        stderr = err.finish()
+    finally:
+        stop_process(proc)
     summary = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))["summary"]
     assert summary["stopped"] is True
     assert 0 < summary["runs"] < 100000
-    assert "Traceback" not in err
+    assert "Traceback" not in stderr

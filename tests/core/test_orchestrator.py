@@ -24,17 +24,12 @@ from swarm_engine._native import _kernel
 from swarm_engine.core import ManagementStrategy, TerminationConfig
 from swarm_engine.core.state import WorkResult
 from swarm_engine.exploration import SelectorConfig
+from tests.conftest import assert_same_columns, event_columns
 from tests.paths import DATA
 
 
-def columns(ev: EventBatch) -> dict[str, np.ndarray]:
-    return {f: getattr(ev, f) for f in ev.__dataclass_fields__}
-
-
 def assert_same_events(a: EventBatch, b: EventBatch) -> None:
-    ca, cb = columns(a), columns(b)
-    for key in ca:
-        np.testing.assert_array_equal(ca[key], cb[key], err_msg=key)
+    assert_same_columns(event_columns(a), event_columns(b))
 
 
 @pytest.fixture
@@ -137,7 +132,7 @@ class TestStepping:
 
     @pytest.mark.parametrize("seed", [-1, 2 ** 64])
     def test_seed_range(self, troubleshooting, seed):
-        with pytest.raises(ValueError, match="seed"):
+        with pytest.raises(ConfigError, match=r"seed must be in \[0, 2\^64\), got "):
             troubleshooting.swarm(seed=seed)
 
     def test_large_seed(self, troubleshooting):
@@ -184,7 +179,7 @@ class TestHooks:
             np.testing.assert_array_equal(assignments.targets, events.target)
             assert results.shape == (3,)
         assert_same_events(sw.events(), EventBatch.from_columns(
-            {k: np.concatenate([columns(e)[k] for e in rec.action]) for k in columns(rec.action[0])}))
+            {k: np.concatenate([event_columns(e)[k] for e in rec.action]) for k in event_columns(rec.action[0])}))
 
     def test_on_manage_sees_the_plan_before_the_environment(self, busy):
         sw = busy.swarm(seed=2)

@@ -27,6 +27,7 @@ from swarm_engine import (
 )
 from swarm_engine._native._envs import ENV_PYTHON
 from swarm_engine.eval.loader import parse_scenario
+from tests.conftest import assert_same_columns, event_columns
 from tests.envs_example import OP_OPEN, OP_SCAN, OP_TRY, Vault
 from tests.paths import DATA, SCENARIOS
 
@@ -40,14 +41,7 @@ def vault_text(env_class: str = "Vault", params: str = "rooms = 8\nlocked_rate =
 
 
 def events_of(swarm: Swarm) -> dict[str, np.ndarray]:
-    ev = swarm.events()
-    return {f: getattr(ev, f) for f in ev.__dataclass_fields__}
-
-
-def assert_same(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    for key in a:
-        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    return event_columns(swarm.events())
 
 
 # ----------------------------------------------------------------------------- the protocol
@@ -127,7 +121,7 @@ class TestThroughSwarm:
         b, _ = direct_swarm(seed=8, error_rate=0.2)
         a.run()
         b.run()
-        assert_same(events_of(a), events_of(b))
+        assert_same_columns(events_of(a), events_of(b))
 
     def test_reset_replays(self):
         swarm, _ = direct_swarm(seed=4, error_rate=0.2)
@@ -135,7 +129,7 @@ class TestThroughSwarm:
         first = events_of(swarm)
         swarm.reset(4)
         swarm.run()
-        assert_same(first, events_of(swarm))
+        assert_same_columns(first, events_of(swarm))
 
     def test_pair_stats_use_target_names(self):
         swarm, _ = direct_swarm(rooms=5)
@@ -248,7 +242,7 @@ class EnvironmentContract(abc.ABC):
             swarm = self.scenario().swarm(seed=21, record_events=True)
             swarm.run()
             runs.append(events_of(swarm))
-        assert_same(*runs)
+        assert_same_columns(*runs)
 
     def test_runs_to_a_verdict(self):
         swarm = self.scenario().swarm(seed=5, record_events=True)

@@ -189,3 +189,20 @@ class TestReport:
         blocker.write_text("x", encoding="utf-8")
         with pytest.raises(StoreError, match="cannot write"):
             write_json_atomic(blocker / "report.json", {"a": 1})
+
+
+@pytest.mark.parametrize(("runs", "seed", "message"), [
+    (0, 1, r"runs must be at least 1, got 0"),
+    (-3, 1, r"runs must be at least 1, got -3"),
+    (2, -1, r"seeds must lie in \[0, 2\^64\), got 2 runs from seed -1"),
+    (2, 2 ** 64 - 1, r"seeds must lie in \[0, 2\^64\), got 2 runs from seed 18446744073709551615"),
+])
+def test_run_eval_rejects_a_bad_request_as_a_config_error(troubleshooting, runs, seed, message):
+    from swarm_engine import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        run_eval(troubleshooting, runs, seed=seed)
+
+
+def test_run_eval_takes_the_last_seed(troubleshooting):
+    assert run_eval(troubleshooting, 1, seed=2 ** 64 - 1).runs == 1

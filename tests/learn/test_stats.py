@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from swarm_engine.core import make_kernel
 from swarm_engine.core.config import ManagementStrategy, SwarmConfig, TerminationConfig
 from swarm_engine.core.events import EventBatch
 from swarm_engine.eval.environments.troubleshooting import OPS, TROUBLESHOOTING
-from swarm_engine.exploration import SelectorConfig, make_kernel
+from swarm_engine.exploration import SelectorConfig
 from swarm_engine.learn import Episode, LearnStats, ScoreModel, episodes_from_events, rate
 
 EPS = [

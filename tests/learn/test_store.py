@@ -147,7 +147,7 @@ def test_corrupt_files_are_reported_and_skipped(tmp_path, caplog):
 
 
 def test_record_eval_glue(home, troubleshooting):
-    from swarm_engine.exploration import make_kernel
+    from swarm_engine.core import make_kernel
 
     sc = troubleshooting
     R = 6

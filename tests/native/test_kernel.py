@@ -1,4 +1,4 @@
-"""The native exploration kernel through its Python face (make_kernel / Kernel).
+"""The native exploration kernel through its Python face (core.make_kernel / exploration.Kernel).
 
 Everything here runs the built-in native environments, whose behaviour is
 known exactly: the grid (Explore(cell) discovers the 4-neighbours, blocked
@@ -13,10 +13,11 @@ import pytest
 
 from swarm_engine import DependencyGraph, SwarmConfig, Verdict
 from swarm_engine._native import _envs, _kernel
-from swarm_engine.core.config import ManagementStrategy, TerminationConfig
+from swarm_engine.core.config import ManagementStrategy, TerminationConfig, make_kernel
 from swarm_engine.eval.environments.grid import GRID
 from swarm_engine.eval.environments.troubleshooting import OPS, TROUBLESHOOTING
-from swarm_engine.exploration import SELECTOR_KINDS, SelectorConfig, make_kernel
+from swarm_engine.exploration import SELECTOR_KINDS, SelectorConfig
+from tests.conftest import assert_same_columns
 
 CHECK, LOGS, METRICS, DIAGNOSE, RESTART = range(5)
 
@@ -100,12 +101,6 @@ def run_batch(k: _kernel.Kernel, seeds) -> dict[str, np.ndarray]:
     return out
 
 
-def assert_same(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
-    assert a.keys() == b.keys()
-    for key in a:
-        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
-
-
 def node_keys(k: _kernel.Kernel) -> list[tuple[int, int, int]]:
     n = k.nodes()
     return list(zip(n["action"].tolist(), n["target"].tolist(), n["arg"].tolist()))
@@ -175,7 +170,7 @@ class TestGraphMap:
         first = drive(k)
         k.reset(1)
         assert (k.tick, k.n_nodes, k.total_visits, k.verdict) == (0, 1, 0, Verdict.RUNNING)
-        assert_same(first, drive(k))
+        assert_same_columns(first, drive(k))
 
 
 # ----------------------------------------------------------------------------- termination
@@ -305,7 +300,7 @@ class TestManagement:
         a = build(grid_graph(), grid_binding(12, 12, block_rate=0.2), workers=3)
         b = build(grid_graph(), grid_binding(12, 12, block_rate=0.2), workers=3,
                   manage="completion_based", max_wait_ticks=4)
-        assert_same(drive(a), drive(b))
+        assert_same_columns(drive(a), drive(b))
 
     def test_workers_without_work_need_guidance(self):
         k = build(grid_graph(), grid_binding(5, 5), workers=3)
@@ -390,8 +385,8 @@ class TestGrowth:
         big = build(grid_graph(), binding, workers=4, strategy=strategy, node_capacity=1 << 12,
                     event_capacity=1 << 12, seed=9)
         cap0 = small.memory_bytes()["node_capacity"]
-        assert_same(drive(small), drive(big))
-        assert_same(small.nodes(), big.nodes())
+        assert_same_columns(drive(small), drive(big))
+        assert_same_columns(small.nodes(), big.nodes())
         assert (small.verdict, small.tick) == (big.verdict, big.tick)
         assert small.memory_bytes()["node_capacity"] > cap0
 
@@ -399,7 +394,7 @@ class TestGrowth:
         g, b = grid_graph(), grid_binding(20, 20, block_rate=0.25, goal=-2)
         small = make_kernel(g.compile(), b, config(workers=3), node_capacity=1)
         big = make_kernel(g.compile(), b, config(workers=3), node_capacity=1 << 12)
-        assert_same(run_batch(small, range(40)), run_batch(big, range(40)))
+        assert_same_columns(run_batch(small, range(40)), run_batch(big, range(40)))
 
     def test_make_room_refuses_a_full_event_log(self):
         k = build(grid_graph(), grid_binding(10, 10), workers=2, event_capacity=2)
@@ -502,7 +497,7 @@ class SelectorContract:
             return drive(build(ts_graph(), ts_binding(services=6, error_rate=0.2), seed=seed, workers=3,
                                strategy=self.strategy, term="all_complete"))
 
-        assert_same(events(11), events(11))
+        assert_same_columns(events(11), events(11))
 
     def test_never_assigns_a_closed_node(self):
         k = build(grid_graph(), grid_binding(14, 14, block_rate=0.2), workers=5, strategy=self.strategy)
@@ -525,7 +520,7 @@ class SelectorContract:
         k = make_kernel(g.compile(), b, cfg)
         together = run_batch(k, range(100, 140))
         alone = [run_batch(make_kernel(g.compile(), b, cfg), [s]) for s in range(100, 140)]
-        assert_same(together, _concat(alone))
+        assert_same_columns(together, _concat(alone))
 
 
 class TestFifo(SelectorContract):

@@ -40,17 +40,19 @@ def bind_environment(env_type: str, params: dict[str, Any], actions: Sequence[st
 def default_graph(binding: EnvironmentBinding, actions: Sequence[str], source: str | None) -> DependencyGraph:
     """The environment's own graph, renamed to the scenario's action names."""
     face = BUILTIN.get(binding.name)
+    own_graph = getattr(binding.python, "default_graph", None)    # optional on a Python environment
+    ops: Sequence[str]
     if face is not None:
         graph = face.default_graph(actions, binding.extra["params"])
         ops = face.ops
-    elif hasattr(binding.python, "default_graph"):
-        graph = binding.python.default_graph()
+    elif binding.python is not None and callable(own_graph):
+        graph = own_graph()
         ops = list(binding.python.action_names)
     else:
         raise ScenarioError(f"environment '{binding.name}' has no built-in graph: "
                             "give [dependency_graph] type = \"custom\"", path=source,
                             field="dependency_graph.type")
-    by_op = {}
+    by_op: dict[int, str] = {}
     for i, name in enumerate(actions):
         by_op.setdefault(int(binding.ops[i]), name)
     op_ids = {normalize(op): i for i, op in enumerate(ops)}

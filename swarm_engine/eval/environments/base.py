@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -59,6 +60,11 @@ class ParamSpec:
         return value
 
 
+def _call_with_params(fn: Callable[..., str], params: dict[str, Any], *args: Any) -> str:
+    """``fn(*args, params)``: a face's target_name / render bound to one scenario's parameters."""
+    return fn(*args, params)
+
+
 @dataclass(frozen=True)
 class EnvironmentFace:
     """A built-in environment: its operations, parameters, default graph and renderer."""
@@ -104,6 +110,6 @@ class EnvironmentFace:
         return EnvironmentBinding(
             name=self.name, kind=self.kind, params=vector, ops=ops,
             max_discoveries=int(_envs.max_discoveries(self.kind, vector)),
-            target_names=lambda t, p=params: self.target_name(t, p),
-            renderer=lambda ev, seed, p=params: self.render(ev, seed, p),
+            target_names=partial(_call_with_params, self.target_name, params),
+            renderer=partial(_call_with_params, self.render, params),
             act_kind=kinds, arg_names=self.arg_names, extra={"params": params})
