@@ -103,7 +103,7 @@ def daemon_command(
     if lora_rank is not None:
         lora_options["alpha"] = 2.0 * lora_rank
     if lora:
-        from swarm_engine.learn.lora.train import require_train
+        from swarm_engine.learn.lora.config import require_train
 
         require_train()                                        # one line now, not at the first trigger
     server_options = {k: v for k, v in (("parallel", parallel), ("threads", threads), ("ctx_size", ctx_size),

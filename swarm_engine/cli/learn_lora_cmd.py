@@ -87,8 +87,8 @@ def lora_command(
     """Train a LoRA adapter on the recorded LLM decisions of a scenario, convert it to
     GGUF, check it against llama.cpp and make it the active adapter."""
     from swarm_engine.learn.daemon import resolve_target
+    from swarm_engine.learn.lora.config import TrainConfig, require_train
     from swarm_engine.learn.lora.pipeline import learn_lora
-    from swarm_engine.learn.lora.train import TrainConfig, require_train
     from swarm_engine.learn.store import LearningStore
 
     require_train()

@@ -232,8 +232,8 @@ def _guarded(what: str, step: Callable[[], Any]) -> tuple[Any, str | None]:
 def _lora_learner(options: dict[str, Any]) -> Callable[..., Any]:
     """``learn_lora`` (with the held-out accuracy check) with the daemon's options bound."""
     def train(key: str, *, store: LearningStore) -> Any:
+        from swarm_engine.learn.lora.config import TrainConfig, require_train
         from swarm_engine.learn.lora.pipeline import learn_lora
-        from swarm_engine.learn.lora.train import TrainConfig, require_train
 
         require_train()
         opts = dict(options)

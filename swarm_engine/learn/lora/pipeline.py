@@ -29,8 +29,9 @@ from typing import Any
 from swarm_engine.errors import ConfigError, LlmPermanentError
 from swarm_engine.fsio import write_json
 from swarm_engine.learn.lora import active as _active
+from swarm_engine.learn.lora.config import TrainConfig
 from swarm_engine.learn.lora.data import Example, build_examples, load_decisions, split_by_seed, summarize, write_jsonl
-from swarm_engine.learn.lora.train import LoraTrainer, TrainConfig
+from swarm_engine.learn.lora.train import LoraTrainer
 
 __all__ = ["LoraResult", "learn_lora", "stratified", "held_back", "AGREEMENT_TOLERANCE"]
 
