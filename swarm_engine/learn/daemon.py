@@ -285,7 +285,7 @@ class LearningDaemon:
         self._train_lora = (train_lora or _lora_learner(self.config.lora_options)) if self.config.lora else None
         self._bluegreen_factory = bluegreen
         self.on_event = on_event
-        self.tracker = TriggerTracker(self.config.trigger, clock=clock)
+        self.tracker = TriggerTracker(parse_trigger(self.config.trigger), clock=clock)
         self.scenario_dir = self.store.scenario_dir(self.key)
         self.sessions_dir = self.scenario_dir / "sessions"
         self.status_path = self.scenario_dir / STATUS_FILE
@@ -434,18 +434,18 @@ class LearningDaemon:
         else:
             self._event("kept the current model" + "".join(f"\n  {x}" for x in result["lines"]))
         if self._train_lora is not None and not self._stop.is_set():
-            result["lora"] = self._lora_step()
+            result["lora"] = self._lora_step(self._train_lora)
         self.state = DaemonState.WATCHING
         self.write_status()
         return result
 
-    def _lora_step(self) -> dict:
+    def _lora_step(self, train: Callable[..., Any]) -> dict:
         """Train an adapter on the recorded decisions; what happened, for the status."""
         self._event("training a LoRA adapter on the recorded LLM decisions")
         self.write_status()
         t0 = time.monotonic()
         out: dict[str, Any] = {"version": None, "activated": False, "accuracy": None, "error": None}
-        res, out["error"] = _guarded("LoRA training", lambda: self._train_lora(self.key, store=self.store))
+        res, out["error"] = _guarded("LoRA training", lambda: train(self.key, store=self.store))
         if out["error"] is None:
             acc = res.accuracy or {}
             out.update(version=res.version, activated=bool(res.activated), problems=list(res.problems),
@@ -481,12 +481,13 @@ class LearningDaemon:
 
     def check_adapter(self) -> None:
         """Switch the pair when ``lora/active.json`` names another adapter."""
-        pointer = self.serving.due() if self.serving is not None else None
-        if pointer is None:
+        serving = self.serving
+        pointer = serving.due() if serving is not None else None
+        if serving is None or pointer is None:
             return
         self.state = DaemonState.SWITCHING
         self.write_status()
-        self.serving.switch(pointer)
+        serving.switch(pointer)
         self.state = DaemonState.WATCHING
 
     # -- the loop

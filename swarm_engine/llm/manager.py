@@ -130,7 +130,7 @@ class LlmManager:
             rec = self._answer(req, dec)
             if dec.ok and dec.confidence is not None and dec.confidence < self.policy.confidence_threshold:
                 stats.low_confidence += 1
-            elif dec.ok and k.assign_node(w, req.choices[dec.choice].node):
+            elif dec.ok and dec.choice is not None and k.assign_node(w, req.choices[dec.choice].node):
                 self.applied += 1
                 if rec is not None:
                     rec["applied"] = True

@@ -98,7 +98,7 @@ def _no_gguf_progress_bar() -> Iterator[None]:
 
 
 @functools.cache
-def _cache_kwarg(layer_type: type) -> str:
+def _cache_kwarg(layer_type: Any) -> str:      # a transformers decoder layer class
     """The decoder layer's KV-cache argument: ``cache`` from transformers 5.24
     (``past_key_values`` is deprecated there, a FutureWarning), before that
     ``past_key_values``."""
@@ -228,13 +228,17 @@ class LoraTrainer:
             if config.layers > self.n_layer:
                 raise ConfigError(f"layers must be <= {self.n_layer} (the model's blocks), got {config.layers}")
             self.first = 0 if config.layers == 0 else self.n_layer - config.layers
-            lcfg = LoraConfig(r=config.rank, lora_alpha=config.alpha, target_modules=list(config.targets),
+            # peft annotates lora_alpha as int, but scales by lora_alpha / r and takes a float
+            lcfg = LoraConfig(r=config.rank, lora_alpha=config.alpha,  # type: ignore[arg-type]
+                              target_modules=list(config.targets),
                               lora_dropout=0.0, bias="none",
                               layers_to_transform=list(range(self.first, self.n_layer)) if self.first else None)
-            self.model = get_peft_model(base, lcfg).to(self.device)
+            self.model: Any = get_peft_model(base, lcfg).to(self.device)
         self.model.eval()                                # no dropout anywhere; LoRA weights still train
-        self._core = self.model.get_base_model().model   # LlamaModel: embed_tokens, layers, norm, rotary_emb
-        self._head = self.model.get_base_model().lm_head
+        # LlamaModel (embed_tokens, layers, norm, rotary_emb) and the output layer: Any, because torch
+        # types a Module's submodule attributes as ``Tensor | Module``
+        self._core: Any = self.model.get_base_model().model
+        self._head: Any = self.model.get_base_model().lm_head
         self._prefixes: dict[str, tuple[list[int], Any, _KV]] = {}
         self._encoded: dict[int, tuple[Example, _Encoded]] = {}
         self.load_seconds = time.perf_counter() - t0
@@ -245,7 +249,13 @@ class LoraTrainer:
     def prompt_text(self, messages: Sequence[dict[str, str]]) -> str:
         """The chat-template text of a decision prompt, ending with the
         assistant's turn (what llama.cpp's template makes of it too)."""
-        return self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
+        return self._template(list(messages), add_generation_prompt=True)
+
+    def _template(self, messages: list[dict[str, str]], **kwargs: Any) -> str:
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, **kwargs)
+        if not isinstance(text, str):          # tokenize=False returns the text
+            raise TypeError(f"apply_chat_template returned {type(text).__name__}, expected str")
+        return text
 
     def _tok(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -262,7 +272,7 @@ class LoraTrainer:
             return got[1]
         msgs = example.messages
         full = self.prompt_text(msgs)
-        prefix = self.tokenizer.apply_chat_template(list(msgs[:1]), tokenize=False) if len(msgs) > 1 else ""
+        prefix = self._template(list(msgs[:1])) if len(msgs) > 1 else ""
         if not full.startswith(prefix):
             prefix = ""
         end = self.tokenizer.eos_token if self.tokenizer.eos_token else ""
@@ -289,7 +299,7 @@ class LoraTrainer:
     def _blocks(self, h: Any, lo: int, hi: int, pos: Any, mask: Any, cache: _KV | None) -> Any:
         """Run blocks ``lo:hi`` on hidden states ``h`` (B, T, d) at positions ``pos`` (B, T)."""
         pe = self._core.rotary_emb(h, pos)
-        kv = {_cache_kwarg(type(self._core.layers[0])): cache}
+        kv = {_cache_kwarg(self._core.layers[0].__class__): cache}
         for layer in self._core.layers[lo:hi]:
             h = layer(h, attention_mask=mask, position_ids=pos, position_embeddings=pe, **kv)
             if isinstance(h, tuple):                      # older transformers return (hidden, ...)
@@ -440,7 +450,7 @@ class LoraTrainer:
             for step in range(cfg.steps):
                 k = rng.choices(keys, weights)[0]
                 q = queues[k]
-                batch = []
+                batch: list[Example] = []
                 while len(batch) < min(cfg.batch, len(groups[k])):
                     if not q:
                         q.extend(groups[k])

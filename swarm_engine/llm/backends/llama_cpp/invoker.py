@@ -233,7 +233,7 @@ class LlamaCppInvoker:
                     self._run(group)
         except LlmError as e:
             for i, r in enumerate(requests):
-                if decisions[i] is None and (seqs[i] is None or seqs[i].done_at == 0.0):
+                if decisions[i] is None and ((seq := seqs[i]) is None or seq.done_at == 0.0):
                     decisions[i] = self._failed(r, e, t0)
         except Exception as e:       # a bug: logged with its traceback, never fatal to a run
             _log.exception("llama_cpp decide failed")
