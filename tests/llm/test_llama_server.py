@@ -45,6 +45,7 @@ from swarm_engine.llm.protocol import (
 )
 from swarm_engine.llm.server import LlamaServer, LoraSpec, ServerState, parse_lora, start_server
 from swarm_engine.llm.server_log import diagnose
+from tests.conftest import wait_for
 
 
 def _skip_reason() -> str | None:
@@ -265,9 +266,7 @@ class TestProcess:
         green = LlamaServer("green", home=tmp_path)                          # a second name coexists
         assert not green.status().running
         os.kill(st.pid, signal.SIGKILL)
-        deadline = time.monotonic() + 5
-        while srv.is_running() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: not srv.is_running(), "the killed server to be gone", timeout=5)
         assert srv.status().stale
         inv = LlamaServerInvoker(st.url, retries=1, backoff=0.01, timeout=5)
         ds = run(decide_with(inv, [request(0), request(1)]))
