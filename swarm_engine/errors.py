@@ -79,6 +79,9 @@ class EnvironmentError_(SwarmError):
 class LlmError(SwarmError):
     """An LLM backend failed."""
 
+    #: how many times the call was retried before it failed (a Decision's ``retries``)
+    retries: int = 0
+
 
 class LlmTransientError(LlmError):
     """Worth retrying: timeouts, 5xx answers, refused connections."""

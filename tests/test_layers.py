@@ -42,15 +42,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 # Empty, and it stays so: an entry here is a bug with a name on it.
 KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset()
 
-# TEMPORARY, for the lead to delete when branch `llm` is merged: llm/factory.py
-# reads the Llm struct from eval/schema.py (llm imports eval, which is above it);
-# branch `llm` moves that struct to llm/spec.py. Once the import is gone,
-# test_allowances_still_exist fails until this line is removed.
-PENDING_FIX_IN_BRANCH_LLM: frozenset[tuple[str, str]] = frozenset({
-    ("swarm_engine.llm.factory", "swarm_engine.eval.schema"),
-})
-
-ALLOWED = KNOWN_VIOLATIONS | PENDING_FIX_IN_BRANCH_LLM
+ALLOWED = KNOWN_VIOLATIONS
 
 
 @dataclass(frozen=True)

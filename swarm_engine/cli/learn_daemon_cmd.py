@@ -99,11 +99,12 @@ def daemon_command(
         raise ConfigError("--port, --model, --parallel, --threads, --ctx-size and --server-bin need --serve")
     if not lora and (lora_steps is not None or lora_rank is not None):
         raise ConfigError("--lora-steps and --lora-rank need --lora")
-    lora_options = {k: v for k, v in (("steps", lora_steps), ("rank", lora_rank)) if v is not None}
+    lora_options: dict[str, int | float] = {k: v for k, v in (("steps", lora_steps), ("rank", lora_rank))
+                                            if v is not None}
     if lora_rank is not None:
         lora_options["alpha"] = 2.0 * lora_rank
     if lora:
-        from swarm_engine.learn.lora.train import require_train
+        from swarm_engine.learn.lora.config import require_train
 
         require_train()                                        # one line now, not at the first trigger
     server_options = {k: v for k, v in (("parallel", parallel), ("threads", threads), ("ctx_size", ctx_size),

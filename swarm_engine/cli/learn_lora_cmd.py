@@ -9,7 +9,15 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 __all__ = ["register", "lora_command"]
@@ -87,14 +95,14 @@ def lora_command(
     """Train a LoRA adapter on the recorded LLM decisions of a scenario, convert it to
     GGUF, check it against llama.cpp and make it the active adapter."""
     from swarm_engine.learn.daemon import resolve_target
+    from swarm_engine.learn.lora.config import TrainConfig, parse_targets, require_train
     from swarm_engine.learn.lora.pipeline import learn_lora
-    from swarm_engine.learn.lora.train import TrainConfig, require_train
     from swarm_engine.learn.store import LearningStore
 
     require_train()
     store = LearningStore()
     key, _ = resolve_target(target, store)
-    config = TrainConfig(steps=steps, rank=rank, alpha=alpha if alpha else 2.0 * rank, targets=targets,
+    config = TrainConfig(steps=steps, rank=rank, alpha=alpha if alpha else 2.0 * rank, targets=parse_targets(targets),
                          layers=layers, lr=lr, batch=batch, seed=seed, threads=threads)
 
     def say(line: str) -> None:
@@ -108,7 +116,7 @@ def lora_command(
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                       console=console, transient=True) as bar:
-            tasks: dict[str, int] = {}
+            tasks: dict[str, TaskID] = {}
 
             def progress(phase: str, done: int, total: int, loss: float | None) -> None:
                 if phase not in tasks:

@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from swarm_engine.llm.spec import Llm  # the [llm] section belongs to the LLM layer (re-exported)
+
 __all__ = [
     "Base",
     "Meta_",
@@ -76,22 +78,6 @@ class Task(Base, frozen=True):
     goal: Name
     expected: str | None = None
     context: TaskContext = TaskContext()
-
-
-class Llm(Base, frozen=True):
-    provider: Literal["llama-server", "llama-cpp", "ollama", "openai", "none"] = "none"
-    model: str | None = None
-    endpoint: str | None = None
-    temperature: NonNegFloat = 0.0
-    max_tokens: PositiveInt = 64
-    timeout: Annotated[float, Meta(gt=0.0)] = 30.0
-    seed: int | None = None
-    n_ctx: PositiveInt = 4096
-    n_gpu_layers: int = 0
-    parallel: PositiveInt = 8
-    lora: list[str] = []
-    api_key_env: str | None = None
-    extra: dict[str, Any] = {}
 
 
 class Manager(Base, frozen=True):

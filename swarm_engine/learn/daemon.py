@@ -22,13 +22,11 @@ rewritten atomically at every check::
 States: ``starting -> watching <-> learning | switching -> stopping -> stopped``
 (``failed`` when it could not start or died of a bug).
 
-New sessions are noticed through ``watchfiles`` when it is installed (an
-event as soon as a session is written) and by polling every
-``check_seconds`` otherwise; either way every wake rescans the sessions
-folder, so nothing written during a learn is lost. A session counts once
-its stats.json exists (the store writes meta.json first). A session written
-in the instant between a scan and the start of the watch is counted at the
-next check. Sessions up to
+New sessions are noticed through ``watchfiles`` when it is installed and by
+polling every ``check_seconds`` otherwise (:mod:`swarm_engine.learn.watcher`);
+either way every wake rescans the sessions folder, so nothing written during
+a learn is lost. A session counts once its stats.json exists (the store
+writes meta.json first). Sessions up to
 ``learned_through`` (the newest one present when the last learn started,
 kept across restarts in daemon.json; without it, the ones older than
 offline_model.json) are already learned from.
@@ -38,6 +36,7 @@ The daemon does not learn itself: ``learn`` (default
 the current one on held-out seeds and swaps it atomically when it is not
 worse; the daemon records what it said. A failed learn is recorded and the
 daemon goes on watching (the trigger restarts, so a failure does not loop).
+Serving the active adapter is :mod:`swarm_engine.learn.serving`'s job.
 
 Signals are the caller's business (the CLI maps SIGINT/SIGTERM to
 :meth:`LearningDaemon.stop` and SIGUSR1 to :meth:`LearningDaemon.request_learn`).
@@ -53,7 +52,7 @@ import os
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,8 +62,10 @@ import msgspec
 
 from swarm_engine.errors import ConfigError, StoreError, SwarmError
 from swarm_engine.fsio import write_json
+from swarm_engine.learn.serving import AdapterServing
 from swarm_engine.learn.store import LearningStore, learning_key
 from swarm_engine.learn.triggers import DEFAULT_TRIGGER, Trigger, TriggerTracker, parse_trigger
+from swarm_engine.learn.watcher import WATCHERS, pick_watcher, wakeups
 
 __all__ = ["LearningDaemon", "DaemonConfig", "DaemonState", "resolve_target", "read_status", "trigger_from_settings",
            "STATUS_FILE"]
@@ -126,7 +127,7 @@ class DaemonConfig:
         self.trigger = parse_trigger(self.trigger)
         if not self.check_seconds > 0:
             raise ConfigError(f"--check-seconds {self.check_seconds}: expected a positive number")
-        if self.watcher not in ("auto", "watchfiles", "polling"):
+        if self.watcher not in WATCHERS:
             raise ConfigError(f"watcher {self.watcher!r}: expected auto, watchfiles or polling")
 
 
@@ -231,8 +232,8 @@ def _guarded(what: str, step: Callable[[], Any]) -> tuple[Any, str | None]:
 def _lora_learner(options: dict[str, Any]) -> Callable[..., Any]:
     """``learn_lora`` (with the held-out accuracy check) with the daemon's options bound."""
     def train(key: str, *, store: LearningStore) -> Any:
+        from swarm_engine.learn.lora.config import TrainConfig, require_train
         from swarm_engine.learn.lora.pipeline import learn_lora
-        from swarm_engine.learn.lora.train import TrainConfig, require_train
 
         require_train()
         opts = dict(options)
@@ -284,7 +285,7 @@ class LearningDaemon:
         self._train_lora = (train_lora or _lora_learner(self.config.lora_options)) if self.config.lora else None
         self._bluegreen_factory = bluegreen
         self.on_event = on_event
-        self.tracker = TriggerTracker(self.config.trigger, clock=clock)
+        self.tracker = TriggerTracker(parse_trigger(self.config.trigger), clock=clock)
         self.scenario_dir = self.store.scenario_dir(self.key)
         self.sessions_dir = self.scenario_dir / "sessions"
         self.status_path = self.scenario_dir / STATUS_FILE
@@ -303,9 +304,7 @@ class LearningDaemon:
         self.started = _iso()
         self.exit: str | None = None
         self.watcher = "polling"
-        self.bluegreen: Any = None
-        self._serving_error: str | None = None
-        self._failed_pointer: tuple | None = None
+        self.serving: AdapterServing | None = None
 
     # -- control (thread- and signal-safe: they only set events)
 
@@ -324,6 +323,12 @@ class LearningDaemon:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    @property
+    def pending_sessions(self) -> frozenset[str]:
+        """Session folders seen without their stats.json yet (still being
+        written): counted at a later scan, never passed by ``learned_through``."""
+        return frozenset(self._pending)
+
     def _event(self, line: str) -> None:
         log.info("%s: %s", self.key, line)
         if self.on_event is not None:
@@ -332,12 +337,7 @@ class LearningDaemon:
     # -- status
 
     def status(self) -> dict:
-        serving = None
-        if self.bluegreen is not None:
-            serving = dict(self.bluegreen.status())
-            serving["last_error"] = self._serving_error
-        elif self._serving_error:
-            serving = {"endpoint": None, "state": "failed", "last_error": self._serving_error}
+        serving = self.serving.status() if self.serving is not None else None
         return {"key": self.key, "target": self.target, "pid": os.getpid(), "state": self.state.value,
                 "started": self.started, "updated": _iso(),
                 "stopped": _iso() if self.state in (DaemonState.STOPPED, DaemonState.FAILED) else None,
@@ -434,18 +434,18 @@ class LearningDaemon:
         else:
             self._event("kept the current model" + "".join(f"\n  {x}" for x in result["lines"]))
         if self._train_lora is not None and not self._stop.is_set():
-            result["lora"] = self._lora_step()
+            result["lora"] = self._lora_step(self._train_lora)
         self.state = DaemonState.WATCHING
         self.write_status()
         return result
 
-    def _lora_step(self) -> dict:
+    def _lora_step(self, train: Callable[..., Any]) -> dict:
         """Train an adapter on the recorded decisions; what happened, for the status."""
         self._event("training a LoRA adapter on the recorded LLM decisions")
         self.write_status()
         t0 = time.monotonic()
         out: dict[str, Any] = {"version": None, "activated": False, "accuracy": None, "error": None}
-        res, out["error"] = _guarded("LoRA training", lambda: self._train_lora(self.key, store=self.store))
+        res, out["error"] = _guarded("LoRA training", lambda: train(self.key, store=self.store))
         if out["error"] is None:
             acc = res.accuracy or {}
             out.update(version=res.version, activated=bool(res.activated), problems=list(res.problems),
@@ -466,117 +466,31 @@ class LearningDaemon:
 
     # -- serving
 
-    def _read_pointer(self) -> tuple[int | None, str] | None:
-        try:
-            data = msgspec.json.decode(self.active_pointer.read_bytes())
-        except FileNotFoundError:
-            return None
-        except (OSError, msgspec.DecodeError) as exc:
-            self._serving_error = f"{self.active_pointer}: unreadable ({exc})"
-            return None
-        if not isinstance(data, dict) or not isinstance(data.get("path"), str):
-            self._serving_error = f"{self.active_pointer}: expected {{version, path}}"
-            return None
-        from swarm_engine.learn.lora.active import pointer_path
-
-        version = data.get("version")
-        return (version if isinstance(version, int) else None), str(pointer_path(self.active_pointer, data))
-
-    def _start_serving(self) -> None:
+    def _make_pair(self, on_event: Callable[[str], None]) -> Any:
         if self._bluegreen_factory is not None:
-            self.bluegreen = self._bluegreen_factory(self.config, self._event)
-        else:
-            from swarm_engine.llm.bluegreen import BlueGreen
+            return self._bluegreen_factory(self.config, on_event)
+        from swarm_engine.llm.bluegreen import BlueGreen
 
-            self.bluegreen = BlueGreen(self.config.serve_model, name=f"learn-{self.key}"[:57],
-                                       port=self.config.serve_port, server_options=self.config.server_options,
-                                       replace_running=True, on_event=self._event)
-        pointer = self._read_pointer()
-        version, adapter = pointer if pointer else (None, None)
-        try:
-            self.bluegreen.start(adapter, version=version)
-        except SwarmError as exc:
-            if pointer is None:
-                raise
-            # a broken adapter must not keep the endpoint down: serve the base model
-            self._serving_error = str(exc)
-            self._failed_pointer = pointer
-            self._event(f"cannot serve adapter v{version}: {exc}; serving the base model")
-            self.bluegreen.start(None)
-        self._event(f"serving at {self.bluegreen.endpoint}")
+        return BlueGreen(self.config.serve_model, name=f"learn-{self.key}"[:57], port=self.config.serve_port,
+                         server_options=self.config.server_options, replace_running=True, on_event=on_event)
+
+    @property
+    def bluegreen(self) -> Any:
+        """The serving pair (None without ``serve`` or before it started)."""
+        return self.serving.pair if self.serving is not None else None
 
     def check_adapter(self) -> None:
         """Switch the pair when ``lora/active.json`` names another adapter."""
-        if self.bluegreen is None:
-            return
-        pointer = self._read_pointer()
-        if pointer is None or pointer == self._failed_pointer:
-            return
-        version, adapter = pointer
-        if (version, adapter) == (self.bluegreen.version, self.bluegreen.adapter):
-            return
-        if self.bluegreen.adapter is not None and version is None and \
-                Path(adapter).resolve() == Path(self.bluegreen.adapter).resolve():
+        serving = self.serving
+        pointer = serving.due() if serving is not None else None
+        if serving is None or pointer is None:
             return
         self.state = DaemonState.SWITCHING
         self.write_status()
-        try:
-            report = self.bluegreen.switch(adapter, version=version)
-        except SwarmError as exc:
-            self._serving_error = str(exc)
-            self._failed_pointer = pointer
-            self._event(f"adapter v{version} not served: {exc}")
-        else:
-            self._serving_error = None
-            self._event(f"now serving adapter v{version} on {report.to_color} "
-                        f"(drained {report.from_color} in {report.drain_seconds:g} s)")
+        serving.switch(pointer)
         self.state = DaemonState.WATCHING
 
     # -- the loop
-
-    def _pick_watcher(self) -> str:
-        if self.config.watcher == "polling":
-            return "polling"
-        try:
-            import watchfiles  # noqa: F401
-        except ImportError:
-            if self.config.watcher == "watchfiles":
-                raise ConfigError("watcher watchfiles: the watchfiles package is not installed "
-                                  "(pip install watchfiles)") from None
-            return "polling"
-        return "watchfiles"
-
-    def _wakeups(self) -> Iterator[None]:
-        """Yield on a file change or every ``check_seconds``, until stopped."""
-        wait = self.config.check_seconds
-        if self.watcher == "polling":
-            while not self._stop.is_set():
-                self._wake.wait(wait)
-                self._wake.clear()
-                if not self._stop.is_set():
-                    yield
-            return
-        import watchfiles
-
-        root = self.scenario_dir.resolve()           # the watcher reports absolute paths
-        sessions, pointer = str(root / "sessions") + os.sep, str(root / "lora" / "active.json")
-
-        def relevant(change: Any, path: str) -> bool:
-            # not daemon.json (our own writes would wake us), offline models or training files
-            return path.startswith(sessions) or path == pointer
-
-        # a request (learn now) sets _wake, which ends the watch: check at once, then watch again
-        stop = _AnyEvent(self._stop, self._wake)
-        while not self._stop.is_set():
-            self._wake.clear()
-            for _ in watchfiles.watch(root, watch_filter=relevant, stop_event=stop,
-                                      yield_on_timeout=True, rust_timeout=int(wait * 1000), debounce=200,
-                                      step=50, raise_interrupt=False):
-                yield
-                if self._wake.is_set():
-                    break
-            if not self._stop.is_set():
-                yield
 
     def _lock(self) -> int:
         self.scenario_dir.mkdir(parents=True, exist_ok=True)
@@ -604,11 +518,12 @@ class LearningDaemon:
         try:
             self.sessions_dir.mkdir(parents=True, exist_ok=True)
             self.learned_through = self._initial_mark()
-            self.watcher = self._pick_watcher()
+            self.watcher = pick_watcher(self.config.watcher)
             self.state = DaemonState.STARTING
             self.write_status()
             if self.config.serve:
-                self._start_serving()
+                self.serving = AdapterServing(self.active_pointer, self._make_pair, self._event)
+                self.serving.start()
             self.scan()
             if self.config.learn_now:
                 self.tracker.request()
@@ -617,7 +532,7 @@ class LearningDaemon:
                         f"{self.tracker.new_episodes} episodes not learned yet)")
             self.write_status()
             self._tick()
-            for _ in self._wakeups():
+            for _ in wakeups(self.watcher, self.scenario_dir, self.config.check_seconds, self._stop, self._wake):
                 self._tick()
             self.exit = self.exit or "stopped"
         except BaseException as exc:
@@ -630,10 +545,9 @@ class LearningDaemon:
                 if self.state is not DaemonState.FAILED:
                     self.state = DaemonState.STOPPING
                 self.write_status()
-                if self.bluegreen is not None:
-                    self._event("stopping the servers")
+                if self.serving is not None:
                     with contextlib.suppress(SwarmError):
-                        self.bluegreen.stop()
+                        self.serving.stop()
             finally:
                 if self.state is not DaemonState.FAILED:
                     self.state = DaemonState.STOPPED
@@ -653,16 +567,6 @@ class LearningDaemon:
                 if not self._stop.is_set():
                     self.check_adapter()         # a learn may have produced a new adapter
         self.write_status()
-
-
-class _AnyEvent:
-    """``is_set()`` of two events: watchfiles polls it to end a watch early."""
-
-    def __init__(self, *events: threading.Event) -> None:
-        self.events = events
-
-    def is_set(self) -> bool:
-        return any(e.is_set() for e in self.events)
 
 
 def _int(x: Any) -> int:

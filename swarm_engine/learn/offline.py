@@ -130,12 +130,12 @@ def _candidates(m: OfflineModel, dim: str) -> list[OfflineModel]:
         p = {k: kw.pop(k) for k in ("ucb1_c", "learning_weight", "ngram_weight") if k in kw}
         s = {k: kw.pop(k) for k in ("initial_strategy", "maturity_threshold", "error_rate_threshold") if k in kw}
         out = OfflineModel.from_json(m.to_json())
-        for k, v in p.items():
-            setattr(out.parameters, k, v)
-        for k, v in s.items():
-            setattr(out.strategy_config, k, v)
-        for k, v in kw.items():
-            setattr(out, k, v)
+        for name, v in p.items():
+            setattr(out.parameters, name, v)
+        for field_name, v in s.items():
+            setattr(out.strategy_config, field_name, v)
+        for attr, v in kw.items():
+            setattr(out, attr, v)
         return out
 
     strat = m.strategy_config.initial_strategy
@@ -201,6 +201,7 @@ def learn_once(target: str | Path, *, store: LearningStore | None = None, key: s
 def _search(scenario: Scenario, start: OfflineModel, current: OfflineModel | None, lines: list[str],
             train_runs: int, heldout_runs: int, budget: float, say: ProgressFn):
     actions = scenario.actions
+    assert scenario.rules is not None, "learn_once searches planned scenarios only (it checks first)"
     args = list(scenario.rules.args.values)
     base = scenario.config.selector
     if not scenario.binding.native:

@@ -306,13 +306,14 @@ class Never(Trigger):
 
 class _Composite(Trigger):
     _word = ""
+    parts: tuple[Trigger, ...]
 
     def __init__(self, *parts: Trigger) -> None:
         if len(parts) < 2:
             raise ConfigError(f"trigger: '{self._word}' needs two or more parts")
         flat: list[Trigger] = []
         for p in parts:                       # (a or b) or c == a or b or c
-            flat.extend(p.parts if type(p) is type(self) else (p,))
+            flat.extend(p.parts if isinstance(p, _Composite) and type(p) is type(self) else (p,))
         self.parts = tuple(flat)
 
     @property
@@ -402,8 +403,9 @@ def _leaf(words: list[str], spec: str) -> Trigger:
     text = " ".join(words)
     if words and words[0] == "every":
         text = " ".join(words[1:])
-    if text in ("always", "manual", "never"):
-        return {"always": Always, "manual": Manual, "never": Never}[text]()
+    fixed: dict[str, Callable[[], Trigger]] = {"always": Always, "manual": Manual, "never": Never}
+    if text in fixed:
+        return fixed[text]()
     m = _EPISODES.match(text)
     if m:
         return EveryEpisodes(int(m.group(1)))

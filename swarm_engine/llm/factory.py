@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 
 from swarm_engine.errors import ConfigError
-from swarm_engine.eval import schema
+from swarm_engine.llm.lora_spec import lora_pairs
 from swarm_engine.llm.protocol import Invoker
+from swarm_engine.llm.spec import Llm
 
 __all__ = ["make_invoker", "lora_pairs", "PROVIDERS", "DEFAULT_ENDPOINTS"]
 
@@ -15,19 +16,7 @@ DEFAULT_ENDPOINTS = {"llama-server": "http://127.0.0.1:8080", "ollama": "http://
                      "openai": "http://127.0.0.1:8080"}
 
 
-def lora_pairs(specs: list[str]) -> list[tuple[str, float]]:
-    """"path" or "path:scale" -> (path, scale); scale defaults to 1.0."""
-    out = []
-    for spec in specs:
-        path, sep, scale = spec.rpartition(":")
-        try:
-            out.append((path, float(scale)) if sep and path else (spec, 1.0))
-        except ValueError:
-            out.append((spec, 1.0))
-    return out
-
-
-def make_invoker(llm: schema.Llm) -> Invoker:
+def make_invoker(llm: Llm) -> Invoker:
     """The backend for ``llm.provider``; imports it lazily (extras are optional)."""
     provider = llm.provider
     endpoint = llm.endpoint or DEFAULT_ENDPOINTS.get(provider, "")

@@ -20,11 +20,11 @@ import json
 import random
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
-from swarm_engine.errors import ConfigError, LlmPermanentError, LlmTransientError
+from swarm_engine.errors import ConfigError, LlmError, LlmPermanentError, LlmTransientError
 from swarm_engine.llm.protocol import ERROR_PARSE, ERROR_PERMANENT, ERROR_TRANSIENT, Decision, DecisionRequest
 from swarm_engine.llm.repair import parse_decision
 
@@ -95,6 +95,9 @@ def _retry_after(response: httpx.Response | None) -> float | None:
     return seconds if seconds >= 0 else None
 
 
+_E = TypeVar("_E", bound=LlmError)
+
+
 def _describe(exc: httpx.HTTPError, timeout: Any) -> str:
     if isinstance(exc, httpx.TimeoutException):
         phase = type(exc).__name__.removesuffix("Timeout").lower()      # read, connect, write, pool
@@ -105,9 +108,9 @@ def _describe(exc: httpx.HTTPError, timeout: Any) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
-def _error(kind: type[LlmTransientError] | type[LlmPermanentError], message: str, retries: int):
+def _error(kind: type[_E], message: str, retries: int) -> _E:
     err = kind(message)
-    err.retries = retries  # type: ignore[attr-defined]   # the callers' Decision.retries
+    err.retries = retries                 # the callers' Decision.retries
     return err
 
 
@@ -324,10 +327,10 @@ class HttpInvoker(abc.ABC):
                 content, prompt_tokens, completion_tokens, cached = self._decision_answer(body)
             except LlmTransientError as exc:
                 return Decision(request.worker, None, error=ERROR_TRANSIENT, message=str(exc),
-                                retries=getattr(exc, "retries", 0), latency_ms=_ms(start))
+                                retries=exc.retries, latency_ms=_ms(start))
             except LlmPermanentError as exc:
                 return Decision(request.worker, None, error=ERROR_PERMANENT, message=str(exc),
-                                retries=getattr(exc, "retries", 0), latency_ms=_ms(start))
+                                retries=exc.retries, latency_ms=_ms(start))
             latency = _ms(start)
         index, repaired = parse_decision(content, request.choices)
         decision = Decision(request.worker, index, raw=content, repaired=repaired, latency_ms=latency,

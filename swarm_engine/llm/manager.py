@@ -130,7 +130,7 @@ class LlmManager:
             rec = self._answer(req, dec)
             if dec.ok and dec.confidence is not None and dec.confidence < self.policy.confidence_threshold:
                 stats.low_confidence += 1
-            elif dec.ok and k.assign_node(w, req.choices[dec.choice].group):
+            elif dec.ok and dec.choice is not None and k.assign_node(w, req.choices[dec.choice].node):
                 self.applied += 1
                 if rec is not None:
                     rec["applied"] = True
@@ -217,7 +217,7 @@ class LlmManager:
             for node in k.group_nodes(gid, self.policy.nodes_per_group):
                 a, t, x = k.node_key(node)
                 out.append(Choice(action=swarm.action_names[a], target=names(t) if t >= 0 else None,
-                                  arg=args.name(x) if x >= 0 else None, group=node,
+                                  arg=args.name(x) if x >= 0 else None, node=node,
                                   score=float(scores[i]), visits=int(g["visits"][gid]),
                                   successes=int(g["successes"][gid])))
         return tuple(out)

@@ -29,8 +29,8 @@ class Choice:
     action: str
     target: str | None = None
     arg: str | None = None
-    # opaque to backends: what the engine needs to act on the answer
-    group: int = -1
+    # opaque to backends: the frontier node the engine assigns when this is chosen
+    node: int = -1
     score: float = 0.0          # the bandit's score, shown to the model as a statistic
     visits: int = 0
     successes: int = 0

@@ -84,7 +84,7 @@ def _parse(text: Any, choices: Sequence[Choice]) -> tuple[int | None, bool]:
         return None, False
     text = text[:MAX_TEXT]
     stripped = text.strip()
-    canonical = {}
+    canonical: dict[str, int] = {}
     for i, c in enumerate(choices):
         canonical.setdefault(answer_json(c), i)
     if stripped in canonical:
@@ -328,7 +328,7 @@ class _Matcher:
         if exact:
             return exact
         norm = normalize(name)
-        loose = [i for i in pool if values[i] is not None and normalize(values[i]) == norm]
+        loose = [i for i in pool if (v := values[i]) is not None and normalize(v) == norm]
         if loose:
             return loose
         names = sorted({normalize(v) for v in values.values() if v is not None})
@@ -339,7 +339,7 @@ class _Matcher:
             best, runner = (difflib.SequenceMatcher(None, norm, c).ratio() for c in close)
             if best - runner < 1e-9:
                 return []                     # a tie is a guess: refuse it
-        return [i for i in pool if values[i] is not None and normalize(values[i]) == close[0]]
+        return [i for i in pool if (v := values[i]) is not None and normalize(v) == close[0]]
 
     def from_label(self, text: str) -> int | None:
         norm = normalize(text)

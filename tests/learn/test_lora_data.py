@@ -251,18 +251,18 @@ def cli(monkeypatch, tmp_path, capsys):
 
 
 def test_cli_without_the_train_extra_says_how_to_install_it(cli, monkeypatch):
-    import swarm_engine.learn.lora.train as train
+    import swarm_engine.learn.lora.config as config
 
-    monkeypatch.setattr(train.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(config.importlib.util, "find_spec", lambda name: None)
     rc, err = cli(DIAG_LLM)
     assert rc == 1 and len(err) == 1
     assert "needs the 'train' extra" in err[0] and "pip install torch==2.13.0" in err[0]
 
 
 def test_cli_without_recorded_decisions_is_one_line(cli, monkeypatch):
-    import swarm_engine.learn.lora.train as train
+    import swarm_engine.learn.lora.config as config
 
-    monkeypatch.setattr(train, "train_unavailable", lambda: None)
+    monkeypatch.setattr(config, "train_unavailable", lambda: None)
     rc, err = cli(DIAG_LLM)
     assert rc == 1 and len(err) == 1
     assert "no recorded LLM decisions for 'user_internal_diagnosis_llm'" in err[0]
@@ -272,9 +272,9 @@ def test_cli_without_recorded_decisions_is_one_line(cli, monkeypatch):
 
 
 def test_cli_rejects_unknown_targets(cli, monkeypatch):
-    import swarm_engine.learn.lora.train as train
+    import swarm_engine.learn.lora.config as config
 
-    monkeypatch.setattr(train, "train_unavailable", lambda: None)
+    monkeypatch.setattr(config, "train_unavailable", lambda: None)
     rc, err = cli(DIAG_LLM, "--targets", "q,zz")
     assert rc == 1 and len(err) == 1 and "unknown LoRA target 'zz'" in err[0]
 

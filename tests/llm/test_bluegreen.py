@@ -197,17 +197,53 @@ def test_a_request_that_gets_no_answer_is_resent_to_the_active_backend(proxy, fa
         green = backend(proxy, fakes("green"))
         proxy.set_active(green)
 
-        # the race: a request picked "dead" just before the switch; its resend lands on green
-        def stale_pick():
-            with proxy._lock:
-                dead.in_flight += 1
-            return dead
-
-        proxy.acquire = stale_pick
-        r = c.get("/who")
-        assert r.status_code == 200 and r.json() == {"name": "green"}
+    # the race: a request reaches a backend just before the switch and gets no answer
+    # (the server hangs up); its resend lands on the backend active by then
+    hangup = HangUp(lambda: proxy.set_active(green))
+    closing = Backend("closing", hangup.url)
+    proxy.backends.append(closing)
+    try:
+        proxy.set_active(closing)
+        with httpx.Client(base_url=proxy.url, trust_env=False) as c:
+            r = c.get("/who")
+            assert r.status_code == 200 and r.json() == {"name": "green"}
+        assert hangup.accepted.is_set()
+    finally:
+        hangup.close()
     assert proxy.wait_drained(green, 10) and green.served == 1
+    assert closing.in_flight == 0 and closing.failed == 0 and closing.served == 0
     assert dead.in_flight == 0 and dead.failed == 1
+
+
+class HangUp:
+    """A port that accepts one connection, runs ``on_accept`` (the switch), then
+    closes it without a response: "Server disconnected without sending a response"."""
+
+    def __init__(self, on_accept) -> None:
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.on_accept = on_accept
+        self.accepted = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        with conn:
+            conn.recv(65536)                    # the request, left unanswered
+            self.on_accept()
+            self.accepted.set()
+
+    def close(self) -> None:
+        self.sock.close()
+        self.thread.join(5)
 
 
 def test_sanity_check(fakes, tmp_path):
@@ -241,10 +277,11 @@ def test_bluegreen_arguments():
 def test_a_server_of_the_same_name_is_not_clobbered(tmp_path):
     from dataclasses import asdict
 
-    from swarm_engine.llm.server import ServerState, _proc_stat
+    from swarm_engine.llm.process import proc_stat
+    from swarm_engine.llm.server import ServerState
 
     # a "blue" pid file whose process is alive (this test process stands in for it)
-    state = ServerState(name="blue", pid=os.getpid(), starttime=_proc_stat(os.getpid())[1], host="127.0.0.1",
+    state = ServerState(name="blue", pid=os.getpid(), starttime=proc_stat(os.getpid())[1], host="127.0.0.1",
                         port=1, model="m.gguf", binary="llama-server", argv=[], log="", started_at=0.0)
     (tmp_path / "llama").mkdir()
     (tmp_path / "llama" / "blue.json").write_text(json.dumps(asdict(state)))
@@ -348,7 +385,7 @@ def test_switches_under_an_eval_and_a_request_loop_fail_no_request(tmp_path, ada
         eval_thread = threading.Thread(target=run_llm_eval)
         with RequestLoop(url) as loop:
             eval_thread.start()
-            wait_for(lambda: pair._active.backend.served >= 6 and len(loop.log) >= 4, "traffic on blue")
+            wait_for(lambda: pair.status()["served"] >= 6 and len(loop.log) >= 4, "traffic on blue")
             pids = [pair.status()["pid"]]
             windows = []
             for adapter, version in ((v2, 2), (v1, 3)):
@@ -365,7 +402,7 @@ def test_switches_under_an_eval_and_a_request_loop_fail_no_request(tmp_path, ada
                         text_v2 = c.post("/completion", json=GREEDY).json()["content"]
                     else:
                         text_v3 = c.post("/completion", json=GREEDY).json()["content"]
-                wait_for(lambda: pair._active.backend.served >= 3, f"traffic on v{version}")
+                wait_for(lambda: pair.status()["served"] >= 3, f"traffic on v{version}")
             switched.set()
             eval_thread.join(300)
         assert not eval_thread.is_alive()

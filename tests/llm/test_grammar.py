@@ -7,7 +7,6 @@ import json
 import os
 import re
 import subprocess
-import time
 from pathlib import Path
 
 import jsonschema
@@ -19,6 +18,7 @@ from swarm_engine.errors import ConfigError
 from swarm_engine.llm.grammar import gbnf_for, gbnf_literal, json_schema_for, response_format_for
 from swarm_engine.llm.prompts import answer_json
 from swarm_engine.llm.protocol import Choice
+from tests.conftest import wait_for
 
 # -- a tiny GBNF reader: llama.cpp's syntax for the subset the engine emits ---
 # rule   ::= name "::=" alts            name: [a-zA-Z0-9-]+ (llama.cpp's is_word_char)
@@ -263,16 +263,13 @@ def test_real_llama_server_obeys_the_grammar(tmp_path):
                              "-c", "2048", "-np", "1", "-t", "2"], stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         with httpx.Client(trust_env=False, timeout=60) as client:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
+            def healthy() -> bool:
                 try:
-                    if client.get(f"http://127.0.0.1:{port}/health").status_code == 200:
-                        break
+                    return client.get(f"http://127.0.0.1:{port}/health").status_code == 200
                 except httpx.TransportError:
-                    pass
-                time.sleep(0.25)
-            else:
-                pytest.fail("llama-server did not become healthy in 60 s")
+                    return False
+
+            wait_for(healthy, "llama-server to become healthy", timeout=60)
             for name in ("troubleshooting", "escapes", "unicode", "prefixes"):
                 choices = CHOICE_SETS[name]
                 answers = {answer_json(c) for c in choices}

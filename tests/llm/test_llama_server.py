@@ -31,6 +31,7 @@ import pytest
 from swarm_engine.errors import ConfigError, LlmPermanentError
 from swarm_engine.llm.backends.llama_server import CHATML, LlamaServerInvoker, choice_confidence
 from swarm_engine.llm.models import default_model_path, resolve_model, server_binary, server_unavailable
+from swarm_engine.llm.process import free_port, pid_alive
 from swarm_engine.llm.prompts import answer_json, shared_prompt, worker_prompt
 from swarm_engine.llm.protocol import (
     ERROR_PARSE,
@@ -42,16 +43,9 @@ from swarm_engine.llm.protocol import (
     LoraScale,
     Sampling,
 )
-from swarm_engine.llm.server import (
-    LlamaServer,
-    LoraSpec,
-    ServerState,
-    _diagnose,
-    _pid_alive,
-    free_port,
-    parse_lora,
-    start_server,
-)
+from swarm_engine.llm.server import LlamaServer, LoraSpec, ServerState, parse_lora, start_server
+from swarm_engine.llm.server_log import diagnose
+from tests.conftest import wait_for
 
 
 def _skip_reason() -> str | None:
@@ -190,7 +184,7 @@ class TestArguments:
         ("[swarm] llama-server (pid 5) exited with status 137", "status 137 (SIGKILL)"),
     ])
     def test_diagnosis_from_log(self, log, expected):
-        assert expected in _diagnose(log, "127.0.0.1", 9, "x.gguf")
+        assert expected in diagnose(log, "127.0.0.1", 9, "x.gguf")
 
 
 class TestProcess:
@@ -220,7 +214,7 @@ class TestProcess:
         with pytest.raises(LlmPermanentError, match=r"not healthy after 1 s(.|\n)*loading forever"):
             srv.start(fake_model(tmp_path), port=free_port(), server_bin=str(fake), timeout=1)
         assert srv.state() is None
-        assert not _pid_alive(int((tmp_path / "pid").read_text()))
+        assert not pid_alive(int((tmp_path / "pid").read_text()))
 
     def test_crash_is_diagnosed_with_the_log_tail(self, tmp_path):
         srv = LlamaServer("crash", home=tmp_path)
@@ -272,9 +266,7 @@ class TestProcess:
         green = LlamaServer("green", home=tmp_path)                          # a second name coexists
         assert not green.status().running
         os.kill(st.pid, signal.SIGKILL)
-        deadline = time.monotonic() + 5
-        while srv.is_running() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: not srv.is_running(), "the killed server to be gone", timeout=5)
         assert srv.status().stale
         inv = LlamaServerInvoker(st.url, retries=1, backoff=0.01, timeout=5)
         ds = run(decide_with(inv, [request(0), request(1)]))

@@ -44,7 +44,7 @@ def choices(worker: int) -> tuple[Choice, ...]:
     (Choice("Grep", None, arg="TODO"), '{"tool": "Grep", "arg": "TODO"}'),
     (Choice("Say", 'a "quoted" \\ path'), '{"tool": "Say", "target": "a \\"quoted\\" \\\\ path"}'),
     (Choice("Read", "naïve.rs"), '{"tool": "Read", "target": "naïve.rs"}'),
-    (Choice("Read", "src/main.rs", group=3, score=9.0, visits=5), '{"tool": "Read", "target": "src/main.rs"}'),
+    (Choice("Read", "src/main.rs", node=3, score=9.0, visits=5), '{"tool": "Read", "target": "src/main.rs"}'),
 ])
 def test_answer_json_canonical(choice, expected):
     text = answer_json(choice)

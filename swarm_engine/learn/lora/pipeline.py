@@ -29,8 +29,9 @@ from typing import Any
 from swarm_engine.errors import ConfigError, LlmPermanentError
 from swarm_engine.fsio import write_json
 from swarm_engine.learn.lora import active as _active
+from swarm_engine.learn.lora.config import TrainConfig
 from swarm_engine.learn.lora.data import Example, build_examples, load_decisions, split_by_seed, summarize, write_jsonl
-from swarm_engine.learn.lora.train import LoraTrainer, TrainConfig
+from swarm_engine.learn.lora.train import LoraTrainer
 
 __all__ = ["LoraResult", "learn_lora", "stratified", "held_back", "AGREEMENT_TOLERANCE"]
 
@@ -114,6 +115,14 @@ def _spread(examples: list[Example], n: int) -> list[Example]:
         return list(examples)
     step = len(examples) / n
     return [examples[int(i * step)] for i in range(n)]
+
+
+def _eval_progress(progress: Progress | None, name: str) -> Callable[[int, int], None] | None:
+    """``progress`` as the held-out evaluation of ``name`` reports it (done, total)."""
+    if progress is None:
+        return None
+    report = progress
+    return lambda done, total: report(f"eval {name}", done, total, None)
 
 
 def learn_lora(store: Any, key: str, *, config: TrainConfig = TrainConfig(), base_model: str | None = None,
@@ -202,7 +211,7 @@ def learn_lora(store: Any, key: str, *, config: TrainConfig = TrainConfig(), bas
         llama_base = llama_logprobs(seqs, model_path=reference)
     quant_lp = llama_logprobs(seqs, model_path=model_path, adapter=adapter, stepwise=True)
     quant_base = llama_logprobs(seqs, model_path=model_path, stepwise=True)
-    agree = agreement(peft_lp, llama_lp)
+    agree: dict[str, Any] = dict(agreement(peft_lp, llama_lp))
     agree.update(tolerance=tolerance, ok=agree["max_seq"] <= tolerance, reference="float32 copy of the base",
                  base=agreement(peft_base, llama_base),
                  # the model as deployed: its quantized arithmetic alone moves log-probs this much
@@ -211,7 +220,7 @@ def learn_lora(store: Any, key: str, *, config: TrainConfig = TrainConfig(), bas
                  peft=[float(x.sum()) for x in peft_lp], llama=[float(x.sum()) for x in llama_lp],
                  peft_base=[float(x.sum()) for x in peft_base], llama_base=[float(x.sum()) for x in llama_base],
                  llama_quantized=[float(x.sum()) for x in quant_lp])
-    accuracy = None
+    accuracy: dict[str, Any] | None = None
     if evaluate and held:
         sample = _spread(held, eval_max)
         accuracy = {"heldout_examples": len(held), "asked": len(sample)}
@@ -222,8 +231,7 @@ def learn_lora(store: Any, key: str, *, config: TrainConfig = TrainConfig(), bas
         for name, path in runs:
             say(f"held-out decisions, {name}")
             res = decision_accuracy(sample, model_path=model_path, adapter=path,
-                                    progress=(lambda d, n, name=name: progress(f"eval {name}", d, n, None))
-                                    if progress else None)
+                                    progress=_eval_progress(progress, name))
             res.pop("picks")
             if name == "current":
                 res["version"] = _active.active_version(store, key)

@@ -29,21 +29,22 @@ worker tokens through 10 adapted blocks, ~2.2 s per step against ~11 s for the
 plain step; caching an example's lower blocks costs ~0.45 s, once.
 
 :meth:`LoraTrainer.answer_logprobs` is the plain full forward (no shortcuts):
-it is what the llama.cpp agreement check compares against.
+it is what the llama.cpp agreement check compares against. What a training
+is told and reports (:class:`TrainConfig`, :class:`TrainStats`, the extra
+check) is in :mod:`swarm_engine.learn.lora.config`, importable without torch.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.util
 import math
 import os
 import random
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,146 +52,21 @@ import numpy as np
 
 from swarm_engine import fsio
 from swarm_engine.errors import ConfigError
-from swarm_engine.learn.lora.convert import PEFT_TO_GGUF
+from swarm_engine.learn.lora.config import (
+    TARGET_ALIASES,
+    TRAIN_PACKAGES,
+    TrainConfig,
+    TrainStats,
+    parse_targets,
+    require_train,
+    train_unavailable,
+)
 from swarm_engine.learn.lora.data import Example, choice_of
 from swarm_engine.llm import prompts
 
+# the configuration names are re-exported: ``from ...lora.train import TrainConfig`` keeps working
 __all__ = ["TRAIN_PACKAGES", "TARGET_ALIASES", "train_unavailable", "require_train", "parse_targets",
            "TrainConfig", "TrainStats", "LoraTrainer", "decision_weights"]
-
-# import name -> what to pip install
-TRAIN_PACKAGES = {"torch": "torch==2.13.0", "transformers": "transformers", "peft": "peft",
-                  "accelerate": "accelerate", "safetensors": "safetensors", "gguf": "gguf"}
-
-# what --targets accepts -> PEFT module name
-TARGET_ALIASES = {}
-for _peft, _gguf in PEFT_TO_GGUF.items():
-    TARGET_ALIASES.update({_peft: _peft, _gguf: _peft, _peft.split("_")[0]: _peft})
-TARGET_ALIASES.update({"attn": "q_proj,k_proj,v_proj,o_proj", "mlp": "gate_proj,up_proj,down_proj",
-                       "all": ",".join(PEFT_TO_GGUF)})
-
-
-def train_unavailable() -> str | None:
-    """Why training cannot run here (a missing package of the ``train``
-    extra), or None; the skip reason of the LoRA tests."""
-    missing = [TRAIN_PACKAGES[m] for m in TRAIN_PACKAGES if importlib.util.find_spec(m) is None]
-    if missing:
-        return (f"needs the 'train' extra (missing: {', '.join(missing)}): "
-                f"pip install torch==2.13.0 && pip install -e '.[train]'")
-    return None
-
-
-def require_train() -> None:
-    """Raise ConfigError (one line, with the install command) when the
-    ``train`` extra is not installed."""
-    why = train_unavailable()
-    if why:
-        raise ConfigError(f"swarm learn lora {why}")
-
-
-def parse_targets(spec: str | Sequence[str]) -> tuple[str, ...]:
-    """``"q,v"``, ``"attn_q,attn_v"``, ``"q_proj v_proj"``, ``"attn"``, ``"mlp"``,
-    ``"all"`` -> PEFT module names, in a fixed order, without duplicates.
-
-    Raises
-    ------
-    ConfigError
-        An unknown name.
-    """
-    items = spec.replace(",", " ").split() if isinstance(spec, str) else list(spec)
-    out: list[str] = []
-    for item in items:
-        mapped = TARGET_ALIASES.get(item.strip().lower())
-        if mapped is None:
-            raise ConfigError(f"unknown LoRA target {item!r} (use q, k, v, o, gate, up, down, their "
-                              f"q_proj / attn_q names, attn, mlp or all)")
-        out += [m for m in mapped.split(",") if m not in out]
-    if not out:
-        raise ConfigError("no LoRA targets given")
-    order = list(dict.fromkeys(TARGET_ALIASES["all"].split(",")))
-    return tuple(sorted(out, key=order.index))
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Hyper-parameters of one training.
-
-    The defaults are what taught SmolLM2-135M the internal_diagnosis fixes
-    (held-out decisions 17% -> 58%, the fix itself 1/16 -> 11/16, trained on
-    200 examples). Measured alternatives on the same data: q, v and the MLP on
-    the top 6 blocks, rank 8, 150 steps: 33% (5/16 fixes); q and v only with
-    a plain token mean, 80 steps: no better than the base model.
-
-    Attributes
-    ----------
-    steps: optimizer steps.
-    rank, alpha: LoRA rank r and alpha (the delta is scaled by alpha / r).
-    targets: PEFT module names (see :func:`parse_targets`).
-    layers: adapt the top this many blocks; 0 adapts every block.
-    lr: AdamW learning rate (warm-up over the first 5% of steps, then linear
-        decay to 10%).
-    batch: examples per step.
-    seed: shuffling and initialisation.
-    format_weight: loss weight of answer tokens that no candidate choice
-        decides (``{"tool": "`` and the like; the grammar forces them), against
-        1 for the tokens where the candidates part. With a plain mean the ~4
-        tokens that carry the decision were ~15% of the loss: 80 steps learned
-        the JSON and left the fixes at chance.
-    threads: torch CPU threads (default: the CPUs this process may use).
-    device: ``"cpu"``, ``"cuda"``...; default CUDA when available.
-    """
-
-    steps: int = 250
-    rank: int = 16
-    alpha: float = 32.0
-    targets: tuple[str, ...] = ("q_proj", "v_proj", "gate_proj", "up_proj", "down_proj")
-    layers: int = 10
-    lr: float = 2e-3
-    batch: int = 4
-    seed: int = 0
-    format_weight: float = 0.1
-    threads: int | None = None
-    device: str | None = None
-
-    def __post_init__(self) -> None:
-        for name, lo in (("steps", 1), ("rank", 1), ("batch", 1), ("layers", 0)):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < lo:
-                raise ConfigError(f"{name} must be an integer >= {lo}, got {v!r}")
-        if not self.lr > 0 or not self.alpha > 0:
-            raise ConfigError("lr and alpha must be > 0")
-        if not 0.0 <= self.format_weight <= 1.0:
-            raise ConfigError(f"format_weight must lie in [0, 1], got {self.format_weight}")
-        object.__setattr__(self, "targets", parse_targets(self.targets))
-
-
-@dataclass
-class TrainStats:
-    """What a training did: steps, losses (one per step), wall seconds,
-    examples and distinct examples seen, tokens with a label."""
-
-    steps: int = 0
-    losses: list[float] = field(default_factory=list)
-    seconds: float = 0.0
-    cache_seconds: float = 0.0
-    examples: int = 0
-    seen: int = 0
-    label_tokens: int = 0
-
-    @property
-    def first_loss(self) -> float | None:
-        return float(np.mean(self.losses[:5])) if self.losses else None
-
-    @property
-    def final_loss(self) -> float | None:
-        return float(np.mean(self.losses[-5:])) if self.losses else None
-
-    def summary(self) -> dict[str, Any]:
-        return {"steps": self.steps, "first_loss": self.first_loss, "final_loss": self.final_loss,
-                "seconds": round(self.seconds, 2), "cache_seconds": round(self.cache_seconds, 2),
-                "examples": self.examples, "distinct_examples_seen": self.seen,
-                "label_tokens": self.label_tokens}
-
 
 @contextlib.contextmanager
 def _quiet_third_party() -> Iterator[None]:
@@ -222,7 +98,7 @@ def _no_gguf_progress_bar() -> Iterator[None]:
 
 
 @functools.cache
-def _cache_kwarg(layer_type: type) -> str:
+def _cache_kwarg(layer_type: Any) -> str:      # a transformers decoder layer class
     """The decoder layer's KV-cache argument: ``cache`` from transformers 5.24
     (``past_key_values`` is deprecated there, a FutureWarning), before that
     ``past_key_values``."""
@@ -352,13 +228,17 @@ class LoraTrainer:
             if config.layers > self.n_layer:
                 raise ConfigError(f"layers must be <= {self.n_layer} (the model's blocks), got {config.layers}")
             self.first = 0 if config.layers == 0 else self.n_layer - config.layers
-            lcfg = LoraConfig(r=config.rank, lora_alpha=config.alpha, target_modules=list(config.targets),
+            # peft annotates lora_alpha as int, but scales by lora_alpha / r and takes a float
+            lcfg = LoraConfig(r=config.rank, lora_alpha=config.alpha,  # type: ignore[arg-type]
+                              target_modules=list(config.targets),
                               lora_dropout=0.0, bias="none",
                               layers_to_transform=list(range(self.first, self.n_layer)) if self.first else None)
-            self.model = get_peft_model(base, lcfg).to(self.device)
+            self.model: Any = get_peft_model(base, lcfg).to(self.device)
         self.model.eval()                                # no dropout anywhere; LoRA weights still train
-        self._core = self.model.get_base_model().model   # LlamaModel: embed_tokens, layers, norm, rotary_emb
-        self._head = self.model.get_base_model().lm_head
+        # LlamaModel (embed_tokens, layers, norm, rotary_emb) and the output layer: Any, because torch
+        # types a Module's submodule attributes as ``Tensor | Module``
+        self._core: Any = self.model.get_base_model().model
+        self._head: Any = self.model.get_base_model().lm_head
         self._prefixes: dict[str, tuple[list[int], Any, _KV]] = {}
         self._encoded: dict[int, tuple[Example, _Encoded]] = {}
         self.load_seconds = time.perf_counter() - t0
@@ -369,7 +249,13 @@ class LoraTrainer:
     def prompt_text(self, messages: Sequence[dict[str, str]]) -> str:
         """The chat-template text of a decision prompt, ending with the
         assistant's turn (what llama.cpp's template makes of it too)."""
-        return self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
+        return self._template(list(messages), add_generation_prompt=True)
+
+    def _template(self, messages: list[dict[str, str]], **kwargs: Any) -> str:
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, **kwargs)
+        if not isinstance(text, str):          # tokenize=False returns the text
+            raise TypeError(f"apply_chat_template returned {type(text).__name__}, expected str")
+        return text
 
     def _tok(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -386,7 +272,7 @@ class LoraTrainer:
             return got[1]
         msgs = example.messages
         full = self.prompt_text(msgs)
-        prefix = self.tokenizer.apply_chat_template(list(msgs[:1]), tokenize=False) if len(msgs) > 1 else ""
+        prefix = self._template(list(msgs[:1])) if len(msgs) > 1 else ""
         if not full.startswith(prefix):
             prefix = ""
         end = self.tokenizer.eos_token if self.tokenizer.eos_token else ""
@@ -413,7 +299,7 @@ class LoraTrainer:
     def _blocks(self, h: Any, lo: int, hi: int, pos: Any, mask: Any, cache: _KV | None) -> Any:
         """Run blocks ``lo:hi`` on hidden states ``h`` (B, T, d) at positions ``pos`` (B, T)."""
         pe = self._core.rotary_emb(h, pos)
-        kv = {_cache_kwarg(type(self._core.layers[0])): cache}
+        kv = {_cache_kwarg(self._core.layers[0].__class__): cache}
         for layer in self._core.layers[lo:hi]:
             h = layer(h, attention_mask=mask, position_ids=pos, position_embeddings=pe, **kv)
             if isinstance(h, tuple):                      # older transformers return (hidden, ...)
@@ -564,7 +450,7 @@ class LoraTrainer:
             for step in range(cfg.steps):
                 k = rng.choices(keys, weights)[0]
                 q = queues[k]
-                batch = []
+                batch: list[Example] = []
                 while len(batch) < min(cfg.batch, len(groups[k])):
                     if not q:
                         q.extend(groups[k])

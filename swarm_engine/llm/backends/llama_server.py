@@ -375,7 +375,7 @@ class LlamaServerInvoker:
     def _failed(req: DecisionRequest, exc: LlmError, latency_ms: float) -> Decision:
         kind = ERROR_TRANSIENT if isinstance(exc, LlmTransientError) else ERROR_PERMANENT
         return Decision(req.worker, None, error=kind, message=str(exc), latency_ms=latency_ms,
-                        retries=int(getattr(exc, "retries", 0)))
+                        retries=exc.retries)
 
     # -- the protocol
 
@@ -446,6 +446,8 @@ class LlamaServerInvoker:
         url = self.base_url + "/completion"
         client = self._http()
         attempt = 0
+        cause: BaseException | None
+        err: LlmError
         while True:
             try:
                 r = await client.post(url, json=payload)
@@ -453,7 +455,7 @@ class LlamaServerInvoker:
                 failure, cause = f"POST {url}: {type(exc).__name__}", exc
             except httpx.HTTPError as exc:
                 err = LlmPermanentError(f"POST {url}: {type(exc).__name__}: {exc}")
-                err.retries = attempt  # type: ignore[attr-defined]
+                err.retries = attempt
                 raise err from exc
             else:
                 if 200 <= r.status_code < 300:
@@ -461,16 +463,16 @@ class LlamaServerInvoker:
                         return r.json(), attempt
                     except ValueError as exc:
                         err = LlmPermanentError(f"POST {url}: HTTP {r.status_code} but the body is not JSON")
-                        err.retries = attempt  # type: ignore[attr-defined]
+                        err.retries = attempt
                         raise err from exc
                 failure, cause = f"POST {url}: HTTP {r.status_code}: {server_message(r)}", None
                 if not is_transient_status(r.status_code):
                     err = LlmPermanentError(failure)
-                    err.retries = attempt  # type: ignore[attr-defined]
+                    err.retries = attempt
                     raise err
             if attempt >= self.retries:
                 err = LlmTransientError(f"{failure} (gave up after {attempt + 1} attempts)")
-                err.retries = attempt  # type: ignore[attr-defined]
+                err.retries = attempt
                 raise err from cause
             await asyncio.sleep(backoff_delay(attempt, backoff=self.backoff, max_backoff=self.max_backoff,
                                               rng=self._rng))
