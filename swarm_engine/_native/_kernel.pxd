@@ -236,3 +236,39 @@ cdef class Kernel:
     cdef int64_t[::1] cum_succ            # (A,)
     cdef int64_t[::1] cum_fail            # (A,)
     cdef float64_t[::1] cum_dur           # (A,) ms
+
+
+# ---- the phases: module functions of _kernel.pyx, defined in the file named
+# on each group. Declared here (the inline ones cannot be: their bodies are in
+# the .pxi), they are the kernel's C-level contract and each keeps an
+# out-of-line copy, as the methods they were did: left to itself, GCC inlines
+# every single-call function into its caller, whose larger prologue cost 1.2%
+# more instructions per action on the grid (docs/profiling.md, issue #11).
+# Functions that can raise return the listed error value with the exception set.
+
+# _kernel_buffers.pxi
+cdef bint has_room(Kernel self) noexcept nogil   # the next tick fits the columns and the event log
+# _kernel_run.pxi
+cdef int reset_run(Kernel self, uint64_t seed) except -1 nogil   # a new run from its seed
+cdef int step_env(Kernel self, int n) except -1 nogil            # the native environment over n assignments; 1 = done
+cdef int native_tick(Kernel self) except -1 nogil                # plan, step_env, commit
+# _kernel_frontier.pxi: node and group ids, -1 = none
+cdef int32_t group_of(Kernel self, int32_t action, int32_t target) except -2 nogil   # creates the group
+cdef void init_group(Kernel self, int32_t g, uint64_t key) noexcept nogil
+cdef void fresh_append(Kernel self, int32_t g) noexcept nogil
+cdef int32_t take_node(Kernel self, int32_t g, int32_t node) noexcept nogil   # unlink an open node of g
+cdef int32_t group_of_node(Kernel self, int32_t node) noexcept nogil
+cdef int32_t add_node(Kernel self, int32_t action, int32_t target, int32_t arg,
+                      int32_t parent) except -2 nogil    # new node id, or -1 for a duplicate
+cdef int32_t new_node(Kernel self, uint64_t key, int32_t parent) except -2 nogil   # key just entered node_index
+# _kernel_plan.pxi
+cdef int effective_mode(Kernel self) noexcept nogil      # a SelectorKind, never SEL_ADAPTIVE
+cdef int plan(Kernel self) except -1 nogil               # assignments written to as_*
+# _kernel_merge.pxi
+cdef int commit(Kernel self, int n, int env_done) except -1 nogil
+cdef bint all_workers_succeeded(Kernel self) noexcept nogil
+cdef int64_t expand_successor(Kernel self, int i, int32_t b, int64_t m) except -1 nogil   # new child count
+cdef int bad_target(Kernel self, int32_t tt) except -1 nogil   # raises OverflowError
+cdef void sort_children(Kernel self, int64_t m) noexcept nogil
+cdef int apply_now(Kernel self, uint64_t key, int32_t arg) except -1 nogil
+cdef int apply_ring(Kernel self, int64_t upto) except -1 nogil

@@ -49,8 +49,6 @@ cdef int plan(Kernel self) except -1 nogil:
     cdef int32_t *heap = &self.heap[0]
     cdef int32_t *g_count = &self.g_count[0]
     cdef int32_t *g_vv = &self.g_vv[0]
-    cdef float64_t *g_score = &self.g_score[0]
-    cdef const int32_t *g_head = &self.g_head[0]
     if self.manage_kind == MANAGE_FIXED_INTERVAL:
         due = self.tick % self.manage_param == 0
     elif self.manage_kind == MANAGE_COMPLETION_BASED:
@@ -88,16 +86,16 @@ cdef int plan(Kernel self) except -1 nogil:
     for i in range(self.n_active):
         g = self.active[i]
         g_vv[g] = 0
-        g_score[g] = group_score(self, g, mode, log_total)
+        self.g_score[g] = group_score(self, g, mode, log_total)
         heap[i] = g
     if self.n_fresh:
         for i in range(A):
             g = self.fresh_head[i]
             if g >= 0:
-                g_score[g] = group_score(self, g, mode, log_total)
+                self.g_score[g] = group_score(self, g, mode, log_total)
                 heap[self.n_heap] = g
                 self.n_heap += 1
-    heap_heapify(heap, self.n_heap, g_score, g_head)
+    heap_heapify(heap, self.n_heap, &self.g_score[0], &self.g_head[0])
     # A group alone in the heap needs no new score after a pick unless the
     # sampled selector must draw for it (the stream) or a fresh group will
     # be compared with it: nothing else reads the score before the next
@@ -128,16 +126,16 @@ cdef int plan(Kernel self) except -1 nogil:
             self.n_heap -= 1
             heap[0] = heap[self.n_heap]
             if self.n_heap > 1:
-                heap_sift_down(heap, self.n_heap, 0, g_score, g_head)
+                heap_sift_down(heap, self.n_heap, 0, &self.g_score[0], &self.g_head[0])
         elif self.n_heap > 1 or rescore_alone or fresh_action >= 0:
-            g_score[g] = group_score(self, g, mode, log_total)
+            self.g_score[g] = group_score(self, g, mode, log_total)
             if self.n_heap > 1:
-                heap_sift_down(heap, self.n_heap, 0, g_score, g_head)
+                heap_sift_down(heap, self.n_heap, 0, &self.g_score[0], &self.g_head[0])
         if fresh_action >= 0 and self.fresh_head[fresh_action] >= 0:
             # the next fresh group of that action takes the front's place
             fresh_next = self.fresh_head[fresh_action]
-            g_score[fresh_next] = group_score(self, fresh_next, mode, log_total)
-            heap_push(heap, self.n_heap, fresh_next, g_score, g_head)
+            self.g_score[fresh_next] = group_score(self, fresh_next, mode, log_total)
+            heap_push(heap, self.n_heap, fresh_next, &self.g_score[0], &self.g_head[0])
             self.n_heap += 1
         w += 1
     self.n_busy += n - n_python
