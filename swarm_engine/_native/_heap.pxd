@@ -2,7 +2,8 @@
 # group ids, ordered by score[g] (higher first), ties by head[g] (the older
 # head node first, i.e. the smaller node id). score and head are indexed by
 # group id (the kernel's g_score / g_head). A tick scores every candidate
-# group once and heapifies; each pick then costs O(log n).
+# group once and heapifies (heap_sift_down from n // 2 - 1 down to 0); each
+# pick then costs O(log n).
 from swarm_engine._native._typedefs cimport int32_t, float64_t
 
 
@@ -29,14 +30,6 @@ cdef inline void heap_sift_down(int32_t *heap, int32_t n, int32_t i, const float
         heap[i] = heap[c]
         i = c
     heap[i] = g
-
-
-cdef inline void heap_heapify(int32_t *heap, int32_t n, const float64_t *score, const int32_t *head) noexcept nogil:
-    """Order heap[0:n] (any order before)."""
-    cdef int32_t i = n // 2 - 1
-    while i >= 0:
-        heap_sift_down(heap, n, i, score, head)
-        i -= 1
 
 
 cdef inline void heap_push(int32_t *heap, int32_t n, int32_t g, const float64_t *score,

@@ -5,7 +5,7 @@
 # contracts _keys.pxd, _heap.pxd, _select.pxd and _order.pxd.
 #
 # Every array is a numpy buffer owned by the Kernel object; the memoryviews
-# below are re-bound by alloc_*() (_kernel_buffers.pxi) and must not be held
+# below are re-bound by _alloc_*() (_kernel_buffers.pxi) and must not be held
 # across a call that may grow them (any tick). Shapes: A actions, W workers,
 # node_cap nodes, group_cap groups, event_cap events; ids are int32 indices.
 cimport cython
@@ -247,28 +247,32 @@ cdef class Kernel:
 # Functions that can raise return the listed error value with the exception set.
 
 # _kernel_buffers.pxi
-cdef bint has_room(Kernel self) noexcept nogil   # the next tick fits the columns and the event log
+cdef bint _has_room(Kernel self) noexcept nogil               # the next tick fits columns and event log
 # _kernel_run.pxi
-cdef int reset_run(Kernel self, uint64_t seed) except -1 nogil   # a new run from its seed
-cdef int step_env(Kernel self, int n) except -1 nogil            # the native environment over n assignments; 1 = done
-cdef int native_tick(Kernel self) except -1 nogil                # plan, step_env, commit
+cdef int _reset(Kernel self, uint64_t seed) except -1 nogil   # a new run from its seed
+cdef int _env_step(Kernel self, int n) except -1 nogil        # the environment on n assignments; 1 = done
+cdef int _native_tick(Kernel self) except -1 nogil            # _plan, _env_step, _commit
 # _kernel_frontier.pxi: node and group ids, -1 = none
-cdef int32_t group_of(Kernel self, int32_t action, int32_t target) except -2 nogil   # creates the group
-cdef void init_group(Kernel self, int32_t g, uint64_t key) noexcept nogil
-cdef void fresh_append(Kernel self, int32_t g) noexcept nogil
-cdef int32_t take_node(Kernel self, int32_t g, int32_t node) noexcept nogil   # unlink an open node of g
-cdef int32_t group_of_node(Kernel self, int32_t node) noexcept nogil
-cdef int32_t add_node(Kernel self, int32_t action, int32_t target, int32_t arg,
-                      int32_t parent) except -2 nogil    # new node id, or -1 for a duplicate
-cdef int32_t new_node(Kernel self, uint64_t key, int32_t parent) except -2 nogil   # key just entered node_index
+cdef int32_t _group_of(Kernel self, int32_t action, int32_t target) except -2 nogil   # creates it if new
+cdef void _init_group(Kernel self, int32_t g, uint64_t key) noexcept nogil
+cdef void _fresh_append(Kernel self, int32_t g) noexcept nogil
+cdef int32_t _take_node(Kernel self, int32_t g, int32_t node) noexcept nogil      # unlink an open node of g
+cdef int32_t _group_of_node(Kernel self, int32_t node) noexcept nogil
+cdef int32_t _add_node(Kernel self, int32_t action, int32_t target, int32_t arg,
+                       int32_t parent) except -2 nogil                            # new id, -1 = duplicate
+cdef int32_t _new_node(Kernel self, uint64_t key, int32_t parent) except -2 nogil # key just entered node_index
 # _kernel_plan.pxi
-cdef int effective_mode(Kernel self) noexcept nogil      # a SelectorKind, never SEL_ADAPTIVE
-cdef int plan(Kernel self) except -1 nogil               # assignments written to as_*
+cdef int _effective_mode(Kernel self) noexcept nogil          # a SelectorKind, never SEL_ADAPTIVE
+cdef double _score(Kernel self, int32_t g, int mode, double log_total) noexcept nogil   # of group g
+cdef void _sift_down(Kernel self, int32_t i) noexcept nogil   # heap_sift_down on heap[:n_heap]
+cdef void _heap_push(Kernel self, int32_t g) noexcept nogil   # heap_push; n_heap += 1
+cdef int _plan(Kernel self) except -1 nogil                   # assignments written to as_*
 # _kernel_merge.pxi
-cdef int commit(Kernel self, int n, int env_done) except -1 nogil
-cdef bint all_workers_succeeded(Kernel self) noexcept nogil
-cdef int64_t expand_successor(Kernel self, int i, int32_t b, int64_t m) except -1 nogil   # new child count
-cdef int bad_target(Kernel self, int32_t tt) except -1 nogil   # raises OverflowError
-cdef void sort_children(Kernel self, int64_t m) noexcept nogil
-cdef int apply_now(Kernel self, uint64_t key, int32_t arg) except -1 nogil
-cdef int apply_ring(Kernel self, int64_t upto) except -1 nogil
+cdef int _commit(Kernel self, int n, int env_done) except -1 nogil
+cdef bint _all_workers_succeeded(Kernel self) noexcept nogil
+cdef int _merge_nodes(Kernel self, int n) except -1 nogil     # pass 2: reopenings and expansions
+cdef int64_t _expand_successor(Kernel self, int i, int32_t b, int64_t m) except -1 nogil   # new child count
+cdef int _bad_target(Kernel self, int32_t tt) except -1 nogil # raises OverflowError
+cdef void _sort_children(Kernel self, int64_t m) noexcept nogil
+cdef int _apply_now(Kernel self, uint64_t key, int32_t arg) except -1 nogil
+cdef int _apply(Kernel self, int64_t upto) except -1 nogil

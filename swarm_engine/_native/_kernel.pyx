@@ -39,7 +39,7 @@ from swarm_engine._native._envctx cimport K_PYTHON as ENV_PYTHON, O_OK as OUT_OK
 from swarm_engine._native._envs cimport env_state_size, env_max_discoveries, env_reset, env_step
 from swarm_engine._native._keys cimport (ACTION_BITS, TARGET_BITS, ARG_BITS, MAX_ACTIONS, MAX_TARGET, MAX_ARG,
                                          pack_key, key_action, key_target, key_arg)
-from swarm_engine._native._heap cimport heap_heapify, heap_sift_down, heap_push
+from swarm_engine._native._heap cimport heap_sift_down, heap_push
 from swarm_engine._native._select cimport select_mode, select_score
 from swarm_engine._native._order cimport prior_score, sort_by_score
 
@@ -151,12 +151,12 @@ cdef class Kernel:
         else:
             self.max_disc = env_max_discoveries(&self.env)
 
-        recompute_fanout(self)
+        _recompute_fanout(self)
 
         node_capacity = max(node_capacity, self.start_act.shape[0] + 16)
-        alloc_nodes(self, node_capacity)
+        _alloc_nodes(self, node_capacity)
         # every start node may open its own group before the first room check
-        alloc_groups(self, n_actions if not granular else max(64, self.start_act.shape[0] + 16))
+        _alloc_groups(self, n_actions if not granular else max(64, self.start_act.shape[0] + 16))
         if swarm_keyset_init(&self.node_index, node_capacity) != 0:
             raise MemoryError("dedup index")
         if granular and swarm_index_init(&self.group_index, 64) != 0:
@@ -188,10 +188,10 @@ cdef class Kernel:
         self.as_disc = np.zeros(self.disc_cap, dtype=np.int32)
         self.as_disc_kind = np.zeros(self.disc_cap, dtype=np.int8)
         self.as_dur = np.zeros(W, dtype=np.float32)
-        alloc_sort(self)
+        _alloc_sort(self)
         self.record_events = record_events
         self.event_cap = max(event_capacity, W) if record_events else 1
-        alloc_events(self, self.event_cap)
+        _alloc_events(self, self.event_cap)
         self.verdict = V_RUNNING
         self.run_index = -1
 
@@ -203,9 +203,9 @@ cdef class Kernel:
         cdef int64_t need = <int64_t>self.n_workers * max(1, self.max_children)
         if self.n_nodes + need > self.node_cap:
             # 1.5x keeps bytes per node low on 10^7-node graphs; growth is rare
-            alloc_nodes(self, max(self.node_cap + self.node_cap // 2, self.n_nodes + need))
+            _alloc_nodes(self, max(self.node_cap + self.node_cap // 2, self.n_nodes + need))
         if self.granular and self.n_groups + need > self.group_cap:
-            alloc_groups(self, max(self.group_cap + self.group_cap // 2, self.n_groups + need))
+            _alloc_groups(self, max(self.group_cap + self.group_cap // 2, self.n_groups + need))
         if self.record_events and self.n_events + self.n_workers > self.event_cap:
             raise RuntimeError("event log full: drain it with take_events() first")
 
@@ -226,7 +226,7 @@ cdef class Kernel:
         self.prior_v = v.ravel() if v.size else np.zeros(1)
         self.has_prior = t.size > 0 or v.size > 0
         if self.has_prior:
-            alloc_sort(self)
+            _alloc_sort(self)
 
     def set_bonus(self, bonus3):
         """Install the learned bonus table, shape ((A+1)**2 * A,) or empty."""
@@ -243,7 +243,7 @@ cdef class Kernel:
         self.run_index = 0
         self.n_events = 0
         with nogil:
-            reset_run(self, seed)
+            _reset(self, seed)
 
     def step(self, int64_t n_ticks):
         """Advance the current run up to n_ticks with the native environment.
@@ -254,10 +254,10 @@ cdef class Kernel:
         cdef int status = ST_OK
         with nogil:
             while k < n_ticks and self.verdict == V_RUNNING:
-                if not has_room(self):
+                if not _has_room(self):
                     status = ST_NEED_ROOM
                     break
-                native_tick(self)
+                _native_tick(self)
                 k += 1
         return status
 
@@ -287,15 +287,15 @@ cdef class Kernel:
             t0 = call_start
             while r < R:
                 if not (resume and first):
-                    reset_run(self, seeds[r])
+                    _reset(self, seeds[r])
                     self.run_index = r
                     out_wall[r] = 0.0
                 first = False
                 while self.verdict == V_RUNNING:
-                    if not has_room(self):
+                    if not _has_room(self):
                         status = ST_NEED_ROOM
                         break
-                    native_tick(self)
+                    _native_tick(self)
                 t1 = now_seconds()
                 out_wall[r] += t1 - t0
                 t0 = t1
@@ -327,10 +327,10 @@ cdef class Kernel:
         cdef int n
         if self.verdict != V_RUNNING:
             return 0
-        if not has_room(self):
+        if not _has_room(self):
             self.make_room()
         with nogil:
-            n = plan(self)
+            n = _plan(self)
         return n
 
     def act_tick(self):
@@ -341,13 +341,13 @@ cdef class Kernel:
         if self.env.kind == ENV_PYTHON:
             raise RuntimeError("a Python environment's results go through commit_tick")
         with nogil:
-            done = step_env(self, n)
+            done = _env_step(self, n)
         return bool(done)
 
     def commit_native(self, bint env_done):
         """Merge phase after act_tick()."""
         with nogil:
-            commit(self, self.n_assigned, env_done)
+            _commit(self, self.n_assigned, env_done)
 
     def assignments(self):
         n = self.n_assigned
@@ -380,8 +380,8 @@ cdef class Kernel:
             nd = int(np.max(np.diff(ptr))) if n else 0
             if nd > self.max_disc:
                 self.max_disc = nd
-                recompute_fanout(self)
-                alloc_sort(self)
+                _recompute_fanout(self)
+                _alloc_sort(self)
                 self.make_room()
         np.asarray(self.as_outcome)[:n] = out
         np.asarray(self.as_disc_ptr)[:n + 1] = ptr
@@ -389,7 +389,7 @@ cdef class Kernel:
         np.asarray(self.as_disc_kind)[:dsc.shape[0]] = kinds
         np.asarray(self.as_dur)[:n] = dur
         with nogil:
-            commit(self, n, env_done)
+            _commit(self, n, env_done)
 
     def set_waiting(self, int worker, bint waiting):
         """Mark a worker as waiting for an asynchronous decision (it reports
@@ -435,8 +435,8 @@ cdef class Kernel:
             return False
         if not 0 <= node < self.n_nodes or self.n_state[node] != NODE_OPEN:
             return False
-        cdef int32_t g = group_of_node(self, node)
-        take_node(self, g, node)
+        cdef int32_t g = _group_of_node(self, node)
+        _take_node(self, g, node)
         self.w_node[worker] = node
         self.w_group[worker] = g
         self.n_busy += 1
@@ -458,33 +458,33 @@ cdef class Kernel:
 
     def take_events(self):
         """Return the logged events as a dict of arrays (copies) and empty the log."""
-        return introspect_events(self)
+        return _introspect_events(self)
 
     def nodes(self):
         """The graph map as a dict of arrays (copies)."""
-        return introspect_nodes(self)
+        return _introspect_nodes(self)
 
     def groups(self):
         """Frontier groups and their (action, target) statistics (copies)."""
-        return introspect_groups(self)
+        return _introspect_groups(self)
 
     def selector_scores(self, int limit=1000):
         """Score of each non-empty group as the selector sees it now (no
         virtual visits), as (group ids, scores); for -v snapshots and prompts.
         At most ``limit`` never-visited groups are listed."""
-        return introspect_scores(self, limit)
+        return _introspect_scores(self, limit)
 
     def action_stats(self, bint cumulative=False):
         """Per-action statistics of this run (or summed over every batched run)."""
-        return introspect_action_stats(self, cumulative)
+        return _introspect_action_stats(self, cumulative)
 
     def workers(self):
         """Worker state arrays (copies): node, result, flags, consecutive failures, actions."""
-        return introspect_workers(self)
+        return _introspect_workers(self)
 
     def memory_bytes(self):
         """Bytes held per part: nodes (arrays + dedup index), groups, workers, events."""
-        return introspect_memory(self)
+        return _introspect_memory(self)
 
 
 # The enums' members as plain module-level ints (SEL_UCB1, V_SUCCESS, ...).

@@ -15,7 +15,7 @@ def _grow(view, int64_t cap, dtype):
     return new
 
 
-cdef alloc_nodes(Kernel self, int64_t cap):
+cdef _alloc_nodes(Kernel self, int64_t cap):
     """Size the node columns n_* to cap nodes (grow: keep the nodes)."""
     if cap > 2**31 - 2:
         raise MemoryError("graph map is limited to 2^31 nodes")
@@ -28,7 +28,7 @@ cdef alloc_nodes(Kernel self, int64_t cap):
     self.node_cap = cap
 
 
-cdef alloc_groups(Kernel self, int64_t cap):
+cdef _alloc_groups(Kernel self, int64_t cap):
     """Size the group columns g_*, active and heap to cap groups."""
     fresh = self.group_cap == 0
     self.g_key = np.zeros(cap, np.uint64) if fresh else _grow(self.g_key, cap, np.uint64)
@@ -49,7 +49,7 @@ cdef alloc_groups(Kernel self, int64_t cap):
     self.group_cap = cap
 
 
-cdef alloc_sort(Kernel self):
+cdef _alloc_sort(Kernel self):
     # the children of one expansion, sorted by the learned prior: at most
     # max_children, whatever W is (the merge streams the rest)
     cap = max(1, self.max_children)
@@ -61,7 +61,7 @@ cdef alloc_sort(Kernel self):
         self.sort_k2 = np.zeros(cap, np.uint64)
 
 
-cdef alloc_events(Kernel self, int64_t cap):
+cdef _alloc_events(Kernel self, int64_t cap):
     """A new, empty event log of cap events."""
     self.ev_run = np.zeros(cap, np.int32)
     self.ev_tick = np.zeros(cap, np.int32)
@@ -78,7 +78,7 @@ cdef alloc_events(Kernel self, int64_t cap):
     self.n_events = 0
 
 
-cdef recompute_fanout(Kernel self):
+cdef _recompute_fanout(Kernel self):
     """max_children: the most children one success can add (successors x
     discoveries x param variants), which sizes sort_k and the room check."""
     cdef int a, e, fan, fan_max = 0, nd = max(1, self.max_disc)
@@ -90,7 +90,7 @@ cdef recompute_fanout(Kernel self):
     self.max_children = fan_max
 
 
-cdef bint has_room(Kernel self) noexcept nogil:
+cdef bint _has_room(Kernel self) noexcept nogil:
     """Whether the next tick fits: W x max_children new nodes and groups, W events."""
     cdef int64_t need = <int64_t>self.n_workers * (self.max_children if self.max_children > 0 else 1)
     if self.n_nodes + need > self.node_cap:

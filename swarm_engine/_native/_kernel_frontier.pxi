@@ -8,7 +8,7 @@
 # score alike. The plan takes from the queues, the merge adds and reopens.
 
 
-cdef int32_t group_of(Kernel self, int32_t action, int32_t target) except -2 nogil:
+cdef int32_t _group_of(Kernel self, int32_t action, int32_t target) except -2 nogil:
     cdef int32_t g
     cdef uint64_t key
     if not self.granular:
@@ -18,12 +18,12 @@ cdef int32_t group_of(Kernel self, int32_t action, int32_t target) except -2 nog
     if g == -2:
         return -2
     if g == self.n_groups:
-        init_group(self, g, key)
+        _init_group(self, g, key)
         self.n_groups += 1
     return g
 
 
-cdef void init_group(Kernel self, int32_t g, uint64_t key) noexcept nogil:
+cdef void _init_group(Kernel self, int32_t g, uint64_t key) noexcept nogil:
     self.g_key[g] = key
     self.g_head[g] = -1
     self.g_tail[g] = -1
@@ -36,7 +36,7 @@ cdef void init_group(Kernel self, int32_t g, uint64_t key) noexcept nogil:
     self.g_dur[g] = 0.0
 
 
-cdef inline void push_open(Kernel self, int32_t g, int32_t node) noexcept nogil:
+cdef inline void _push_open(Kernel self, int32_t g, int32_t node) noexcept nogil:
     self.n_state[node] = NODE_OPEN
     self.n_next[node] = -1
     if self.g_tail[g] >= 0:
@@ -48,14 +48,14 @@ cdef inline void push_open(Kernel self, int32_t g, int32_t node) noexcept nogil:
     self.n_open += 1
     if self.g_active_pos[g] == -1:
         if self.use_fresh and self.g_visits[g] == 0:
-            fresh_append(self, g)
+            _fresh_append(self, g)
         else:
             self.g_active_pos[g] = self.n_active
             self.active[self.n_active] = g
             self.n_active += 1
 
 
-cdef void fresh_append(Kernel self, int32_t g) noexcept nogil:
+cdef void _fresh_append(Kernel self, int32_t g) noexcept nogil:
     """Queue a never-visited group behind the others of its action: they
     all score alike (action statistics), so only the front one needs a
     place in the heap, and creation order is head-node order."""
@@ -71,11 +71,11 @@ cdef void fresh_append(Kernel self, int32_t g) noexcept nogil:
     self.n_fresh += 1
 
 
-cdef inline int32_t take_head(Kernel self, int32_t g) noexcept nogil:
+cdef inline int32_t _take(Kernel self, int32_t g) noexcept nogil:
     """Pop the oldest open node of group g (non-empty)."""
     cdef int32_t node = self.g_head[g], i, last
     if self.g_active_pos[g] == -2:
-        return take_node(self, g, node)   # a fresh group becomes a visited one
+        return _take_node(self, g, node)   # a fresh group becomes a visited one
     self.g_head[g] = self.n_next[node]
     self.g_count[g] -= 1
     self.n_open -= 1
@@ -92,7 +92,7 @@ cdef inline int32_t take_head(Kernel self, int32_t g) noexcept nogil:
     return node
 
 
-cdef int32_t take_node(Kernel self, int32_t g, int32_t node) noexcept nogil:
+cdef int32_t _take_node(Kernel self, int32_t g, int32_t node) noexcept nogil:
     """Unlink an open node of group g (usually its head; a model may pick
     another: then the queue is walked) and keep the group lists right: a
     fresh group becomes a visited one, an emptied group leaves the active
@@ -139,7 +139,7 @@ cdef int32_t take_node(Kernel self, int32_t g, int32_t node) noexcept nogil:
     return node
 
 
-cdef int32_t group_of_node(Kernel self, int32_t node) noexcept nogil:
+cdef int32_t _group_of_node(Kernel self, int32_t node) noexcept nogil:
     cdef uint64_t key = self.n_key[node]
     if not self.granular:
         return key_action(key)
@@ -147,7 +147,7 @@ cdef int32_t group_of_node(Kernel self, int32_t node) noexcept nogil:
                             pack_key(key_action(key), key_target(key), -1))
 
 
-cdef int32_t add_node(Kernel self, int32_t action, int32_t target, int32_t arg,
+cdef int32_t _add_node(Kernel self, int32_t action, int32_t target, int32_t arg,
                        int32_t parent) except -2 nogil:
     """Add (action, target, arg) unless known; returns its id, or -1 if it
     was a duplicate. Raises on ids outside the packed key or no memory."""
@@ -155,26 +155,26 @@ cdef int32_t add_node(Kernel self, int32_t action, int32_t target, int32_t arg,
         with gil:
             raise OverflowError(f"target {target} / arg {arg} outside the packed key range")
     cdef uint64_t key = pack_key(action, target, arg)
-    return add_key(self, key, swarm_hash64(key), parent)
+    return _add_key(self, key, swarm_hash64(key), parent)
 
 
-cdef inline int32_t add_key(Kernel self, uint64_t key, uint64_t h, int32_t parent) except -2 nogil:
+cdef inline int32_t _add_key(Kernel self, uint64_t key, uint64_t h, int32_t parent) except -2 nogil:
     """Add the node of key (whose hash is h) unless known: its id, or -1.
     The probe is inlined into the merge loop; most children of a flood
     fill are duplicates and end here."""
     cdef int added = swarm_keyset_add_h(&self.node_index, key, h)
     if added > 0:
-        return new_node(self, key, parent)
+        return _new_node(self, key, parent)
     if added < 0:
         with gil:
             raise MemoryError("dedup index")
     return -1
 
 
-cdef int32_t new_node(Kernel self, uint64_t key, int32_t parent) except -2 nogil:
+cdef int32_t _new_node(Kernel self, uint64_t key, int32_t parent) except -2 nogil:
     """Fill in node n_nodes (its key just entered the dedup set) and queue it."""
     cdef int32_t node = self.n_nodes
-    cdef int32_t g = group_of(self, key_action(key), key_target(key))
+    cdef int32_t g = _group_of(self, key_action(key), key_target(key))
     if g == -2:
         with gil:
             raise MemoryError("group index")
@@ -183,5 +183,5 @@ cdef int32_t new_node(Kernel self, uint64_t key, int32_t parent) except -2 nogil
     self.n_tick[node] = <int32_t>self.tick
     self.n_retries[node] = 0
     self.n_nodes += 1
-    push_open(self, g, node)
+    _push_open(self, g, node)
     return node

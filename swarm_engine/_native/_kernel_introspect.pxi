@@ -3,7 +3,7 @@
 # here runs inside a tick.
 
 
-cdef dict introspect_events(Kernel self):
+cdef dict _introspect_events(Kernel self):
     n = self.n_events
     out = {
         "run": np.asarray(self.ev_run[:n]).copy(),
@@ -22,7 +22,7 @@ cdef dict introspect_events(Kernel self):
     return out
 
 
-cdef dict introspect_nodes(Kernel self):
+cdef dict _introspect_nodes(Kernel self):
     n = self.n_nodes
     keys = np.asarray(self.n_key[:n]).copy()
     return {
@@ -36,7 +36,7 @@ cdef dict introspect_nodes(Kernel self):
     }
 
 
-cdef dict introspect_groups(Kernel self):
+cdef dict _introspect_groups(Kernel self):
     n = self.n_groups
     keys = np.asarray(self.g_key[:n]).copy()
     return {
@@ -50,8 +50,8 @@ cdef dict introspect_groups(Kernel self):
     }
 
 
-cdef tuple introspect_scores(Kernel self, int limit):
-    cdef int mode = effective_mode(self)
+cdef tuple _introspect_scores(Kernel self, int limit):
+    cdef int mode = _effective_mode(self)
     cdef int i
     if mode == SEL_THOMPSON_SAMPLED:
         mode = SEL_THOMPSON   # report the mean, do not consume the stream
@@ -66,11 +66,11 @@ cdef tuple introspect_scores(Kernel self, int limit):
     scores = np.zeros(len(groups), np.float64)
     for i, g in enumerate(groups):
         self.g_vv[g] = 0
-        scores[i] = group_score(self, g, mode, log_total)
+        scores[i] = _score(self, g, mode, log_total)
     return gids, scores
 
 
-cdef dict introspect_action_stats(Kernel self, bint cumulative):
+cdef dict _introspect_action_stats(Kernel self, bint cumulative):
     if cumulative:
         return {"visits": np.asarray(self.cum_visits).copy(), "successes": np.asarray(self.cum_succ).copy(),
                 "failures": np.asarray(self.cum_fail).copy(), "duration_ms": np.asarray(self.cum_dur).copy()}
@@ -79,7 +79,7 @@ cdef dict introspect_action_stats(Kernel self, bint cumulative):
             "duration_ms": np.asarray(self.a_dur).copy()}
 
 
-cdef dict introspect_workers(Kernel self):
+cdef dict _introspect_workers(Kernel self):
     return {"node": np.asarray(self.w_node).copy(), "result": np.asarray(self.w_result).copy(),
             "done": (np.asarray(self.w_flags) & FLAG_DONE).astype(bool),
             "waiting": (np.asarray(self.w_flags) & FLAG_WAITING).astype(bool),
@@ -88,7 +88,7 @@ cdef dict introspect_workers(Kernel self):
             "actions": np.asarray(self.w_actions).copy()}
 
 
-cdef dict introspect_memory(Kernel self):
+cdef dict _introspect_memory(Kernel self):
     node_b = self.node_cap * (8 + 4 + 4 + 4 + 1 + 1) + swarm_keyset_bytes(&self.node_index)
     # key; head, tail, count, active_pos, fresh_next, fresh_prev, vv; score
     # and four statistics; active[] and heap[]

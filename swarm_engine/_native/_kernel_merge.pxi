@@ -4,7 +4,7 @@
 # graph map), then judges termination.
 
 
-cdef int commit(Kernel self, int n, int env_done) except -1 nogil:
+cdef int _commit(Kernel self, int n, int env_done) except -1 nogil:
     """Merge phase for the n assignments of this tick, then advance.
 
     Two passes over the tick's actions, in assignment order: the first
@@ -96,14 +96,14 @@ cdef int commit(Kernel self, int n, int env_done) except -1 nogil:
         self.prev_prev_action = self.prev_action
         self.prev_action = self.as_act[0]
     # ---- pass 2 ----
-    merge_nodes(self, n)
+    _merge_nodes(self, n)
     if env_done:
         self.task_done = True
     self.n_assigned = 0
     # ---- termination judge ----
     if self.task_done and self.term_strategy == TERM_FIRST_SUCCESS:
         self.verdict = V_SUCCESS
-    elif self.term_strategy == TERM_ALL_SUCCEED and all_workers_succeeded(self):
+    elif self.term_strategy == TERM_ALL_SUCCEED and _all_workers_succeeded(self):
         self.verdict = V_SUCCESS
     elif self.max_consec_errors > 0 and self.consec_errors >= self.max_consec_errors:
         self.verdict = V_MAX_ERRORS
@@ -127,7 +127,7 @@ cdef int commit(Kernel self, int n, int env_done) except -1 nogil:
     return 0
 
 
-cdef bint all_workers_succeeded(Kernel self) noexcept nogil:
+cdef bint _all_workers_succeeded(Kernel self) noexcept nogil:
     cdef int i
     for i in range(self.n_workers):
         if not (self.w_flags[i] & FLAG_SUCCESS):
@@ -135,7 +135,7 @@ cdef bint all_workers_succeeded(Kernel self) noexcept nogil:
     return True
 
 
-cdef inline int merge_nodes(Kernel self, int n) except -1 nogil:
+cdef int _merge_nodes(Kernel self, int n) except -1 nogil:
     """Pass 2 of the merge: release the workers, reopen retried nodes and
     expand successes, in assignment order, through the prefetch ring
     (large graphs are bound by the dedup set's cache misses)."""
@@ -164,18 +164,18 @@ cdef inline int merge_nodes(Kernel self, int n) except -1 nogil:
         w_flags[w] &= ~FLAG_BUSY
         out = as_outcome[i]
         if out == OUT_OK:
-            expand(self, i, node)
+            _expand(self, i, node)
         elif out == OUT_ERROR and n_state[node] == NODE_ASSIGNED:
             if self.merge_direct:
-                apply_now(self, <uint64_t>node, -1 - g)
+                _apply_now(self, <uint64_t>node, -1 - g)
             else:
-                emit(self, <uint64_t>node, -1 - g)
+                _emit(self, <uint64_t>node, -1 - g)
     if self.ring_done < self.ring_n:
-        apply_ring(self, self.ring_n)
+        _apply(self, self.ring_n)
     return 0
 
 
-cdef inline int expand(Kernel self, int i, int32_t node) except -1 nogil:
+cdef inline int _expand(Kernel self, int i, int32_t node) except -1 nogil:
     """Queue the children of action i's success on node: successors (CSR
     order) x discoveries (in order; none = the node's own target) x
     param variants (or none), best first under a learned prior. They are
@@ -195,23 +195,23 @@ cdef inline int expand(Kernel self, int i, int32_t node) except -1 nogil:
             for j in range(d0, d1):
                 tt = disc[j]
                 if <uint32_t>tt + 1u > <uint32_t>(MAX_TARGET + 1):
-                    return bad_target(self, tt)
+                    return _bad_target(self, tt)
                 kids[m] = kb_key | ((<uint64_t>(<uint32_t>tt + 1u)) << ARG_BITS)
                 m += 1
         else:
-            m = expand_successor(self, i, b, m)
+            m = _expand_successor(self, i, b, m)
     if m > 1 and self.has_prior:
-        sort_children(self, m)
+        _sort_children(self, m)
     if self.merge_direct:
         for k in range(m):
-            apply_now(self, kids[k], node)
+            _apply_now(self, kids[k], node)
     else:
         for k in range(m):
-            emit(self, kids[k], node)
+            _emit(self, kids[k], node)
     return 0
 
 
-cdef int64_t expand_successor(Kernel self, int i, int32_t b, int64_t m) except -1 nogil:
+cdef int64_t _expand_successor(Kernel self, int i, int32_t b, int64_t m) except -1 nogil:
     """The children of action i's success for successor b in general: only
     discoveries of b's target kind, the node's own target when none, one
     child per param variant. Appends to sort_k from m; returns the new m."""
@@ -229,7 +229,7 @@ cdef int64_t expand_successor(Kernel self, int i, int32_t b, int64_t m) except -
         else:
             tt = self.as_tgt[i]
         if <uint32_t>tt + 1u > <uint32_t>(MAX_TARGET + 1):
-            return bad_target(self, tt)
+            return _bad_target(self, tt)
         kt = kb_key | ((<uint64_t>(<uint32_t>tt + 1u)) << ARG_BITS)
         if v0 == v1:                        # no variants: arg -1, packed as 0
             self.sort_k[m] = kt
@@ -241,12 +241,12 @@ cdef int64_t expand_successor(Kernel self, int i, int32_t b, int64_t m) except -
     return m
 
 
-cdef int bad_target(Kernel self, int32_t tt) except -1 nogil:
+cdef int _bad_target(Kernel self, int32_t tt) except -1 nogil:
     with gil:
         raise OverflowError(f"target {tt} outside the packed key range")
 
 
-cdef void sort_children(Kernel self, int64_t m) noexcept nogil:
+cdef void _sort_children(Kernel self, int64_t m) noexcept nogil:
     """Order the m children in sort_k best first under the learned prior
     (stable: equal scores keep discovery order)."""
     cdef int64_t i
@@ -262,7 +262,7 @@ cdef void sort_children(Kernel self, int64_t m) noexcept nogil:
             sk[i] = out[i]
 
 
-cdef inline int emit(Kernel self, uint64_t key, int32_t arg) except -1 nogil:
+cdef inline int _emit(Kernel self, uint64_t key, int32_t arg) except -1 nogil:
     """Queue one merge operation (arg >= 0: add child key under parent
     arg; arg < 0: reopen node key in group -1 - arg), prefetching a
     child's dedup slot. Queued operations are applied in order, in
@@ -278,20 +278,20 @@ cdef inline int emit(Kernel self, uint64_t key, int32_t arg) except -1 nogil:
     self.ring_arg[j] = arg
     self.ring_n += 1
     if self.ring_n - self.ring_done >= RING_SIZE - RING_AHEAD:
-        apply_ring(self, self.ring_n - RING_AHEAD)
+        _apply(self, self.ring_n - RING_AHEAD)
     return 0
 
 
-cdef int apply_now(Kernel self, uint64_t key, int32_t arg) except -1 nogil:
+cdef int _apply_now(Kernel self, uint64_t key, int32_t arg) except -1 nogil:
     """One merge operation (see _emit), applied at once."""
     if arg >= 0:
-        add_key(self, key, swarm_hash64(key), arg)
+        _add_key(self, key, swarm_hash64(key), arg)
     else:
-        push_open(self, -1 - arg, <int32_t>key)
+        _push_open(self, -1 - arg, <int32_t>key)
     return 0
 
 
-cdef int apply_ring(Kernel self, int64_t upto) except -1 nogil:
+cdef int _apply(Kernel self, int64_t upto) except -1 nogil:
     """Apply the queued operations ring_done .. upto - 1, oldest first."""
     cdef int64_t p
     cdef int j
@@ -300,8 +300,8 @@ cdef int apply_ring(Kernel self, int64_t upto) except -1 nogil:
         j = <int>(p & (RING_SIZE - 1))
         arg = self.ring_arg[j]
         if arg >= 0:
-            add_key(self, self.ring_key[j], self.ring_hash[j], arg)
+            _add_key(self, self.ring_key[j], self.ring_hash[j], arg)
         else:
-            push_open(self, -1 - arg, <int32_t>self.ring_key[j])
+            _push_open(self, -1 - arg, <int32_t>self.ring_key[j])
     self.ring_done = upto
     return 0

@@ -2,7 +2,7 @@
 # workers through the selector (_select.pxd) and the group heap (_heap.pxd).
 
 
-cdef inline double group_score(Kernel self, int32_t g, int mode, double log_total) noexcept nogil:
+cdef double _score(Kernel self, int32_t g, int mode, double log_total) noexcept nogil:
     """The selector's score of group g under mode (select_score): statistics
     of the group's (action, target) once visited (granular), else of its
     action, plus this tick's virtual visits."""
@@ -18,13 +18,22 @@ cdef inline double group_score(Kernel self, int32_t g, int mode, double log_tota
                         self.ucb1_c, self.learning_weight, self.greedy_weight, &self.rng)
 
 
-cdef int effective_mode(Kernel self) noexcept nogil:
+cdef int _effective_mode(Kernel self) noexcept nogil:
     """The selector in effect this tick (select_mode)."""
     return select_mode(self.selector, self.total_visits, self.total_fail, self.maturity_threshold,
                        self.error_rate_threshold)
 
 
-cdef inline void batch_add(Kernel self, int n, int32_t w, int32_t node) noexcept nogil:
+cdef void _sift_down(Kernel self, int32_t i) noexcept nogil:
+    heap_sift_down(&self.heap[0], self.n_heap, i, &self.g_score[0], &self.g_head[0])
+
+
+cdef void _heap_push(Kernel self, int32_t g) noexcept nogil:
+    heap_push(&self.heap[0], self.n_heap, g, &self.g_score[0], &self.g_head[0])
+    self.n_heap += 1
+
+
+cdef inline void _batch_add(Kernel self, int n, int32_t w, int32_t node) noexcept nogil:
     cdef uint64_t key = self.n_key[node]
     self.as_worker[n] = w
     self.as_act[n] = key_action(key)
@@ -32,7 +41,7 @@ cdef inline void batch_add(Kernel self, int n, int32_t w, int32_t node) noexcept
     self.as_arg[n] = key_arg(key)
 
 
-cdef int plan(Kernel self) except -1 nogil:
+cdef int _plan(Kernel self) except -1 nogil:
     """Manage phase: give open nodes to idle workers. Returns the number of
     assignments written to as_*."""
     cdef int32_t w, g, node, i, fresh_action, fresh_next, W = self.n_workers, A = self.n_actions
@@ -59,7 +68,7 @@ cdef int plan(Kernel self) except -1 nogil:
         for w in range(W):
             if w_flags[w] & FLAG_PENDING:
                 w_flags[w] &= ~FLAG_PENDING
-                batch_add(self, n, w, w_node[w])
+                _batch_add(self, n, w, w_node[w])
                 n += 1
         self.n_pending = 0
     n_python = n
@@ -71,7 +80,7 @@ cdef int plan(Kernel self) except -1 nogil:
         self.n_assigned = n
         return n
     self.last_manage_tick = self.tick
-    mode = effective_mode(self)
+    mode = _effective_mode(self)
     if self.bonus3.shape[0]:
         row = ((self.prev_prev_action + 1) * (A + 1) + (self.prev_action + 1)) * A
         for i in range(A):
@@ -86,16 +95,19 @@ cdef int plan(Kernel self) except -1 nogil:
     for i in range(self.n_active):
         g = self.active[i]
         g_vv[g] = 0
-        self.g_score[g] = group_score(self, g, mode, log_total)
+        self.g_score[g] = _score(self, g, mode, log_total)
         heap[i] = g
     if self.n_fresh:
         for i in range(A):
             g = self.fresh_head[i]
             if g >= 0:
-                self.g_score[g] = group_score(self, g, mode, log_total)
+                self.g_score[g] = _score(self, g, mode, log_total)
                 heap[self.n_heap] = g
                 self.n_heap += 1
-    heap_heapify(heap, self.n_heap, &self.g_score[0], &self.g_head[0])
+    i = self.n_heap // 2 - 1
+    while i >= 0:
+        _sift_down(self, i)
+        i -= 1
     # A group alone in the heap needs no new score after a pick unless the
     # sampled selector must draw for it (the stream) or a fresh group will
     # be compared with it: nothing else reads the score before the next
@@ -115,28 +127,27 @@ cdef int plan(Kernel self) except -1 nogil:
         fresh_action = -1
         if self.g_active_pos[g] == -2:
             fresh_action = key_action(self.g_key[g])
-        node = take_head(self, g)
+        node = _take(self, g)
         w_node[w] = node
         w_group[w] = g
         w_flags[w] = f | FLAG_BUSY
-        batch_add(self, n, w, node)
+        _batch_add(self, n, w, node)
         n += 1
         g_vv[g] += 1
         if g_count[g] == 0:
             self.n_heap -= 1
             heap[0] = heap[self.n_heap]
             if self.n_heap > 1:
-                heap_sift_down(heap, self.n_heap, 0, &self.g_score[0], &self.g_head[0])
+                _sift_down(self, 0)
         elif self.n_heap > 1 or rescore_alone or fresh_action >= 0:
-            self.g_score[g] = group_score(self, g, mode, log_total)
+            self.g_score[g] = _score(self, g, mode, log_total)
             if self.n_heap > 1:
-                heap_sift_down(heap, self.n_heap, 0, &self.g_score[0], &self.g_head[0])
+                _sift_down(self, 0)
         if fresh_action >= 0 and self.fresh_head[fresh_action] >= 0:
             # the next fresh group of that action takes the front's place
             fresh_next = self.fresh_head[fresh_action]
-            self.g_score[fresh_next] = group_score(self, fresh_next, mode, log_total)
-            heap_push(heap, self.n_heap, fresh_next, &self.g_score[0], &self.g_head[0])
-            self.n_heap += 1
+            self.g_score[fresh_next] = _score(self, fresh_next, mode, log_total)
+            _heap_push(self, fresh_next)
         w += 1
     self.n_busy += n - n_python
     # nothing left to give: every other idle worker needs guidance (a

@@ -8,7 +8,7 @@ cdef inline double now_seconds() noexcept nogil:
     return ts.tv_sec + ts.tv_nsec * 1e-9
 
 
-cdef int reset_run(Kernel self, uint64_t seed) except -1 nogil:
+cdef int _reset(Kernel self, uint64_t seed) except -1 nogil:
     """Start a new run from its seed: environment state, empty graph map and
     frontier, zeroed statistics and workers, then the start nodes."""
     cdef int32_t i, g
@@ -23,7 +23,7 @@ cdef int reset_run(Kernel self, uint64_t seed) except -1 nogil:
     else:
         self.n_groups = self.n_actions
         for g in range(self.n_actions):
-            init_group(self, g, pack_key(g, -1, -1))
+            _init_group(self, g, pack_key(g, -1, -1))
     self.n_active = 0
     self.n_fresh = 0
     for i in range(self.n_actions):
@@ -58,11 +58,11 @@ cdef int reset_run(Kernel self, uint64_t seed) except -1 nogil:
     self.n_busy = 0
     self.n_pending = 0
     for i in range(self.start_act.shape[0]):
-        add_node(self, self.start_act[i], self.start_tgt[i], self.start_arg[i], -1)  # duplicates: skipped
+        _add_node(self, self.start_act[i], self.start_tgt[i], self.start_arg[i], -1)  # duplicates: skipped
     return 0
 
 
-cdef int step_env(Kernel self, int n) except -1 nogil:
+cdef int _env_step(Kernel self, int n) except -1 nogil:
     """The native environment's step over the tick's n assignments; returns
     whether it reports the task done."""
     cdef StepOut out
@@ -82,7 +82,7 @@ cdef int step_env(Kernel self, int n) except -1 nogil:
     return done
 
 
-cdef int native_tick(Kernel self) except -1 nogil:
+cdef int _native_tick(Kernel self) except -1 nogil:
     """One tick: plan, environment step, merge."""
-    cdef int n = plan(self)
-    return commit(self, n, step_env(self, n))
+    cdef int n = _plan(self)
+    return _commit(self, n, _env_step(self, n))
