@@ -264,8 +264,8 @@ cdef int32_t _new_node(Kernel self, uint64_t key, int32_t parent) except -2 nogi
 # _kernel_plan.pxi
 cdef int _effective_mode(Kernel self) noexcept nogil          # a SelectorKind, never SEL_ADAPTIVE
 cdef double _score(Kernel self, int32_t g, int mode, double log_total) noexcept nogil   # of group g
-cdef void _sift_down(Kernel self, int32_t i) noexcept nogil   # heap_sift_down on heap[:n_heap]
-cdef void _heap_push(Kernel self, int32_t g) noexcept nogil   # heap_push; n_heap += 1
+cdef void _after_take(Kernel self, int32_t g, int32_t fresh_action, int mode, double log_total,
+                      bint rescore_alone) noexcept nogil   # the heap after a pick from group g
 cdef int _plan(Kernel self) except -1 nogil                   # assignments written to as_*
 # _kernel_merge.pxi
 cdef int _commit(Kernel self, int n, int env_done) except -1 nogil
@@ -274,5 +274,4 @@ cdef int _merge_nodes(Kernel self, int n) except -1 nogil     # pass 2: reopenin
 cdef int64_t _expand_successor(Kernel self, int i, int32_t b, int64_t m) except -1 nogil   # new child count
 cdef int _bad_target(Kernel self, int32_t tt) except -1 nogil # raises OverflowError
 cdef void _sort_children(Kernel self, int64_t m) noexcept nogil
-cdef int _apply_now(Kernel self, uint64_t key, int32_t arg) except -1 nogil
 cdef int _apply(Kernel self, int64_t upto) except -1 nogil

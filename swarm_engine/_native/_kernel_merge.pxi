@@ -282,7 +282,7 @@ cdef inline int _emit(Kernel self, uint64_t key, int32_t arg) except -1 nogil:
     return 0
 
 
-cdef int _apply_now(Kernel self, uint64_t key, int32_t arg) except -1 nogil:
+cdef inline int _apply_now(Kernel self, uint64_t key, int32_t arg) except -1 nogil:
     """One merge operation (see _emit), applied at once."""
     if arg >= 0:
         _add_key(self, key, swarm_hash64(key), arg)

@@ -24,13 +24,30 @@ cdef int _effective_mode(Kernel self) noexcept nogil:
                        self.error_rate_threshold)
 
 
-cdef void _sift_down(Kernel self, int32_t i) noexcept nogil:
-    heap_sift_down(&self.heap[0], self.n_heap, i, &self.g_score[0], &self.g_head[0])
-
-
-cdef void _heap_push(Kernel self, int32_t g) noexcept nogil:
-    heap_push(&self.heap[0], self.n_heap, g, &self.g_score[0], &self.g_head[0])
-    self.n_heap += 1
+cdef void _after_take(Kernel self, int32_t g, int32_t fresh_action, int mode, double log_total,
+                      bint rescore_alone) noexcept nogil:
+    """Keep the heap right after a worker took a node of the top group g: an
+    emptied group leaves; else g, with one more virtual visit, is re-scored
+    (not when it is alone in the heap and its score is deterministic); and
+    when g was the front of fresh_action's fresh list (-1: it was not), that
+    list's next group takes its place. Out of line: the pick loop rarely needs
+    it (never with one group and FIFO), and inlined it cost the loop spills."""
+    cdef int32_t *heap = &self.heap[0]
+    cdef int32_t fresh_next
+    if self.g_count[g] == 0:
+        self.n_heap -= 1
+        heap[0] = heap[self.n_heap]
+        if self.n_heap > 1:
+            heap_sift_down(heap, self.n_heap, 0, &self.g_score[0], &self.g_head[0])
+    elif self.n_heap > 1 or rescore_alone or fresh_action >= 0:
+        self.g_score[g] = _score(self, g, mode, log_total)
+        if self.n_heap > 1:
+            heap_sift_down(heap, self.n_heap, 0, &self.g_score[0], &self.g_head[0])
+    if fresh_action >= 0 and self.fresh_head[fresh_action] >= 0:
+        fresh_next = self.fresh_head[fresh_action]
+        self.g_score[fresh_next] = _score(self, fresh_next, mode, log_total)
+        heap_push(heap, self.n_heap, fresh_next, &self.g_score[0], &self.g_head[0])
+        self.n_heap += 1
 
 
 cdef inline void _batch_add(Kernel self, int n, int32_t w, int32_t node) noexcept nogil:
@@ -44,7 +61,7 @@ cdef inline void _batch_add(Kernel self, int n, int32_t w, int32_t node) noexcep
 cdef int _plan(Kernel self) except -1 nogil:
     """Manage phase: give open nodes to idle workers. Returns the number of
     assignments written to as_*."""
-    cdef int32_t w, g, node, i, fresh_action, fresh_next, W = self.n_workers, A = self.n_actions
+    cdef int32_t w, g, node, i, fresh_action, W = self.n_workers, A = self.n_actions
     cdef int mode = self.selector
     cdef bint due, rescore_alone
     cdef double log_total
@@ -106,7 +123,7 @@ cdef int _plan(Kernel self) except -1 nogil:
                 self.n_heap += 1
     i = self.n_heap // 2 - 1
     while i >= 0:
-        _sift_down(self, i)
+        heap_sift_down(heap, self.n_heap, i, &self.g_score[0], &self.g_head[0])
         i -= 1
     # A group alone in the heap needs no new score after a pick unless the
     # sampled selector must draw for it (the stream) or a fresh group will
@@ -134,20 +151,11 @@ cdef int _plan(Kernel self) except -1 nogil:
         _batch_add(self, n, w, node)
         n += 1
         g_vv[g] += 1
-        if g_count[g] == 0:
-            self.n_heap -= 1
-            heap[0] = heap[self.n_heap]
-            if self.n_heap > 1:
-                _sift_down(self, 0)
-        elif self.n_heap > 1 or rescore_alone or fresh_action >= 0:
-            self.g_score[g] = _score(self, g, mode, log_total)
-            if self.n_heap > 1:
-                _sift_down(self, 0)
-        if fresh_action >= 0 and self.fresh_head[fresh_action] >= 0:
-            # the next fresh group of that action takes the front's place
-            fresh_next = self.fresh_head[fresh_action]
-            self.g_score[fresh_next] = _score(self, fresh_next, mode, log_total)
-            _heap_push(self, fresh_next)
+        # the last worker's pick needs no heap upkeep: nothing reads the heap
+        # or the scores after it (the sampled selector still draws, for the stream)
+        if (g_count[g] == 0 or self.n_heap > 1 or rescore_alone or fresh_action >= 0) \
+                and (w + 1 < W or rescore_alone):
+            _after_take(self, g, fresh_action, mode, log_total, rescore_alone)
         w += 1
     self.n_busy += n - n_python
     # nothing left to give: every other idle worker needs guidance (a
