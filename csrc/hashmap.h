@@ -1,7 +1,6 @@
 /* Dedup indexes for the kernel: open addressing on 64-bit keys.
  *
- * Declared to Cython in swarm_engine/_native/_hashmap.pxd (swarm_index_t) and
- * swarm_engine/_native/_kernel.pxd (swarm_keyset_t and the *_h helpers).
+ * Declared to Cython in swarm_engine/_native/_hashmap.pxd (both tables).
  *
  * swarm_index_t maps keys to dense int32 ids (the frontier groups). The keys
  * themselves live in the caller's array (keys[id]); a slot holds only

@@ -7,7 +7,7 @@ register spills, hoisted loads and per-call prologues show up as what they
 are. Self cost only (the cost of calls is left out).
 
     python benchmarks/profile/asm_counts.py OUT.callgrind \\
-        swarm_engine/_native/_kernel.cpython-311-x86_64-linux-gnu.so Kernel__plan --min 100000
+        swarm_engine/_native/_kernel.cpython-311-x86_64-linux-gnu.so _kernel__plan --min 100000
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("callgrind")
     p.add_argument("shared_object")
-    p.add_argument("function", help="the end of the symbol, e.g. Kernel__plan")
+    p.add_argument("function", help="the end of the symbol, e.g. _kernel__plan")
     p.add_argument("--min", type=int, default=1, help="hide instructions executed fewer times")
     args = p.parse_args()
     counts = self_counts(args.callgrind, args.function)
