@@ -262,7 +262,8 @@ def test_real_llama_server_obeys_the_grammar(tmp_path):
     proc = subprocess.Popen([str(server), "-m", str(model), "--host", "127.0.0.1", "--port", str(port),
                              "-c", "2048", "-np", "1", "-t", "2"], stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
-        with httpx.Client(trust_env=False, timeout=60) as client:
+        # a deadline against hangs, not a speed check: a loaded 2-core machine took > 60 s
+        with httpx.Client(trust_env=False, timeout=300) as client:
             def healthy() -> bool:
                 try:
                     return client.get(f"http://127.0.0.1:{port}/health").status_code == 200
