@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import httpx
 
 from swarm_engine.errors import ConfigError, LlmError, LlmPermanentError, LlmTransientError
-from swarm_engine.llm.health import Breaker, probe
+from swarm_engine.llm.health import Breaker, describe_failure, probe
 from swarm_engine.llm.protocol import ERROR_PARSE, ERROR_PERMANENT, ERROR_TRANSIENT, Decision, DecisionRequest
 from swarm_engine.llm.repair import parse_decision
 
@@ -105,6 +105,8 @@ def _describe(exc: httpx.HTTPError, timeout: Any) -> str:
         secs = getattr(timeout, phase, None) if isinstance(timeout, httpx.Timeout) else timeout
         kind = f"{phase} timeout" if phase else "timeout"
         return f"{kind} after {secs} s" if secs is not None else kind
+    if isinstance(exc, (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
+        return f"{type(exc).__name__}: {describe_failure(exc)}"       # "connection refused", not "All ... failed"
     text = " ".join(str(exc).split()) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"
 
