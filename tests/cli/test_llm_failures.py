@@ -120,3 +120,24 @@ def test_server_dies_mid_eval(swarm, tmp_path):
     assert 0 <= first["run"] < 8 and first["seed"] == 42 + first["run"] and first["tick"] >= 0
     assert sum(llm["failed_by_cause"].values()) == llm["failed"]
     assert json.loads((tmp_path / "r.json").read_text())["summary"]["runs"] == 8
+
+
+def test_progress_column_and_lines_show_the_models_work():
+    from swarm_engine.cli.eval_cmd import LlmColumn, llm_lines
+    from swarm_engine.eval.runner import unavailable_summary
+    from swarm_engine.llm.protocol import ERROR_TRANSIENT, Decision
+    from swarm_engine.llm.stats import LlmStats
+
+    st = LlmStats()
+    st.start_clock()
+    st.in_flight, st.applied = 3, 5
+    assert str(LlmColumn(st).render(None)).startswith("llm 3 in flight, 5 applied (")
+    st.count_failed(Decision(0, None, error=ERROR_TRANSIENT, message="POST u: ConnectError: connection refused"),
+                    seed=42, tick=7)
+    assert "1 failed" in str(LlmColumn(st).render(None))
+    line, warning = llm_lines(st.summary())
+    assert "5 applied" in line and "1 failed" in line and "applied decisions/s" in line
+    assert warning is not None and warning.startswith("1 LLM decisions failed (refused 1)")
+    assert "run 0 (seed 42) at tick 7" in warning
+    line, warning = llm_lines(unavailable_summary("x: connection refused"))
+    assert "unavailable" in line and warning and "connection refused" in warning
