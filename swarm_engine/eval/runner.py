@@ -272,7 +272,7 @@ def llm_runner(scenario: Scenario, stats=None):
         raise LlmUnavailableError(f"{llm.provider}: {exc}") from None
     runner = InvokerRunner(invoker, stats)
     try:
-        preflight(runner, llm.provider, timeout=max(60.0, llm.timeout))
+        preflight(runner, llm.provider, timeout=max(60.0, llm.timeout) + 15.0)   # > the 60 s a loading server is given
     except BaseException:
         runner.close()
         raise
