@@ -21,7 +21,7 @@ __all__ = ["DEFAULTS", "Settings", "load_settings", "engine_dir", "user_dir", "c
            "DEFAULT_CONFIG_TOML"]
 
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "eval": {"runs": 1, "seed": 42, "reports_dir": ""},
+    "eval": {"runs": 1, "seed": 42, "reports_dir": "", "llm_fallback": False},
     "llm": {"provider": "none", "endpoint": "http://127.0.0.1:8080", "model": ""},
     "learning": {"enabled": False, "daemon_episodes": 100, "daemon_minutes": 60, "daemon_trigger": "",
                  "daemon_check_seconds": 5, "daemon_serve_port": 8080},
@@ -36,6 +36,7 @@ DEFAULT_CONFIG_TOML = """\
 runs = 1                 # swarm eval -n default
 seed = 42                # swarm eval -s default
 reports_dir = ""         # "" = ~/swarm-engine/reports
+llm_fallback = false     # --llm-fallback: an LLM that does not answer -> warn, run on the bandit alone
 
 [llm]
 provider = "none"        # llama-server | llama-cpp | ollama | openai | none

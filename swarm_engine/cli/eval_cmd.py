@@ -8,8 +8,9 @@ from pathlib import Path
 import typer
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from swarm_engine.cli import options
 from swarm_engine.core.hooks import Hook
@@ -21,9 +22,58 @@ from swarm_engine.fsio import write_json
 from swarm_engine.learn.eval_session import LearningSession
 from swarm_engine.settings import load_settings
 
-__all__ = ["register", "SnapshotHook"]
+__all__ = ["register", "SnapshotHook", "llm_lines", "LlmColumn"]
 
 console = Console()
+err_console = Console(stderr=True)
+
+
+def warn(line: str) -> None:
+    """One warning line on stderr."""
+    err_console.print(f"warning: {line}", style="yellow", highlight=False, markup=False, soft_wrap=True)
+
+
+class LlmColumn(ProgressColumn):
+    """The model's work while an LLM eval runs: calls in flight, applied
+    decisions/s, failed decisions (read live from the runner's LlmStats)."""
+
+    def __init__(self, stats) -> None:
+        super().__init__()
+        self.stats = stats
+
+    def render(self, task) -> Text:
+        st = self.stats
+        rate = st.rate()
+        text = f"llm {st.in_flight} in flight, {st.applied} applied ({rate or 0:.1f}/s)"
+        if st.failed:
+            text += f", {st.failed} failed"
+        return Text(text, style="red" if st.failed else "cyan")
+
+
+def _counts(by: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(by.items(), key=lambda kv: -kv[1]))
+
+
+def llm_lines(llm: dict) -> tuple[str, str | None]:
+    """The printed ``llm:`` line of an eval and its warning line (None: nothing to warn about)."""
+    if llm.get("available") is False:
+        return ("llm: unavailable, ran on the bandit alone: 0 calls, 0 decisions applied",
+                f"the LLM was unavailable: {llm.get('unavailable_reason', '')}")
+    line = (f"llm: {llm['invocations']} calls, {llm['errors']} errors, {llm['retries']} retries; decisions "
+            f"{llm.get('applied', llm.get('llm_decisions', 0))} applied, {llm.get('unsure', 0)} unsure, "
+            f"{llm.get('taken', 0)} taken, {llm.get('failed', 0)} failed, {llm.get('single', 0)} single "
+            f"({llm['fallbacks']} fallbacks); {llm['decisions_per_sec'] or 0:.2f} applied decisions/s; "
+            f"latency p50 {llm['latency_ms_p50'] or 0:.0f} ms p95 {llm['latency_ms_p95'] or 0:.0f} ms; "
+            f"waited on the model {llm.get('wait_seconds', 0):.1f} s; prompt tokens {llm['prompt_tokens']} "
+            f"(cached {llm['cached_prompt_tokens']})")
+    failed = llm.get("failed", 0)
+    if not failed:
+        return line, None
+    first = llm.get("first_failure") or {}
+    where = (f"; first in run {first.get('run')} (seed {first.get('seed')}) at tick {first.get('tick')}: "
+             f"{first.get('message', '')}") if first else ""
+    return line, (f"{failed} LLM decisions failed ({_counts(llm.get('failed_by_cause', {}))}); those workers "
+                  f"fell back to the bandit{where}")
 
 
 class SnapshotHook(Hook):
@@ -110,14 +160,21 @@ def _table(rows: list[list[str]], title: str) -> Table:
 
 
 def _run_one(scenario: Scenario, runs: int, seed: int, quiet: bool, trace: Path | None,
-             recorder=None) -> EvalResult:
+             recorder=None, llm_fallback: bool = False) -> EvalResult:
+    from swarm_engine.llm.stats import LlmStats
+
+    stats = LlmStats() if scenario.llm_managed else None
     if quiet:
-        return run_eval(scenario, runs, seed, trace=trace, recorder=recorder)
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("ok {task.fields[ok]}"), TimeElapsedColumn(), console=console,
-                  transient=True) as bar:
+        return run_eval(scenario, runs, seed, trace=trace, recorder=recorder, llm_fallback=llm_fallback,
+                        warn=warn)
+    columns: list[ProgressColumn] = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("ok {task.fields[ok]}")]
+    if stats is not None:
+        columns.append(LlmColumn(stats))
+    with Progress(*columns, TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task(scenario.name, total=runs, ok=0)
-        return run_eval(scenario, runs, seed, trace=trace, recorder=recorder,
+        return run_eval(scenario, runs, seed, trace=trace, recorder=recorder, llm_fallback=llm_fallback,
+                        llm_stats=stats, warn=warn,
                         progress=lambda done, ok: bar.update(task, completed=done, ok=ok))
 
 
@@ -139,9 +196,14 @@ def eval_command(
     learning: bool | None = options.LEARNING,
     learning_key_: str | None = options.LEARNING_KEY,
     no_learned_model: bool = options.NO_LEARNED_MODEL,
+    llm_fallback: bool | None = options.LLM_FALLBACK,
 ) -> None:
-    """Run each scenario RUNS times with seeds SEED, SEED+1, ... and report."""
+    """Run each scenario RUNS times with seeds SEED, SEED+1, ... and report.
+
+    An LLM-managed scenario checks its backend before the first run; one that
+    does not answer is an error (exit 1) unless --llm-fallback is given."""
     settings = load_settings()
+    fallback = options.resolve_llm_fallback(llm_fallback, settings)
     runs = options.resolve_runs(runs, settings)
     seed = options.resolve_seed(seed, settings)
     learning = options.resolve_learning(learning, settings)
@@ -170,7 +232,7 @@ def eval_command(
         t = trace if len(loaded) == 1 or trace is None else trace.with_name(f"{trace.stem}.{i}{trace.suffix}")
         session = LearningSession.open(sc, learning=learning, key=learning_key_, use_model=not no_learned_model,
                                        say=None if quiet else _say)
-        result = _run_one(session.scenario, runs, seed, quiet, t, session.recorder)
+        result = _run_one(session.scenario, runs, seed, quiet, t, session.recorder, fallback)
         report = build_report(result)
         report["learning"] = session.close(result, seed, say=None if quiet else _say)
         reports.append(report)
@@ -186,12 +248,11 @@ def eval_command(
         for r in reports:
             llm = r["summary"].get("llm")
             if llm:
-                console.print(
-                    f"llm: {llm['invocations']} calls, {llm['errors']} errors, {llm['retries']} retries, "
-                    f"{llm.get('llm_decisions', 0)} decisions applied, {llm['fallbacks']} fallbacks; latency p50 "
-                    f"{llm['latency_ms_p50'] or 0:.0f} ms p95 {llm['latency_ms_p95'] or 0:.0f} ms; "
-                    f"{llm['decisions_per_sec'] or 0:.1f} decisions/s; prompt tokens {llm['prompt_tokens']} "
-                    f"(cached {llm['cached_prompt_tokens']})", highlight=False, markup=False)
+                line, warning = llm_lines(llm)
+                console.print(line, highlight=False, markup=False, soft_wrap=True)
+                if warning:
+                    console.print(f"warning: {warning}", style="yellow", highlight=False, markup=False,
+                                  soft_wrap=True)
         if output:
             console.print(f"report: {output}", highlight=False)
     if fail_under is not None and any(r["summary"]["success_rate"] < fail_under for r in reports):

@@ -11,8 +11,9 @@ import typer
 from swarm_engine.settings import Settings
 
 __all__ = ["RUNS", "SEED", "VERBOSE", "QUIET", "VARIANT", "PROVIDER", "MODEL", "ENDPOINT",
-           "LEARNING", "LEARNING_KEY", "NO_LEARNED_MODEL",
-           "resolve_runs", "resolve_seed", "resolve_learning", "llm_overrides", "scenario_overrides"]
+           "LEARNING", "LEARNING_KEY", "NO_LEARNED_MODEL", "LLM_FALLBACK",
+           "resolve_runs", "resolve_seed", "resolve_learning", "resolve_llm_fallback", "llm_overrides",
+           "scenario_overrides"]
 
 RUNS = typer.Option(None, "-n", "--runs", min=1, help="Number of seeded runs \\[config eval.runs, 1].")
 SEED = typer.Option(None, "-s", "--seed", min=0,
@@ -24,6 +25,10 @@ PROVIDER = typer.Option(None, "--provider",
                         help="LLM provider: llama-server, llama-cpp, ollama, openai or none (overrides [llm]).")
 MODEL = typer.Option(None, "--model", help="Model name or GGUF path (overrides [llm] model).")
 ENDPOINT = typer.Option(None, "--endpoint", help="Server base URL (overrides [llm] endpoint).")
+LLM_FALLBACK = typer.Option(None, "--llm-fallback/--no-llm-fallback",
+                            help="When the LLM backend does not answer before the first run: warn and run on "
+                                 "the bandit alone (the report says the LLM was unavailable) instead of "
+                                 "exiting 1 \\[config eval.llm_fallback, off].")
 
 
 LEARNING = typer.Option(None, "--learning/--no-learning",
@@ -45,6 +50,11 @@ def resolve_seed(seed: int | None, settings: Settings) -> int:
 def resolve_learning(learning: bool | None, settings: Settings) -> bool:
     """``--learning/--no-learning``, else config ``learning.enabled``."""
     return bool(settings.get("learning", "enabled")) if learning is None else learning
+
+
+def resolve_llm_fallback(fallback: bool | None, settings: Settings) -> bool:
+    """``--llm-fallback/--no-llm-fallback``, else config ``eval.llm_fallback``."""
+    return bool(settings.get("eval", "llm_fallback")) if fallback is None else fallback
 
 
 def llm_overrides(provider: str | None, model: str | None, endpoint: str | None) -> dict[str, Any] | None:

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from swarm_engine.cli import options
-from swarm_engine.cli.eval_cmd import SnapshotHook
+from swarm_engine.cli.eval_cmd import SnapshotHook, llm_lines, warn
 from swarm_engine.eval.loader import load_scenario
 from swarm_engine.learn.eval_session import LearningSession
 from swarm_engine.settings import load_settings
@@ -36,9 +36,14 @@ def run_command(
     learning: bool | None = options.LEARNING,
     learning_key_: str | None = options.LEARNING_KEY,
     no_learned_model: bool = options.NO_LEARNED_MODEL,
+    llm_fallback: bool | None = options.LLM_FALLBACK,
 ) -> None:
-    """Run the scenario once and show every tick as it happens."""
+    """Run the scenario once and show every tick as it happens.
+
+    An LLM-managed scenario checks its backend first; one that does not answer
+    is an error (exit 1) unless --llm-fallback is given."""
     settings = load_settings()
+    fallback = options.resolve_llm_fallback(llm_fallback, settings)
     seed = options.resolve_seed(seed, settings)
     sc = load_scenario(scenario, variant, options.scenario_overrides(provider, model, endpoint, task=task))
     session = LearningSession.open(sc, learning=options.resolve_learning(learning, settings), key=learning_key_,
@@ -49,11 +54,15 @@ def run_command(
     console.print(f"task: {sc.spec.task.goal}", highlight=False, markup=False)
     runner = None
     if sc.llm_managed:
-        from swarm_engine.eval.runner import LlmRunHooks
-        from swarm_engine.llm.factory import make_invoker
-        from swarm_engine.llm.runner import InvokerRunner
+        from swarm_engine.eval.runner import LlmRunHooks, llm_runner
+        from swarm_engine.llm.health import LlmUnavailableError
 
-        runner = InvokerRunner(make_invoker(sc.spec.llm))
+        try:
+            runner = llm_runner(sc)
+        except LlmUnavailableError as exc:
+            if not fallback or sc.rules is None:
+                raise
+            warn(f"{exc}; falling back to the bandit alone (--llm-fallback)")
     try:
         if runner is not None:
             sc.plan(runner)
@@ -64,6 +73,7 @@ def run_command(
         if runner is not None:
             hooks = LlmRunHooks(sc, runner, record=recorder is not None)
             hooks.attach(swarm)
+            runner.stats.start_clock()
         if not quiet:
             swarm.add_hook(SnapshotHook(sc, console))
         res = swarm.run()
@@ -75,7 +85,12 @@ def run_command(
             session.close(SimpleNamespace(success=np.array([res.success]), runs=1, requested=1), seed, say=_say)
     finally:
         if runner is not None:
-            console.print(f"llm: {runner.stats.summary()}", highlight=False, markup=False)
+            runner.stats.stop_clock()
+            line, warning = llm_lines(runner.stats.summary())
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
+            if warning:
+                console.print(f"warning: {warning}", style="yellow", highlight=False, markup=False,
+                              soft_wrap=True)
             runner.close()
     style = "green" if res.success else "red"
     console.print(f"[{style}]{res.verdict.reason}[/] after {res.ticks} ticks, {res.actions} actions "

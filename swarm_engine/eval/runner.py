@@ -21,13 +21,18 @@ from swarm_engine._native import _kernel
 from swarm_engine.core.config import make_kernel
 from swarm_engine.core.events import EventBatch
 from swarm_engine.core.state import VERDICT_REASONS, Verdict
-from swarm_engine.errors import ConfigError
+from swarm_engine.errors import ConfigError, LlmError
 from swarm_engine.eval.conditions import evaluate, run_metrics
 from swarm_engine.eval.loader import Scenario
 
-__all__ = ["EvalResult", "run_eval", "TraceWriter", "RunHooks", "LlmRunHooks"]
+__all__ = ["EvalResult", "run_eval", "TraceWriter", "RunHooks", "LlmRunHooks", "PER_RUN_LLM", "unavailable_summary",
+           "llm_runner"]
 
 ProgressFn = Callable[[int, int], None]
+# per-run LLM columns (EvalResult.per_run_llm, the report's runs[]): calls, errored calls,
+# applied decisions, fallbacks and their causes, one-candidate skips
+PER_RUN_LLM = ("llm_calls", "llm_errors", "llm_decisions", "llm_fallbacks", "llm_unsure", "llm_taken",
+               "llm_failed", "llm_single")
 
 
 @dataclass
@@ -198,7 +203,7 @@ def _python_runs(scenario: Scenario, seeds: np.ndarray, progress: ProgressFn | N
                failed=np.array([r[4] for r in rows], np.int64), wall=np.array([r[5] for r in rows]),
                by_action=np.array([r[6] for r in rows], np.int64).reshape(n, A),
                done=np.array([r[7] for r in rows], np.uint8))
-    for key in ("llm_calls", "llm_errors", "llm_decisions", "llm_fallbacks"):
+    for key in PER_RUN_LLM:
         if extras and key in extras[0]:
             out[key] = np.array([e[key] for e in extras[:n]], np.int64)
     return out, elapsed, stopped
@@ -226,10 +231,13 @@ class LlmRunHooks(RunHooks):
         self.context = " ".join(x for x in (spec.task.expected and f"Expected: {spec.task.expected}.",
                                             ctx.notes, ctx.target_path and f"Path: {ctx.target_path}.") if x)
         self.actions = [(a.name, a.description) for a in spec.actions.actions]
+        self.runs = 0                  # runs attached so far (the index of the next one)
 
     def attach(self, swarm) -> None:
         from swarm_engine.llm.manager import LlmManager, attach
 
+        self.runner.stats.run = self.runs
+        self.runs += 1
         self.before = self.runner.stats.summary()
         self.manager = LlmManager(self.runner, goal=self.scenario.spec.task.goal, context=self.context,
                                   actions=self.actions, policy=self.policy, sampling=self.sampling,
@@ -243,23 +251,51 @@ class LlmRunHooks(RunHooks):
         out = {"llm_calls": after["invocations"] - self.before["invocations"],
                "llm_errors": after["errors"] - self.before["errors"],
                "llm_decisions": self.manager.applied,
-               "llm_fallbacks": after["fallbacks"] - self.before["fallbacks"]}
+               "llm_fallbacks": after["fallbacks"] - self.before["fallbacks"],
+               **{f"llm_{k}": after[k] - self.before[k] for k in ("unsure", "taken", "failed", "single")}}
         if self.record:
             out["decisions"] = list(getattr(self.manager, "records", ()))
         return out
 
 
-def _llm_runs(scenario: Scenario, seeds: np.ndarray, progress: ProgressFn | None,
-              trace: TraceWriter | None, recorder=None):
+def llm_runner(scenario: Scenario, stats=None):
+    """The invoker runner of an LLM-managed scenario, its backend checked
+    (preflight); LlmUnavailableError (one line) when it does not answer."""
     from swarm_engine.llm.factory import make_invoker
+    from swarm_engine.llm.health import LlmUnavailableError, preflight
     from swarm_engine.llm.runner import InvokerRunner
 
-    runner = InvokerRunner(make_invoker(scenario.spec.llm))
+    llm = scenario.spec.llm
+    try:
+        invoker = make_invoker(llm)
+    except LlmError as exc:           # llama-cpp: the model did not load
+        raise LlmUnavailableError(f"{llm.provider}: {exc}") from None
+    runner = InvokerRunner(invoker, stats)
+    try:
+        preflight(runner, llm.provider, timeout=max(60.0, llm.timeout) + 15.0)   # > the 60 s a loading server is given
+    except BaseException:
+        runner.close()
+        raise
+    return runner
+
+
+def unavailable_summary(reason: str) -> dict:
+    """``EvalResult.llm`` of an eval that fell back to the bandit because the
+    LLM did not answer: every counter 0, ``available`` false and why."""
+    from swarm_engine.llm.stats import LlmStats
+
+    return {"available": False, "unavailable_reason": reason, **LlmStats().summary()}
+
+
+def _llm_runs(scenario: Scenario, seeds: np.ndarray, progress: ProgressFn | None,
+              trace: TraceWriter | None, recorder=None, runner=None):
     try:
         scenario.plan(runner)
         hooks = LlmRunHooks(scenario, runner, record=recorder is not None)
+        runner.stats.start_clock()
         out, elapsed, stopped = _python_runs(scenario, seeds, progress, trace, hooks, recorder)
-        return out, elapsed, stopped, runner.stats.summary()
+        runner.stats.stop_clock()
+        return out, elapsed, stopped, {"available": True, **runner.stats.summary()}
     finally:
         runner.close()
 
@@ -307,10 +343,19 @@ def _judge(scenario: Scenario, out: dict) -> tuple[np.ndarray, list[str], dict, 
 
 def run_eval(scenario: Scenario, runs: int, seed: int = 42, *, progress: ProgressFn | None = None,
              trace: str | Path | None = None, chunk_seconds: float = 0.2, llm: bool = True,
-             recorder=None) -> EvalResult:
+             recorder=None, llm_fallback: bool = False, llm_stats=None,
+             warn: Callable[[str], None] | None = None) -> EvalResult:
     """Run ``runs`` seeded runs of ``scenario``; Ctrl-C keeps the finished runs.
 
-    ``llm=False`` runs an LLM-managed scenario with its bandit alone. A
+    ``llm=False`` runs an LLM-managed scenario with its bandit alone. Before
+    the first run of an LLM-managed scenario its backend is checked
+    (:func:`swarm_engine.llm.health.preflight`): when it does not answer,
+    :class:`~swarm_engine.llm.health.LlmUnavailableError` (one line naming the
+    endpoint and why), or with ``llm_fallback=True`` a warning (``warn``, else
+    :func:`warnings.warn`) and the runs go to the bandit alone, with
+    ``result.llm["available"]`` false. ``llm_stats`` (an
+    :class:`~swarm_engine.llm.stats.LlmStats`) is the accumulator the runner
+    fills, for callers that show it live (progress bars). A
     ``recorder`` (:class:`swarm_engine.learn.session.SessionRecorder`) receives
     every run's events and LLM decisions and may update the learned tables
     between blocks of runs (``swarm eval --learning``).
@@ -321,13 +366,33 @@ def run_eval(scenario: Scenario, runs: int, seed: int = 42, *, progress: Progres
         raise ConfigError(f"seeds must lie in [0, 2^64), got {runs} runs from seed {seed} "
                           f"(seeds {seed}..{seed + runs - 1})")
     seeds = (np.uint64(seed) + np.arange(runs, dtype=np.uint64)).astype(np.uint64)
+    llm_summary: dict = {}
+    runner = None
+    if scenario.llm_managed and llm:
+        from swarm_engine.llm.health import LlmUnavailableError
+
+        try:
+            runner = llm_runner(scenario, llm_stats)
+        except LlmUnavailableError as exc:
+            if not llm_fallback:
+                raise
+            if scenario.rules is None:
+                raise ConfigError(f"{exc}; cannot fall back to the bandit: the scenario's dependency graph "
+                                  f"is planned by the LLM") from None
+            message = f"{exc}; falling back to the bandit alone (--llm-fallback)"
+            if warn is not None:
+                warn(message)
+            else:
+                import warnings
+
+                warnings.warn(message, RuntimeWarning, stacklevel=2)
+            llm_summary = unavailable_summary(str(exc))
     stream = open(trace, "w", encoding="utf-8") if trace else None
     try:
         tw = TraceWriter(scenario, seeds, stream) if stream else None
         paced = scenario.config.tick_duration_ms > 0
-        llm_stats: dict = {}
-        if scenario.llm_managed and llm:
-            out, elapsed, stopped, llm_stats = _llm_runs(scenario, seeds, progress, tw, recorder)
+        if runner is not None:
+            out, elapsed, stopped, llm_summary = _llm_runs(scenario, seeds, progress, tw, recorder, runner)
         elif scenario.binding.native and not paced:
             out, elapsed, stopped = _native_batches(scenario, seeds, progress, tw, chunk_seconds, recorder)
         else:
@@ -335,14 +400,15 @@ def run_eval(scenario: Scenario, runs: int, seed: int = 42, *, progress: Progres
     finally:
         if stream:
             stream.close()
+        if runner is not None:
+            runner.close()
     n = out["ticks"].shape[0]
     success, reason, conds, miles = _judge(scenario, out)
     return EvalResult(scenario=scenario, base_seed=seed, requested=runs, seeds=seeds[:n], success=success,
                       verdict=out["verdict"], reason=reason, done=out["done"].astype(bool), ticks=out["ticks"],
                       actions=out["actions"], failed=out["failed"], wall=out["wall"],
                       by_action=out["by_action"], conditions=conds, milestones=miles,
-                      engine_seconds=elapsed, stopped=stopped, llm=llm_stats,
-                      per_run_llm={k: out[k] for k in ("llm_calls", "llm_errors", "llm_decisions",
-                                                       "llm_fallbacks") if k in out})
+                      engine_seconds=elapsed, stopped=stopped, llm=llm_summary,
+                      per_run_llm={k: out[k] for k in PER_RUN_LLM if k in out})
 
 

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import httpx
 
 from swarm_engine.errors import ConfigError, LlmError, LlmPermanentError, LlmTransientError
+from swarm_engine.llm.health import Breaker, describe_failure, probe
 from swarm_engine.llm.protocol import ERROR_PARSE, ERROR_PERMANENT, ERROR_TRANSIENT, Decision, DecisionRequest
 from swarm_engine.llm.repair import parse_decision
 
@@ -104,6 +105,8 @@ def _describe(exc: httpx.HTTPError, timeout: Any) -> str:
         secs = getattr(timeout, phase, None) if isinstance(timeout, httpx.Timeout) else timeout
         kind = f"{phase} timeout" if phase else "timeout"
         return f"{kind} after {secs} s" if secs is not None else kind
+    if isinstance(exc, (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
+        return f"{type(exc).__name__}: {describe_failure(exc)}"       # "connection refused", not "All ... failed"
     text = " ".join(str(exc).split()) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"
 
@@ -283,6 +286,15 @@ class HttpInvoker(abc.ABC):
                 trust_env=not is_loopback(self.base_url) if trust_env is None else trust_env)
         self._client = client
         self._closed = False
+        self._breaker = Breaker(f"{self.name} at {self.base_url}")
+
+    health_path = "/"
+
+    async def health(self) -> None:
+        """GET ``health_path`` answers 200, once, without retries; else
+        LlmUnavailableError naming the URL and why (refused, timed out, HTTP status)."""
+        await probe(self._client, self.url(self.health_path), timeout=min(5.0, self.timeout),
+                    headers=self._headers or None)
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -323,9 +335,12 @@ class HttpInvoker(abc.ABC):
         async with self._sem:
             start = time.perf_counter()
             try:
+                self._breaker.check()
                 body, retries = await self._post(self.decide_path, self._decision_payload(request))
+                self._breaker.success()
                 content, prompt_tokens, completion_tokens, cached = self._decision_answer(body)
             except LlmTransientError as exc:
+                self._breaker.failure(exc)
                 return Decision(request.worker, None, error=ERROR_TRANSIENT, message=str(exc),
                                 retries=exc.retries, latency_ms=_ms(start))
             except LlmPermanentError as exc:

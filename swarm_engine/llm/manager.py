@@ -128,16 +128,20 @@ class LlmManager:
         for req, dec in self.runner.poll():
             w = req.worker
             rec = self._answer(req, dec)
-            if dec.ok and dec.confidence is not None and dec.confidence < self.policy.confidence_threshold:
-                stats.low_confidence += 1
-            elif dec.ok and dec.choice is not None and k.assign_node(w, req.choices[dec.choice].node):
+            if not dec.ok:
+                stats.count_failed(dec, seed=int(swarm.seed), tick=int(swarm.tick))
+            elif dec.confidence is not None and dec.confidence < self.policy.confidence_threshold:
+                stats.count_unsure()
+            elif dec.choice is not None and k.assign_node(w, req.choices[dec.choice].node):
                 self.applied += 1
+                stats.applied += 1
                 if rec is not None:
                     rec["applied"] = True
                 continue
+            else:
+                stats.count_taken()
             # failed, unsure, or the node was taken meanwhile: the bandit decides
             # this worker's next action (this tick: it is not asked again now)
-            stats.fallbacks += 1
             k.mark_fallback(w)
             self._released.add(w)
 
@@ -174,6 +178,8 @@ class LlmManager:
                         self._open[id(r)] = (r, rec)
                 self.runner.submit(requests)
                 self.asked += len(requests)
+            elif len(choices) == 1:
+                self.runner.stats.single += int(ask.size)
         if swarm.config.tick_duration_ms == 0 and self.runner.in_flight:
             w = k.workers()
             if not (~w["done"] & ~w["waiting"]).any():

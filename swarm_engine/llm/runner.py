@@ -42,6 +42,7 @@ class InvokerRunner:
         batch = list(requests)
         fut = asyncio.run_coroutine_threadsafe(self._decide(batch), self._loop)
         self._pending.append((fut, batch, time.perf_counter()))
+        self.stats.in_flight += len(batch)
 
     async def _decide(self, batch: list[DecisionRequest]) -> list[Decision]:
         try:
@@ -70,6 +71,7 @@ class InvokerRunner:
             else:
                 still.append((fut, batch, t0))
         self._pending = still
+        self.stats.in_flight = sum(len(b) for _, b, _ in still)
         return ready
 
     @property
@@ -79,17 +81,22 @@ class InvokerRunner:
     def wait_any(self, timeout: float) -> None:
         """Sleep until some batch finishes or ``timeout`` seconds pass."""
         if self._pending:
+            t0 = time.perf_counter()
             wait([f for f, _, _ in self._pending], timeout=timeout, return_when=FIRST_COMPLETED)
+            self.stats.add_wait(time.perf_counter() - t0)
 
     def drain(self, timeout: float) -> None:
         """Wait (at most ``timeout`` s) for what is in flight, record it and drop
         the answers: a finished run's questions must not reach the next run."""
         if self._pending:
+            t0 = time.perf_counter()
             wait([f for f, _, _ in self._pending], timeout=timeout)
+            self.stats.add_wait(time.perf_counter() - t0)
         self.poll()
         for fut, _, _ in self._pending:
             fut.cancel()
         self._pending.clear()
+        self.stats.in_flight = 0
 
     def run(self, coro, timeout: float | None = None):
         """Run a coroutine on the invoker's loop and wait for it (set-up work

@@ -53,6 +53,7 @@ import httpx
 
 from swarm_engine.errors import ConfigError, LlmError, LlmPermanentError, LlmTransientError
 from swarm_engine.llm.grammar import gbnf_for, json_schema_for
+from swarm_engine.llm.health import Breaker, describe_failure, probe
 from swarm_engine.llm.http import backoff_delay, get_json, is_transient_status, post_json, server_message
 from swarm_engine.llm.prompts import answer_json
 from swarm_engine.llm.protocol import (
@@ -240,6 +241,7 @@ class LlamaServerInvoker:
         self._adapters: list[dict] | None = None
         self._slot_lora: dict[int | None, tuple | None] = {}    # slot -> LoRA set it last ran under
         self._lora_sets: set[tuple | None] = set()
+        self._breaker = Breaker(f"llama-server at {self.base_url}")
 
     # -- plumbing
 
@@ -252,6 +254,12 @@ class LlamaServerInvoker:
                                              transport=self._transport)
             self._sem = asyncio.Semaphore(self.concurrency)
         return self._client
+
+    async def health(self, wait: float = 60.0) -> None:
+        """GET /health is 200; a 503 (loading the model) is polled for at most
+        ``wait`` seconds. LlmUnavailableError naming the URL and why, if not."""
+        await probe(self._http(), self.base_url + "/health", timeout=min(5.0, self.timeout.read or 5.0),
+                    loading=(503,), wait=wait)
 
     async def aclose(self) -> None:
         """Close the connection pool; safe to call twice."""
@@ -405,6 +413,7 @@ class LlamaServerInvoker:
         async with self._sem:
             t0 = time.perf_counter()
             try:
+                self._breaker.check()
                 lora = await self._lora_field(req.lora)
                 key = None if lora is None else tuple((a["id"], a["scale"]) for a in lora)
                 slot = None
@@ -418,7 +427,9 @@ class LlamaServerInvoker:
                                                 timeout=self.timeout, retries=self.retries, backoff=self.backoff,
                                                 max_backoff=self.max_backoff, rng=self._rng)
             except LlmError as exc:
+                self._breaker.failure(exc)
                 return self._failed(req, exc, (time.perf_counter() - t0) * 1e3)
+            self._breaker.success()
             return self._decision(req, answers, body, (time.perf_counter() - t0) * 1e3, retries)
 
     async def _array(self, answers: tuple[str, ...], group: list[DecisionRequest]) -> list[Decision]:
@@ -426,6 +437,7 @@ class LlamaServerInvoker:
         async with self._sem:
             t0 = time.perf_counter()
             try:
+                self._breaker.check()
                 lora = await self._lora_field(group[0].lora)
                 key = None if lora is None else tuple((a["id"], a["scale"]) for a in lora)
                 prompts = [self._prompt(r) for r in group]
@@ -433,8 +445,10 @@ class LlamaServerInvoker:
                                         self._use_cache(None, key))
                 body, retries = await self._post_any(payload)
             except LlmError as exc:
+                self._breaker.failure(exc)
                 ms = (time.perf_counter() - t0) * 1e3
                 return [self._failed(r, exc, ms) for r in group]
+            self._breaker.success()
             ms = (time.perf_counter() - t0) * 1e3
             items = body if isinstance(body, list) else [body]
             by_index = {int(x.get("index", k)): x for k, x in enumerate(items) if isinstance(x, dict)}
@@ -452,7 +466,7 @@ class LlamaServerInvoker:
             try:
                 r = await client.post(url, json=payload)
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-                failure, cause = f"POST {url}: {type(exc).__name__}", exc
+                failure, cause = f"POST {url}: {type(exc).__name__}: {describe_failure(exc)}", exc
             except httpx.HTTPError as exc:
                 err = LlmPermanentError(f"POST {url}: {type(exc).__name__}: {exc}")
                 err.retries = attempt

@@ -73,6 +73,12 @@ class OllamaInvoker(HttpInvoker):
 
     name = "ollama"
     decide_path = "/api/chat"
+    health_path = "/api/version"
+
+    async def health(self) -> None:
+        """GET /api/version answers, then the model is pulled (:meth:`check`)."""
+        await super().health()
+        await self.check()
 
     def __init__(self, base_url: str = DEFAULT_URL, model: str | None = None, *,
                  keep_alive: str | int | float | None = "5m", options: Mapping[str, Any] | None = None,

@@ -68,6 +68,7 @@ class OpenAIInvoker(HttpInvoker):
 
     name = "openai"
     decide_path = "/v1/chat/completions"
+    health_path = "/v1/models"
 
     def __init__(self, base_url: str, model: str, api_key: str | None = None, *, concurrency: int = 8,
                  timeout: float = 60.0, response_format: str | None = "json_schema",
