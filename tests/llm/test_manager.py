@@ -265,7 +265,7 @@ def test_every_request_is_recorded_with_what_the_worker_then_did():
     recs = manager.records
     assert res.success and len(recs) == len(requests) == manager.asked
     json.dumps(recs)                                              # JSON-ready
-    keys = {"tick", "worker", "messages", "choices", "answer", "choice", "confidence", "applied", "executed",
+    keys = {"tick", "worker", "messages", "choices", "answer", "choice", "confidence", "applied", "executed", "answer_format",
             "outcome"}
     for req, rec in zip(requests, recs):
         assert set(rec) == keys
