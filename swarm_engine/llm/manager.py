@@ -99,7 +99,6 @@ class LlmManager:
         # confident answers whose node another worker (or the bandit) took first; with
         # ``distinct`` only answers that arrive ticks late can still be dropped
         self.dropped = 0
-        self.dealt_single = 0                                       # workers dealt one candidate, assigned it
         self._expect: dict[int, int] = {}                           # worker -> node a confident answer chose
         self._history: dict[int, deque] = {}
         self._released: set[int] = set()
@@ -185,12 +184,6 @@ class LlmManager:
             # one candidate is no decision: the selector takes it without a model round
             # trip (in internal_diagnosis_llm ~15% of the calls were ParseConfig alone)
             requests = [self._request(swarm, int(x), own) for x, own in zip(ask, dealt) if len(own) > 1]
-            if p.distinct and len(choices) > 1:
-                # a worker dealt one candidate takes it now: left to the bandit it would
-                # take the best open node, which is another (waiting) worker's candidate
-                for x, own in zip(ask, dealt):
-                    if len(own) == 1 and k.assign_node(int(x), own[0].node):
-                        self.dealt_single += 1
             if requests:
                 for r in requests:
                     k.set_waiting(r.worker, True)
