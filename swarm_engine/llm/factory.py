@@ -17,7 +17,25 @@ DEFAULT_ENDPOINTS = {"llama-server": "http://127.0.0.1:8080", "ollama": "http://
 
 
 def make_invoker(llm: Llm) -> Invoker:
-    """The backend for ``llm.provider``; imports it lazily (extras are optional)."""
+    """The backend for ``llm.provider`` with ``llm.answer`` applied; imports it
+    lazily (extras are optional).
+
+    Raises
+    ------
+    ConfigError
+        An unknown provider, missing extras, ``answer = "label"`` on a backend
+        without logits.
+    """
+    inv = _make(llm)
+    if llm.answer != "auto":
+        if llm.answer not in getattr(inv, "answers", ("json",)):
+            raise ConfigError(f"[llm] answer = {llm.answer!r}: provider '{llm.provider}' answers "
+                              f"{' or '.join(getattr(inv, 'answers', ('json',)))}")
+        inv.answer = llm.answer  # type: ignore[attr-defined]
+    return inv
+
+
+def _make(llm: Llm) -> Invoker:
     provider = llm.provider
     endpoint = llm.endpoint or DEFAULT_ENDPOINTS.get(provider, "")
     extra = dict(llm.extra)
@@ -25,7 +43,9 @@ def make_invoker(llm: Llm) -> Invoker:
         if provider == "llama-server":
             from swarm_engine.llm.backends.llama_server import LlamaServerInvoker
 
-            return LlamaServerInvoker(endpoint, timeout=llm.timeout, concurrency=llm.parallel, **extra)
+            endpoints = [endpoint] if llm.endpoint or not llm.endpoints else list(llm.endpoints)
+            return LlamaServerInvoker(endpoints if len(endpoints) > 1 else endpoints[0], timeout=llm.timeout,
+                                      concurrency=llm.parallel, **extra)
         if provider == "llama-cpp":
             from swarm_engine.llm.backends.llama_cpp import LlamaCppInvoker
 

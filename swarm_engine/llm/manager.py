@@ -38,7 +38,7 @@ from swarm_engine.llm.runner import InvokerRunner
 if TYPE_CHECKING:
     from swarm_engine.core.orchestrator import Swarm
 
-__all__ = ["ManagerPolicy", "LlmManager"]
+__all__ = ["ManagerPolicy", "LlmManager", "deal"]
 
 _OUTCOME = {0: "failed", 1: "ok", 2: "error"}
 
@@ -55,6 +55,13 @@ class ManagerPolicy:
     nodes_per_group: int = 8         # open nodes (e.g. param variants) shown per group
     history: int = 6                 # the worker's own recent actions in its prompt
     idle_wait_s: float = 30.0        # an idle free-running tick waits at most this long for an answer
+    # "label": candidates labelled 1..9, A..Z, the answer is one token read from one
+    # forward pass (llama-cpp, llama-server); "json": the canonical JSON answer (every
+    # backend); None: the invoker's own ``answer`` attribute, "json" when it has none
+    answer: str | None = None
+    # one tick's asked workers get disjoint candidates (dealt round-robin, best first),
+    # so no two of them can choose the same node and no answer is dropped for that
+    distinct: bool = True
 
 
 class LlmManager:
@@ -71,7 +78,8 @@ class LlmManager:
          "choice": index into choices | None, "confidence": float | None,
          "applied": bool,                              # the model's choice was assigned
          "executed": {"action", "target", "arg"} | None,   # the worker's next action
-         "outcome": "ok" | "fail" | "error" | None}
+         "outcome": "ok" | "fail" | "error" | None,
+         "answer_format": "label" | "json"}               # how "answer" is written
     """
 
     def __init__(self, runner: InvokerRunner, *, goal: str, context: str,
@@ -82,7 +90,16 @@ class LlmManager:
         self.policy = policy
         self.sampling = sampling
         self.lora = lora
-        self.shared = prompts.shared_prompt(goal, context, list(actions), rules)
+        answer = policy.answer or getattr(runner.invoker, "answer", "json")
+        if answer not in prompts.ANSWERS:
+            raise ValueError(f"answer {answer!r}: expected one of {', '.join(prompts.ANSWERS)}")
+        self.answer: str = answer
+        self.shared = (prompts.label_shared_prompt if answer == "label" else prompts.shared_prompt)(
+            goal, context, list(actions), rules)
+        # confident answers whose node another worker (or the bandit) took first; with
+        # ``distinct`` only answers that arrive ticks late can still be dropped
+        self.dropped = 0
+        self._expect: dict[int, int] = {}                           # worker -> node a confident answer chose
         self._history: dict[int, deque] = {}
         self._released: set[int] = set()
         self.asked = 0
@@ -150,6 +167,10 @@ class LlmManager:
         k = swarm.kernel
         p = self.policy
         w = k.workers()
+        if self._expect:
+            # the collect phase just ran: an expected node that is not the worker's was taken first
+            self.dropped += sum(int(w["node"][x]) != node for x, node in self._expect.items())
+            self._expect.clear()
         idle = ~w["done"] & ~w["waiting"] & (w["node"] < 0)
         if self._released:
             idle[list(self._released)] = False
@@ -163,12 +184,13 @@ class LlmManager:
             ask = np.zeros(0, np.int64)
         if ask.size:
             choices = self._candidates(swarm)
+            dealt = deal(choices, len(ask)) if p.distinct else [choices] * len(ask)
             # one candidate is no decision: the selector takes it without a model round
             # trip (in internal_diagnosis_llm ~15% of the calls were ParseConfig alone)
-            if len(choices) > 1:
-                requests = [self._request(swarm, int(x), choices) for x in ask]
-                for x in ask:
-                    k.set_waiting(int(x), True)
+            requests = [self._request(swarm, int(x), own) for x, own in zip(ask, dealt) if len(own) > 1]
+            if requests:
+                for r in requests:
+                    k.set_waiting(r.worker, True)
                 if self.record:
                     for r in requests:
                         # asked again before acting: the previous decision led to nothing
@@ -192,11 +214,14 @@ class LlmManager:
         return {"tick": int(tick), "worker": int(request.worker), "messages": prompts.chat_messages(request),
                 "choices": [{"action": c.action, "target": c.target, "arg": c.arg} for c in request.choices],
                 "answer": None, "choice": None, "confidence": None, "applied": False,
-                "executed": None, "outcome": None}
+                "executed": None, "outcome": None, "answer_format": request.answer}
 
     def _answer(self, request: DecisionRequest, decision: Decision) -> dict | None:
         """Fill the record of ``request`` with the model's answer; from now on
         the worker's next event is what it executed after this decision."""
+        if decision.ok and decision.choice is not None and (
+                decision.confidence is None or decision.confidence >= self.policy.confidence_threshold):
+            self._expect[request.worker] = request.choices[decision.choice].node
         entry = self._open.pop(id(request), None)
         if entry is None:
             return None
@@ -214,6 +239,7 @@ class LlmManager:
         if len(gids) == 0:
             return ()
         order = np.argsort(-scores, kind="stable")[: self.policy.max_candidates]
+        limit = len(prompts.LABELS) if self.answer == "label" else None
         g = k.groups()
         names = swarm.environment.target_names or str
         args = swarm.rules.args
@@ -226,18 +252,31 @@ class LlmManager:
                                   arg=args.name(x) if x >= 0 else None, node=node,
                                   score=float(scores[i]), visits=int(g["visits"][gid]),
                                   successes=int(g["successes"][gid])))
-        return tuple(out)
+        return tuple(out[:limit])
 
     def _request(self, swarm: Swarm, worker: int, choices: tuple[Choice, ...]) -> DecisionRequest:
         k = swarm.kernel
-        team = (f"tick {swarm.tick}; {k.total_visits} actions so far ({k.total_fail} failed); "
-                f"{k.n_open} open candidates")
-        body = prompts.worker_prompt(worker, list(self._history.get(worker, ())), team, choices)
+        history = list(self._history.get(worker, ()))
+        if self.answer == "label":
+            body = prompts.label_worker_prompt(worker, history, choices)
+        else:
+            team = (f"tick {swarm.tick}; {k.total_visits} actions so far ({k.total_fail} failed); "
+                    f"{k.n_open} open candidates")
+            body = prompts.worker_prompt(worker, history, team, choices)
         seed = self.sampling.seed if self.sampling.seed is not None else (swarm.seed * 7919 + worker) & 0x7FFFFFFF
         return DecisionRequest(worker=worker, shared_prompt=self.shared, worker_prompt=body, choices=choices,
                                sampling=Sampling(self.sampling.temperature, self.sampling.max_tokens, seed,
                                                  self.sampling.top_k, self.sampling.top_p),
-                               lora=self.lora, slot=worker)
+                               lora=self.lora, slot=worker, answer=self.answer)
+
+
+def deal(choices: Sequence[Choice], n: int) -> list[tuple[Choice, ...]]:
+    """``choices`` (best first) dealt round-robin to ``n`` workers: worker k gets
+    choices k, k+n, k+2n, ... (best first again), so the lists are disjoint,
+    every worker's best is among the overall top n, and no two workers of a
+    tick can choose the same node. A worker left with one choice or none is
+    not asked (one candidate is no decision)."""
+    return [tuple(choices[k::n]) for k in range(n)] if n > 0 else []
 
 
 class _Subscriber:

@@ -38,7 +38,9 @@ if TYPE_CHECKING:
     from swarm_engine.llm.protocol import DecisionRequest
 
 __all__ = ["HEADER", "ANSWER_CUE", "CONTENT_CUE", "shared_prompt", "worker_prompt", "answer_json",
-           "answer_object", "chat_messages", "plan_prompt", "plan_schema", "PLAN_SCHEMA"]
+           "answer_object", "chat_messages", "plan_prompt", "plan_schema", "PLAN_SCHEMA",
+           "LABELS", "ANSWERS", "LABEL_HEADER", "LABEL_CUE", "label_of", "label_shared_prompt",
+           "label_worker_prompt", "answer_text"]
 
 HEADER = "You are a JSON-only response AI for action selection."
 CONTENT_CUE = "Now respond with ONLY a JSON object:"
@@ -171,6 +173,96 @@ def worker_prompt(worker: int, history: list[str], team_summary: str, choices: S
     for i, choice in enumerate(choices, 1):
         lines.append(f"{i}. {answer_json(choice)} ({_stat(choice)})")
     lines.append(ANSWER_CUE)
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- label answers
+#
+# answer = "label": the candidates are labelled 1..9 then A..Z and the answer
+# is the label alone, ONE token of SmolLM2's vocabulary (checked by the
+# backends against the model: "1".."9" and "A".."Z" are single tokens right
+# after the chat template's "assistant\n"; " 1" is not, so the label follows
+# a line break, never a space). One forward pass gives the logits of every
+# label: the choice, its confidence and a ranking, with no sampling loop and
+# no JSON to decode.
+
+ANSWERS = ("label", "json")
+LABELS = "123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+LABEL_HEADER = "You choose the next step of one worker of a team."
+LABEL_CUE = "Answer with one label."
+_LABEL_ANSWER = "Answer:"
+
+
+def label_of(i: int) -> str:
+    """The label of the ``i``-th candidate (0-based): "1".."9", then "A".."Z".
+
+    Raises
+    ------
+    IndexError
+        ``i`` is beyond :data:`LABELS` (callers cut the candidates to its length).
+    """
+    if not 0 <= i < len(LABELS):
+        raise IndexError(f"no label for candidate {i} (at most {len(LABELS)})")
+    return LABELS[i]
+
+
+def answer_text(choices: Sequence[Choice], index: int, answer: str = "json") -> str:
+    """What the model answers for ``choices[index]``: its label or its canonical JSON."""
+    return label_of(index) if answer == "label" else answer_json(choices[index])
+
+
+def _choice_text(choice: Choice) -> str:
+    return " ".join(x for x in (choice.action, choice.target, choice.arg) if x)
+
+
+def label_shared_prompt(goal: str, context: str, actions: list[tuple[str, str]], rules: str = "") -> str:
+    """:func:`shared_prompt` for label answers: the same rules, task and action
+    catalogue, an example answered with a label; identical for every worker
+    and first in every request. Ends with a newline."""
+    lines = [LABEL_HEADER, "", "Rules:",
+             "- Pick exactly one of the labelled candidates.",
+             "- Answer with its label alone."]
+    for rule in (rules or "").splitlines():
+        rule = rule.strip()
+        if rule:
+            lines.append(rule if rule.startswith("- ") else f"- {rule}")
+    lines += ["", f"Task: {_one_line(goal)}"]
+    if context and context.strip():
+        lines.append(f"Context: {_one_line(context)}")
+    lines += ["", "Actions:"]
+    for name, description in actions:
+        lines.append(f"- {name}: {_one_line(description)}" if description else f"- {name}")
+    a, b = _example_choices(actions)
+    lines += ["", "Example:", f"Candidates: 1 {_choice_text(a)}; 2 {_choice_text(b)}", "Answer: 2", "", LABEL_CUE,
+              ""]
+    return "\n".join(lines)
+
+
+def _short(text: str, limit: int) -> str:
+    text = _one_line(text)
+    return text if len(text) <= limit else text[:limit - 3].rstrip() + "..."
+
+
+def label_worker_prompt(worker: int, history: list[str], choices: Sequence[Choice], *, max_history: int = 3,
+                        max_chars: int = 60) -> str:
+    """One worker's part for label answers, short on purpose (every token of it
+    is prefilled per worker and decision): its last ``max_history`` steps cut
+    to ``max_chars`` characters each, then the candidates, one per line as
+    ``<label> <action> <target> [<arg>]`` with ``(tried N, ok M)`` when the
+    group was tried; best first. Ends with "Answer:" (no trailing space).
+
+    Raises
+    ------
+    IndexError
+        More candidates than :data:`LABELS`.
+    """
+    recent = [_short(h, max_chars) for h in history[-max_history:]] if max_history > 0 else []
+    lines = [f"Worker {worker}. Last steps: " + ("; ".join(recent) if recent else "none.")]
+    lines.append("Candidates:")
+    for i, c in enumerate(choices):
+        stat = f" (tried {c.visits}, ok {c.successes})" if c.visits else ""
+        lines.append(f"{label_of(i)} {_choice_text(c)}{stat}")
+    lines.append(_LABEL_ANSWER)
     return "\n".join(lines)
 
 

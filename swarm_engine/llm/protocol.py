@@ -70,6 +70,10 @@ class DecisionRequest:
     sampling: Sampling = Sampling()
     lora: tuple[LoraScale, ...] | None = None
     slot: int | None = None                 # server slot affinity (id_slot), usually the worker
+    # "json": the answer is the chosen candidate's canonical JSON (prompts.answer_json);
+    # "label": its label alone (prompts.label_of: "1".."9", "A".."Z"), one token, read from
+    # one forward pass's logits by backends that have them
+    answer: str = "json"
 
     @property
     def prompt(self) -> str:
@@ -93,6 +97,9 @@ class Decision:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    # answer "label": the probability of every choice (the softmax over the allowed
+    # labels' logits, summing to 1); None when the backend does not expose it
+    probs: tuple[float, ...] | None = None
 
     @property
     def ok(self) -> bool:

@@ -266,7 +266,7 @@ def test_every_request_is_recorded_with_what_the_worker_then_did():
     assert res.success and len(recs) == len(requests) == manager.asked
     json.dumps(recs)                                              # JSON-ready
     keys = {"tick", "worker", "messages", "choices", "answer", "choice", "confidence", "applied", "executed",
-            "outcome"}
+            "outcome", "answer_format"}
     for req, rec in zip(requests, recs):
         assert set(rec) == keys
         assert rec["worker"] == req.worker and rec["messages"] == prompts.chat_messages(req)

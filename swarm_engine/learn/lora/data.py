@@ -92,11 +92,18 @@ class Example:
     seed: int | None = None
     run: int | None = None
     session: str = ""
+    answer_format: str = "json"          # the record's: "json" (canonical JSON) or "label" (1..9, A..Z)
+
+    def answer_of(self, index: int) -> str:
+        """What the model answers for candidate ``index`` in this example's format."""
+        if self.answer_format == "label":
+            return prompts.label_of(index)
+        return prompts.answer_json(choice_of(self.choices[index]))
 
     @property
     def answer(self) -> str:
-        """The canonical answer text of the target candidate."""
-        return prompts.answer_json(choice_of(self.choices[self.target]))
+        """The answer text of the target candidate (canonical JSON, or its label)."""
+        return self.answer_of(self.target)
 
     @property
     def action(self) -> str:
@@ -110,8 +117,10 @@ class Example:
         d: dict[str, Any] = {"messages": self.chat(), "choices": self.choices, "target": self.target,
                              "good": self.good, "bad": self.bad, "kind": self.kind, "seed": self.seed,
                              "run": self.run, "session": self.session}
+        if self.answer_format != "json":
+            d["answer_format"] = self.answer_format
         if self.rejected is not None:
-            d["rejected"] = prompts.answer_json(choice_of(self.choices[self.rejected]))
+            d["rejected"] = self.answer_of(self.rejected)
             d["rejected_index"] = self.rejected
         return d
 
@@ -121,7 +130,8 @@ class Example:
         return cls(messages=msgs, choices=list(d["choices"]), target=int(d["target"]),
                    good=[int(i) for i in d.get("good", [d["target"]])], bad=[int(i) for i in d.get("bad", [])],
                    rejected=d.get("rejected_index"), kind=str(d.get("kind", "executed")), seed=d.get("seed"),
-                   run=d.get("run"), session=str(d.get("session", "")))
+                   run=d.get("run"), session=str(d.get("session", "")),
+                   answer_format=str(d.get("answer_format", "json")))
 
 
 # ---------------------------------------------------------------- reading
@@ -251,7 +261,8 @@ def build_examples(records: Iterable[dict], *, min_choices: int = 2) -> list[Exa
             out.append(Example(messages=messages, choices=[dict(c) for c in choices], target=target, good=good,
                                bad=bad, rejected=rejected, kind=kind,
                                seed=None if seed is None else int(seed),
-                               run=None if run is None else int(run), session=str(session or "")))
+                               run=None if run is None else int(run), session=str(session or ""),
+                               answer_format=str(r.get("answer_format") or "json")))
     return out
 
 

@@ -41,7 +41,8 @@ def requests_for(examples: Sequence[Example], *, max_tokens: int = 64) -> list[D
         user = next((m["content"] for m in e.messages if m["role"] == "user"), "")
         out.append(DecisionRequest(worker=i, shared_prompt=sys_msg, worker_prompt=user,
                                    choices=tuple(choice_of(c) for c in e.choices),
-                                   sampling=Sampling(temperature=0.0, max_tokens=max_tokens), slot=None))
+                                   sampling=Sampling(temperature=0.0, max_tokens=max_tokens), slot=None,
+                                   answer=e.answer_format))
     return out
 
 

@@ -50,12 +50,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 
 from swarm_engine.errors import ConfigError, LlmError, LlmPermanentError, LlmTransientError
+from swarm_engine.llm.backends.llama_cpp.sampling import label_choice
 from swarm_engine.llm.grammar import gbnf_for, json_schema_for
 from swarm_engine.llm.health import Breaker, describe_failure, probe
 from swarm_engine.llm.http import backoff_delay, get_json, is_transient_status, post_json, server_message
-from swarm_engine.llm.prompts import answer_json
+from swarm_engine.llm.prompts import LABELS, answer_json
 from swarm_engine.llm.protocol import (
     ERROR_PARSE,
     ERROR_PERMANENT,
@@ -68,7 +70,7 @@ from swarm_engine.llm.protocol import (
 )
 from swarm_engine.llm.repair import parse_decision
 
-__all__ = ["LlamaServerInvoker", "choice_confidence", "CHATML"]
+__all__ = ["LlamaServerInvoker", "choice_confidence", "label_probs", "label_grammar", "CHATML"]
 
 MODES = ("concurrent", "array")
 CONSTRAINTS = ("grammar", "json_schema", None)
@@ -141,6 +143,31 @@ def choice_confidence(probs: Sequence[dict], answers: Sequence[str], chosen: int
     return confidence
 
 
+@functools.lru_cache(maxsize=64)
+def label_grammar(n: int) -> str:
+    """GBNF for the first ``n`` labels (one character each: one token)."""
+    return "root ::= " + " | ".join(f'"{c}"' for c in LABELS[:n]) + "\n"
+
+
+def label_probs(probs: Sequence[dict], n: int) -> list[float] | None:
+    """The probability of each of the first ``n`` labels from llama-server's
+    ``completion_probabilities`` of a one-token, label-grammar answer sent
+    with ``post_sampling_probs``, temperature 1, ``top_k`` 0, ``top_p`` 1 and
+    ``min_p`` 0 (the grammar-constrained softmax, nothing cut), renormalised
+    to sum to 1 (labels missing from the list get 0); None without any."""
+    if not probs:
+        return None
+    first = probs[0]
+    index = {c: i for i, c in enumerate(LABELS[:n])}
+    p = [0.0] * n
+    for alt in first.get("top_probs") or first.get("top_logprobs") or [first]:
+        i = index.get(str(alt.get("token", "")).strip())
+        if i is not None:
+            p[i] = max(p[i], _prob(alt))
+    total = sum(p)
+    return [x / total for x in p] if total > 0 else None
+
+
 def _answers(req: DecisionRequest) -> tuple[str, ...]:
     return tuple(answer_json(c) for c in req.choices)
 
@@ -195,8 +222,12 @@ class LlamaServerInvoker:
     """
 
     name = "llama-server"
+    # the answer format the manager asks for by default: one label token, its
+    # distribution from post_sampling_probs (see label_probs); "json" also works
+    answer = "label"
+    answers = ("label", "json")
 
-    def __init__(self, base_url: str = "http://127.0.0.1:8080", *, mode: str = "concurrent",
+    def __init__(self, base_url: str | Sequence[str] = "http://127.0.0.1:8080", *, mode: str = "concurrent",
                  concurrency: int = 8, timeout: float = 30.0, retries: int = 2, backoff: float = 0.2,
                  max_backoff: float = 2.0, cache_prompt: bool = True, n_cache_reuse: int | None = None,
                  constrain: str | None = "grammar", confidence: bool = True, n_probs: int = 8,
@@ -213,7 +244,12 @@ class LlamaServerInvoker:
             raise ConfigError("llama-server: timeout > 0, retries >= 0 and n_probs >= 1 expected")
         if template is not None and not 0 <= template.find("{shared}") < template.find("{worker}"):
             raise ConfigError("llama-server template: needs {shared} and then {worker}")
-        self.base_url = base_url.rstrip("/")
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        if not urls:
+            raise ConfigError("llama-server: no endpoint")
+        # a pool of servers: worker (request.slot) k goes to endpoint k % n, slot k // n there
+        self.endpoints = [u.rstrip("/") for u in urls]
+        self.base_url = self.endpoints[0]
         self.mode = mode
         self.concurrency = int(concurrency)
         self.timeout = httpx.Timeout(float(timeout), connect=min(5.0, float(timeout)))
@@ -238,8 +274,9 @@ class LlamaServerInvoker:
         self._sem: asyncio.Semaphore | None = None
         self._constraints: OrderedDict[tuple, Any] = OrderedDict()
         self._n_slots: int | None = None
+        self._slots_at: dict[str, int] = {}                      # endpoint -> its slots (pool)
         self._adapters: list[dict] | None = None
-        self._slot_lora: dict[int | None, tuple | None] = {}    # slot -> LoRA set it last ran under
+        self._slot_lora: dict[Any, tuple | None] = {}    # slot -> LoRA set it last ran under
         self._lora_sets: set[tuple | None] = set()
         self._breaker = Breaker(f"llama-server at {self.base_url}")
 
@@ -288,6 +325,24 @@ class LlamaServerInvoker:
             self._constraints.move_to_end(key)
         return self.constrain, hit
 
+    def _route(self, req: DecisionRequest) -> tuple[str, int | None]:
+        """(endpoint, index among its workers) of a request: the pool's
+        round-robin by ``slot`` (the worker), slot affinity within an endpoint."""
+        n = len(self.endpoints)
+        k = req.slot if req.slot is not None else req.worker
+        return self.endpoints[k % n], (k // n if req.slot is not None else None)
+
+    async def _slots_of(self, url: str) -> int | None:
+        if url == self.base_url:
+            return await self._server_slots()
+        if url not in self._slots_at:
+            try:
+                props, _ = await get_json(self._http(), url + "/props", timeout=self.timeout)
+                self._slots_at[url] = int(props.get("total_slots") or 0) or 0
+            except (LlmError, ValueError, TypeError):
+                return None
+        return self._slots_at[url] or None
+
     async def _server_slots(self) -> int | None:
         if self._n_slots is None:
             try:
@@ -328,7 +383,7 @@ class LlamaServerInvoker:
             scales[ident] = float(item.scale)
         return [{"id": i, "scale": s} for i, s in sorted(scales.items())]
 
-    def _use_cache(self, slot: int | None, lora_key: tuple | None) -> bool:
+    def _use_cache(self, slot: Any, lora_key: tuple | None) -> bool:
         """False when this slot (or, unpinned, any slot) may hold KV from another LoRA set."""
         if not self.cache_prompt:
             return False
@@ -398,9 +453,14 @@ class LlamaServerInvoker:
         if self.mode == "concurrent":
             return list(await asyncio.gather(*(self._one(r, _answers(r)) for r in requests)))
         groups: dict[tuple, list[int]] = {}
-        for i, r in enumerate(requests):
-            groups.setdefault((_answers(r), r.sampling, r.lora), []).append(i)
         out: list[Decision | None] = [None] * len(requests)
+        labels = [i for i, r in enumerate(requests) if r.answer == "label"]   # one slot per worker, one wave
+        for i, d in zip(labels, await asyncio.gather(*(self._one_label(requests[i]) for i in labels))):
+            out[i] = d
+        for i, r in enumerate(requests):
+            if r.answer == "label":
+                continue
+            groups.setdefault((_answers(r), r.sampling, r.lora), []).append(i)
         results = await asyncio.gather(*(self._array(key[0], [requests[i] for i in idx])
                                          for key, idx in groups.items()))
         for idx, decisions in zip(groups.values(), results):
@@ -408,7 +468,74 @@ class LlamaServerInvoker:
                 out[i] = d
         return out  # type: ignore[return-value]
 
+    def _label_payload(self, prompt: str, req: DecisionRequest, lora: list[dict] | None,
+                       cache: bool) -> dict[str, Any]:
+        """One token, constrained to the labels; the server's own draw (at
+        temperature 1, nothing cut) is ignored: the choice is made here from
+        the distribution it returns (:func:`label_probs`)."""
+        n = len(req.choices)
+        p: dict[str, Any] = {"prompt": prompt, "n_predict": 1, "temperature": 1.0, "top_k": 0, "top_p": 1.0,
+                             "min_p": 0.0, "grammar": label_grammar(n), "n_probs": n, "post_sampling_probs": True,
+                             "cache_prompt": cache, "stream": False}
+        if req.sampling.seed is not None:
+            p["seed"] = req.sampling.seed
+        if self.n_cache_reuse:
+            p["n_cache_reuse"] = int(self.n_cache_reuse)
+        if lora is not None:
+            p["lora"] = lora
+        return p
+
+    def _label_decision(self, req: DecisionRequest, res: Any, latency_ms: float, retries: int,
+                        url: str) -> Decision:
+        if not isinstance(res, dict):
+            return Decision(req.worker, None, error=ERROR_PERMANENT, latency_ms=latency_ms, retries=retries,
+                            message=f"{url}/completion: unexpected result {str(res)[:120]!r}")
+        timings = res.get("timings") or {}
+        cached = int(timings.get("cache_n", 0) or 0)
+        d = Decision(req.worker, None, raw=str(res.get("content", "")), latency_ms=latency_ms, retries=retries,
+                     prompt_tokens=int(timings.get("prompt_n", 0) or 0) + cached, completion_tokens=1,
+                     cached_tokens=cached)
+        p = label_probs(res.get("completion_probabilities") or (), len(req.choices))
+        if p is None:
+            d.error, d.message = ERROR_PARSE, f"no label probabilities in the answer {d.raw[:40]!r}"
+            return d
+        s = req.sampling
+        rng = None
+        if s.temperature > 0:
+            rng = np.random.default_rng([int(s.seed or 0) & 0xFFFFFFFF, req.worker & 0xFFFFFFFF])
+        with np.errstate(divide="ignore"):
+            j, conf, probs = label_choice(np.log(np.asarray(p)), s, rng)
+        d.choice, d.confidence, d.probs, d.raw = j, conf, tuple(float(x) for x in probs), LABELS[j]
+        return d
+
+    async def _one_label(self, req: DecisionRequest) -> Decision:
+        assert self._sem is not None
+        async with self._sem:
+            t0 = time.perf_counter()
+            url, k = self._route(req)
+            try:
+                lora = await self._lora_field(req.lora)
+                key = None if lora is None else tuple((a["id"], a["scale"]) for a in lora)
+                slot = None
+                if k is not None:
+                    n = await self._slots_of(url)
+                    slot = k % n if n else None
+                cache_key = slot if len(self.endpoints) == 1 else (url, slot)
+                # raw prompts end "Answer:": the label follows a line break (" 1" is two tokens)
+                prompt = self._prompt(req) + ("\n" if self._template is None else "")
+                payload = self._label_payload(prompt, req, lora, self._use_cache(cache_key, key))
+                if slot is not None:
+                    payload["id_slot"] = slot
+                body, retries = await post_json(self._http(), url + "/completion", payload,
+                                                timeout=self.timeout, retries=self.retries, backoff=self.backoff,
+                                                max_backoff=self.max_backoff, rng=self._rng)
+            except LlmError as exc:
+                return self._failed(req, exc, (time.perf_counter() - t0) * 1e3)
+            return self._label_decision(req, body, (time.perf_counter() - t0) * 1e3, retries, url)
+
     async def _one(self, req: DecisionRequest, answers: tuple[str, ...]) -> Decision:
+        if req.answer == "label":
+            return await self._one_label(req)
         assert self._sem is not None
         async with self._sem:
             t0 = time.perf_counter()

@@ -70,6 +70,9 @@ class Seq:
     error: str | None = None
     message: str = ""
     done_at: float = 0.0
+    labels: np.ndarray | None = None   # answer "label": the allowed labels' tokens; prefill alone decides
+    choice: int | None = None          # ... the chosen label's position
+    probs: np.ndarray | None = None    # ... and every label's probability
 
     def fail(self, kind: str, message: str) -> None:
         if self.error is None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import dataclasses
 import json
 import logging
 import os
@@ -38,6 +39,8 @@ from swarm_engine.llm.backends.llama_cpp.sampling import (
     cells_needed,
     choose,
     common_prefix_len,
+    label_choice,
+    label_tokens,
     reachable,
     shared_prefix,
     window,
@@ -46,7 +49,7 @@ from swarm_engine.llm.backends.llama_cpp.text import Vocab
 from swarm_engine.llm.cpu import safe_model_params
 from swarm_engine.llm.grammar import gbnf_for
 from swarm_engine.llm.models import resolve_model
-from swarm_engine.llm.prompts import answer_json, chat_messages
+from swarm_engine.llm.prompts import LABELS, answer_json, chat_messages
 from swarm_engine.llm.protocol import (
     ERROR_PARSE,
     ERROR_PERMANENT,
@@ -107,6 +110,10 @@ class LlamaCppInvoker:
     """
 
     name = "llama_cpp"
+    # the answer format the manager asks for by default: one label token, read
+    # from the prefill's logits (see swarm_engine.llm.prompts); "json" also works
+    answer = "label"
+    answers = ("label", "json")
 
     def __init__(self, model_path: str | os.PathLike | None = None, *, n_gpu_layers: int = 0, n_ctx: int = 4096,
                  n_batch: int = 512, n_threads: int | None = None, n_seq_max: int = 8,
@@ -127,7 +134,7 @@ class LlamaCppInvoker:
         self.model_path = str(path)
         self._verbose = bool(verbose)
         LogTap.verbose += self._verbose
-        self._n_threads = n_threads or max(len(os.sched_getaffinity(0)) // 2, 1)
+        self._n_threads = n_threads or max(len(os.sched_getaffinity(0)), 1)
         self._n_gpu_layers = int(n_gpu_layers)
         self._keep_prefix = keep_prefix
         self._seed = int(seed)
@@ -172,6 +179,7 @@ class LlamaCppInvoker:
         self._cand_arr = L.llama_token_data_array(data=self._cand.ctypes.data_as(L.llama_token_data_p),
                                                   size=0, selected=-1, sorted=False)
         self._cached: list[int] = []          # tokens held by sequence 0 between calls
+        self._label_ids: np.ndarray | None = None
         self._lora = Adapters(L, self._model, self._ctx, self._clear_memory)
         try:
             self.set_lora({p: s for p, s in lora})
@@ -213,11 +221,17 @@ class LlamaCppInvoker:
                     try:
                         if not r.choices:
                             raise LlmPermanentError("the request has no choices")
-                        answers = [answer_json(c).encode() for c in r.choices]
-                        s = Seq(index=i, tokens=self._text.tokenize(self._format(r)),
-                                 grammar=gbnf_for(r.choices).encode(), sampling=r.sampling,
-                                 rng=self._rng(r.sampling, r.worker), answers=frozenset(answers),
-                                 prefixes=answer_prefixes(answers))
+                        if r.answer == "label":
+                            s = Seq(index=i, tokens=self._text.tokenize(self._format(r)), grammar=None,
+                                    sampling=dataclasses.replace(r.sampling, max_tokens=1),
+                                    rng=self._rng(r.sampling, r.worker), answers=None,
+                                    labels=self._labels(len(r.choices)))
+                        else:
+                            answers = [answer_json(c).encode() for c in r.choices]
+                            s = Seq(index=i, tokens=self._text.tokenize(self._format(r)),
+                                    grammar=gbnf_for(r.choices).encode(), sampling=r.sampling,
+                                    rng=self._rng(r.sampling, r.worker), answers=frozenset(answers),
+                                    prefixes=answer_prefixes(answers))
                         seqs[i] = s
                         groups.setdefault(self._adapters().key(r.lora), []).append(s)
                     except LlmError as e:
@@ -359,6 +373,23 @@ class LlamaCppInvoker:
     def _format(self, r: DecisionRequest) -> str:
         return self._text.chat([(m["role"], m["content"]) for m in chat_messages(r)], r.prompt)
 
+    def _labels(self, n: int) -> np.ndarray:
+        """The tokens of the first ``n`` labels (checked once against the vocabulary).
+
+        Raises
+        ------
+        LlmPermanentError
+            More choices than labels, or a label that is not one token here.
+        """
+        if n > len(LABELS):
+            raise LlmPermanentError(f"{n} choices: label answers allow at most {len(LABELS)}")
+        if self._label_ids is None:
+            try:
+                self._label_ids = label_tokens(list(LABELS), self._text.piece_index()[0])
+            except ValueError as e:
+                raise LlmPermanentError(f"label answers need one token per label: {e}") from e
+        return self._label_ids[:n]
+
     def _adapters(self) -> Adapters:
         """The LoRA adapters (open invokers only: callers check first)."""
         if self._lora is None:
@@ -484,6 +515,18 @@ class LlamaCppInvoker:
 
     def _generate(self, live: list[Seq]) -> None:
         L = self._L
+        rest = []
+        for s in live:
+            if s.labels is None:
+                rest.append(s)
+                continue
+            assert s.logits is not None
+            j, conf, p = label_choice(s.logits[s.labels], s.sampling, s.rng)
+            s.choice, s.probs, s.logprob = j, p, float(np.log(conf)) if conf > 0 else -np.inf
+            s.out.append(int(s.labels[j]))
+            s.text += LABELS[j].encode()
+            s.done_at = time.perf_counter()
+        live = rest
         while live:
             step: list[tuple[Seq, int]] = []
             for s in live:
@@ -572,6 +615,12 @@ class LlamaCppInvoker:
                      completion_tokens=len(s.out), cached_tokens=s.cached)
         if s.error is not None:
             d.error, d.message = s.error, s.message
+            return d
+        if s.labels is not None:
+            assert s.choice is not None and s.probs is not None
+            d.choice = s.choice
+            d.confidence = float(s.probs[s.choice])
+            d.probs = tuple(float(x) for x in s.probs)
             return d
         choice, repaired = parse_decision(text, r.choices)
         if choice is None:

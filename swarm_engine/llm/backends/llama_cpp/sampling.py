@@ -33,7 +33,8 @@ from typing import Protocol
 import numpy as np
 
 __all__ = ["WINDOW", "MASS_FLOOR", "common_prefix_len", "shared_prefix", "cells_needed", "softmax", "choose",
-           "window", "answer_tokens", "reachable", "answer_mass", "answer_prefixes"]
+           "window", "answer_tokens", "reachable", "answer_mass", "answer_prefixes", "label_tokens",
+           "label_choice"]
 
 # complete_json (no answer list): candidates within this many nats of the best
 # logit get the grammar check; when the best allowed one is below the best
@@ -207,3 +208,37 @@ def answer_mass(p: np.ndarray, j: int, reach: Callable[[int], frozenset[bytes]] 
         if i != j and reach(int(i)) == mine:
             mass += float(p[i])
     return min(mass, 1.0)
+
+
+# ---------------------------------------------------------------- label answers
+
+def label_tokens(labels: Sequence[str], by_piece: Mapping[bytes, Sequence[int]]) -> np.ndarray:
+    """The one token of each label (``by_piece``: piece -> tokens, the label's
+    text without a leading space, as it follows the prompt's line break).
+
+    Raises
+    ------
+    ValueError
+        A label that is not exactly one token of the vocabulary (an answer
+        would then need a sampling loop), or two labels on one token.
+    """
+    out = []
+    for lab in labels:
+        toks = by_piece.get(lab.encode("utf-8")) or ()
+        if len(toks) != 1:
+            raise ValueError(f"label {lab!r} is {len(toks)} tokens of this vocabulary, not one")
+        out.append(int(toks[0]))
+    if len(set(out)) != len(out):
+        raise ValueError("two labels share a token")
+    return np.asarray(out, dtype=np.int64)
+
+
+def label_choice(label_logits: np.ndarray, sampling: SamplingParams, rng: np.random.Generator | None
+                 ) -> tuple[int, float, np.ndarray]:
+    """``(j, confidence, p)`` of a one-token label answer: ``label_logits`` are
+    the logits of the allowed labels' tokens (one forward pass, the prompt's
+    last position); ``p`` is their softmax (the constrained distribution: every
+    other token has probability 0, so ``p`` sums to 1), ``j`` the greedy
+    (first highest) or sampled label (:func:`choose`), ``confidence = p[j]``."""
+    j, p = choose(label_logits, sampling, rng)
+    return j, float(p[j]), p
