@@ -425,12 +425,15 @@ cdef class Kernel:
         key = self.n_key[node]
         return key_action(key), key_target(key), key_arg(key)
 
-    def assign_node(self, int worker, int node):
+    def assign_node(self, int worker, int node, int source=1):
         """Give an idle worker a specific open node to act on this tick (an
-        LLM's choice; event source 1). False when the worker is busy or done,
-        or the node is no longer open."""
+        LLM's choice: event source 1; 0 when the node was the only choice and
+        no model was asked). False when the worker is busy or done, or the node
+        is no longer open."""
         if not 0 <= worker < self.n_workers:
             raise IndexError(f"worker {worker} out of range")
+        if not 0 <= source <= 2:
+            raise ValueError(f"event source {source} out of range 0..2")
         if self.verdict != V_RUNNING or self.w_node[worker] >= 0 or self.w_flags[worker] & FLAG_DONE:
             return False
         if not 0 <= node < self.n_nodes or self.n_state[node] != NODE_OPEN:
@@ -442,7 +445,7 @@ cdef class Kernel:
         self.n_busy += 1
         self.n_pending += 1
         self.w_flags[worker] = (self.w_flags[worker] & ~FLAG_WAITING) | FLAG_PENDING | FLAG_BUSY
-        self.w_src[worker] = 1
+        self.w_src[worker] = source
         return True
 
     def stop(self):

@@ -31,6 +31,7 @@ import numpy as np
 
 from swarm_engine._native import _kernel
 from swarm_engine.core.events import EventBatch
+from swarm_engine.errors import ConfigError
 from swarm_engine.llm import prompts
 from swarm_engine.llm.protocol import Choice, Decision, DecisionRequest, LoraScale, Sampling
 from swarm_engine.llm.runner import InvokerRunner
@@ -92,16 +93,14 @@ class LlmManager:
         self.lora = lora
         answer = policy.answer or getattr(runner.invoker, "answer", "json")
         if answer not in prompts.ANSWERS:
-            raise ValueError(f"answer {answer!r}: expected one of {', '.join(prompts.ANSWERS)}")
+            raise ConfigError(f"[manager] answer {answer!r}: expected one of {', '.join(prompts.ANSWERS)}")
         self.answer: str = answer
         self.shared = (prompts.label_shared_prompt if answer == "label" else prompts.shared_prompt)(
             goal, context, list(actions), rules)
-        # confident answers whose node another worker (or the bandit) took first; with
-        # ``distinct`` only answers that arrive ticks late can still be dropped
-        self.dropped = 0
-        self._expect: dict[int, int] = {}                           # worker -> node a confident answer chose
         self._history: dict[int, deque] = {}
         self._released: set[int] = set()
+        # node -> worker: dealt to a question still in flight; later ticks deal around them
+        self._reserved: dict[int, int] = {}
         self.asked = 0
         self.applied = 0
         self.record = bool(record)
@@ -144,12 +143,15 @@ class LlmManager:
         self._released.clear()
         for req, dec in self.runner.poll():
             w = req.worker
+            for c in req.choices:
+                if self._reserved.get(c.node) == w:
+                    del self._reserved[c.node]
             rec = self._answer(req, dec)
             if not dec.ok:
                 stats.count_failed(dec, seed=int(swarm.seed), tick=int(swarm.tick))
             elif dec.confidence is not None and dec.confidence < self.policy.confidence_threshold:
                 stats.count_unsure()
-            elif dec.choice is not None and k.assign_node(w, req.choices[dec.choice].node):
+            elif self._assign_best(k, w, req, dec):
                 self.applied += 1
                 stats.applied += 1
                 if rec is not None:
@@ -162,15 +164,31 @@ class LlmManager:
             k.mark_fallback(w)
             self._released.add(w)
 
+    def _assign_best(self, k, worker: int, request: DecisionRequest, decision: Decision) -> bool:
+        """Assign the chosen node; when another worker took it while the model
+        thought (free-running ticks go on), the next candidate of the same
+        answer's distribution that is still open and confident enough: a label
+        answer ranks every candidate in one forward pass, so it is not thrown
+        away. The record keeps the model's own first choice."""
+        if decision.choice is None:
+            return False
+        if k.assign_node(worker, request.choices[decision.choice].node):
+            return True
+        probs = decision.probs
+        if probs is None or len(probs) != len(request.choices):
+            return False
+        for i in np.argsort(-np.asarray(probs, dtype=np.float64), kind="stable"):
+            if probs[i] < self.policy.confidence_threshold:
+                return False
+            if i != decision.choice and k.assign_node(worker, request.choices[int(i)].node):
+                return True
+        return False
+
     def manage(self, swarm: Swarm) -> None:
         """Manage phase (before the selector): ask the due, idle workers."""
         k = swarm.kernel
         p = self.policy
         w = k.workers()
-        if self._expect:
-            # the collect phase just ran: an expected node that is not the worker's was taken first
-            self.dropped += sum(int(w["node"][x]) != node for x, node in self._expect.items())
-            self._expect.clear()
         idle = ~w["done"] & ~w["waiting"] & (w["node"] < 0)
         if self._released:
             idle[list(self._released)] = False
@@ -184,13 +202,24 @@ class LlmManager:
             ask = np.zeros(0, np.int64)
         if ask.size:
             choices = self._candidates(swarm)
+            if self._reserved and self.policy.distinct:
+                # nodes another worker is still asking about are not dealt again
+                choices = tuple(c for c in choices if c.node not in self._reserved)
             dealt = deal(choices, len(ask)) if p.distinct else [choices] * len(ask)
-            # one candidate is no decision: the selector takes it without a model round
-            # trip (in internal_diagnosis_llm ~15% of the calls were ParseConfig alone)
-            requests = [self._request(swarm, int(x), own) for x, own in zip(ask, dealt) if len(own) > 1]
+            # one candidate is no decision: the worker takes it without a model round trip
+            # (in internal_diagnosis_llm ~15% of the calls were ParseConfig alone), now,
+            # so the bandit cannot hand it a node dealt to a worker that waits for the model
+            requests = []
+            for x, own in zip(ask, dealt):
+                if len(own) > 1:
+                    requests.append(self._request(swarm, int(x), own))
+                elif len(own) == 1 and k.assign_node(int(x), own[0].node, source=0):
+                    self.runner.stats.single += 1
             if requests:
                 for r in requests:
                     k.set_waiting(r.worker, True)
+                    if self.policy.distinct:
+                        self._reserved.update((c.node, r.worker) for c in r.choices)
                 if self.record:
                     for r in requests:
                         # asked again before acting: the previous decision led to nothing
@@ -200,8 +229,6 @@ class LlmManager:
                         self._open[id(r)] = (r, rec)
                 self.runner.submit(requests)
                 self.asked += len(requests)
-            elif len(choices) == 1:
-                self.runner.stats.single += int(ask.size)
         if swarm.config.tick_duration_ms == 0 and self.runner.in_flight:
             w = k.workers()
             if not (~w["done"] & ~w["waiting"]).any():
@@ -219,9 +246,6 @@ class LlmManager:
     def _answer(self, request: DecisionRequest, decision: Decision) -> dict | None:
         """Fill the record of ``request`` with the model's answer; from now on
         the worker's next event is what it executed after this decision."""
-        if decision.ok and decision.choice is not None and (
-                decision.confidence is None or decision.confidence >= self.policy.confidence_threshold):
-            self._expect[request.worker] = request.choices[decision.choice].node
         entry = self._open.pop(id(request), None)
         if entry is None:
             return None

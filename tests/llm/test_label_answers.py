@@ -153,7 +153,7 @@ def test_in_process_swarm_distinct_choices(inv):
     rec = Recording(inv)
     runner = InvokerRunner(rec)
     try:
-        asked = dropped = 0
+        asked = 0
         for seed in (1, 2):
             swarm = sc.swarm(seed)
             hooks = LlmRunHooks(sc, runner)
@@ -162,15 +162,13 @@ def test_in_process_swarm_distinct_choices(inv):
             hooks.finish(swarm)
             assert hooks.manager.answer == "label"
             asked += hooks.manager.asked
-            dropped += hooks.manager.dropped
     finally:
         runner.close()
-    # within a tick the deal makes choices disjoint (checked below); an answer can still
-    # be dropped when it arrives ticks later and the bandit gave its node to a worker
-    # that became idle meanwhile (free-running ticks go on while the model thinks):
-    # measured 2-4 of 6 here (workers dealt one candidate go to the bandit, which
-    # takes the best open node), counted in manager.dropped
-    assert asked > 0 and dropped < asked
+    # within a tick the deal makes choices disjoint (checked below); an answer whose node
+    # went to another worker while the model thought falls through to its next open
+    # candidate, and a worker dealt one candidate takes it at once, so none is thrown away
+    taken = runner.stats.summary()["taken"]
+    assert asked > 0 and taken == 0, (asked, taken)
     several = 0
     for reqs, out in rec.batches:
         nodes = [r.choices[d.choice].node for r, d in zip(reqs, out) if d.ok]
@@ -199,7 +197,7 @@ def server(tmp_path_factory):
 
 def test_server_one_token_answer(server):
     """A valid label every time, its confidence the constrained mass, greedy =
-    argmax; the same answers on the second wave, with each worker's slot cached."""
+    argmax, on a first wave and a second one served from each worker's cached slot."""
     async def go(template):
         inv = LlamaServerInvoker(server.url, concurrency=4, template=template)
         try:
@@ -211,5 +209,7 @@ def test_server_one_token_answer(server):
         first, again = asyncio.run(go(template))
         for d, r in zip(first + again, requests(4) * 2):
             _check_label(d, r)
-        assert [d.choice for d in first] == [d.choice for d in again]
+        # not asserted: the same choice on both waves. A cached prefix is prefilled in
+        # other batch shapes than a fresh one, and the quantized model's logits differ
+        # in the last digits: a near tie between two labels flipped here once
         assert sum(d.cached_tokens for d in again) > 0          # one slot per worker: its prefix stays

@@ -5,6 +5,7 @@ single), the failure record and the circuit breaker, with scripted invokers
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import httpx
 import pytest
@@ -50,13 +51,16 @@ class Fake:
         pass
 
 
-def runs(invoker, n=2, seed=3):
-    """``n`` managed runs on one runner; (per-run extras, summary)."""
+def runs(invoker, n=2, seed=3, distinct=True):
+    """``n`` managed runs on one runner; (per-run extras, summary). ``distinct=False``
+    shows every worker of a tick the same candidates (the manager's default deals
+    them disjoint)."""
     sc = load_scenario(LLM_SCENARIO)
     runner = InvokerRunner(invoker)
     extras = []
     try:
         hooks = LlmRunHooks(sc, runner)
+        hooks.policy = dataclasses.replace(hooks.policy, distinct=distinct)
         runner.stats.start_clock()
         for i in range(n):
             swarm = sc.swarm(seed + i)
@@ -74,15 +78,24 @@ def collected(s):
 
 
 def test_confident_answers_are_applied_or_taken():
-    extras, s = runs(Fake(confidence=0.9))
+    extras, s = runs(Fake(confidence=0.9), distinct=False)
     # every worker asked in one tick gets the same candidates and picks the first:
-    # one gets it, the others find it taken and go to the bandit
+    # one gets it, the others find it taken and go to the bandit (the fake gives no
+    # distribution to fall back on)
     assert s["applied"] == sum(e["llm_decisions"] for e in extras) > 0
     assert s["taken"] > 0 and s["unsure"] == s["failed"] == 0
     assert s["fallbacks"] == s["taken"]
     assert s["invocations"] >= collected(s)
     assert s["decisions_per_sec"] == pytest.approx(s["applied"] / s["wall_seconds"])
     assert s["errors"] == 0 and s["first_failure"] is None
+
+
+def test_dealt_candidates_are_never_taken():
+    # the default deal: disjoint candidates per tick, nodes in flight are not dealt
+    # again, a worker dealt one candidate takes it at once
+    extras, s = runs(Fake(confidence=0.9))
+    assert s["applied"] > 0 and s["taken"] == 0 and s["single"] >= 0
+    assert s["fallbacks"] == s["unsure"] + s["taken"] + s["failed"] == 0
 
 
 def test_unsure_answers_count_as_unsure():
@@ -94,7 +107,7 @@ def test_unsure_answers_count_as_unsure():
 
 def test_failed_calls_count_as_failed_with_the_first_failure():
     extras, s = runs(Fake(error=ERROR_TRANSIENT, message="POST http://x/completion: ConnectError: refused",
-                          fail_after=6), n=2)
+                          fail_after=2), n=3)
     assert s["failed"] > 0 and s["applied"] > 0
     assert s["fallbacks"] == s["unsure"] + s["taken"] + s["failed"]
     assert s["failed_by_cause"] == {"refused": s["failed"]}
