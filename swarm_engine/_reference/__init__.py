@@ -7,7 +7,15 @@ loop (plan, step, commit). It is the one oracle the native kernel is tested
 against (same seed, same event trace, bit for bit) and the slow baseline of
 ``swarm-bench``. Change both together.
 """
-from swarm_engine._reference.envs import CascadeEnv, CodeTreeEnv, DiagnosisEnv, GridEnv, SearchEnv, TroubleshootingEnv, make_env
+from swarm_engine._reference.envs import (
+    CascadeEnv,
+    CodeTreeEnv,
+    DiagnosisEnv,
+    GridEnv,
+    SearchEnv,
+    TroubleshootingEnv,
+    make_env,
+)
 from swarm_engine._reference.kernel import ReferenceKernel, RunResult
 from swarm_engine._reference.rng import Xoshiro256, hash64
 
