@@ -20,6 +20,7 @@ EXTENSIONS = {
     "swarm_engine._native._code_tree": ["swarm_engine/_native/_code_tree.pyx"],
     "swarm_engine._native._search": ["swarm_engine/_native/_search.pyx"],
     "swarm_engine._native._diagnosis": ["swarm_engine/_native/_diagnosis.pyx"],
+    "swarm_engine._native._cascade": ["swarm_engine/_native/_cascade.pyx"],
     "swarm_engine._native._envs": ["swarm_engine/_native/_envs.pyx"],
     "swarm_engine._native._kernel": ["swarm_engine/_native/_kernel.pyx"],
 }

@@ -12,6 +12,7 @@ cdef enum EnvKindC:
     K_CODE = 3
     K_SEARCH = 4
     K_DIAGNOSIS = 5
+    K_CASCADE = 6
 
 cdef enum OutcomeC:
     O_FAIL = 0                # the action ran and found nothing: close, no expansion

@@ -12,6 +12,7 @@ ENV_GRID: int
 ENV_CODE: int
 ENV_SEARCH: int
 ENV_DIAGNOSIS: int
+ENV_CASCADE: int
 OUT_FAIL: int
 OUT_OK: int
 OUT_ERROR: int

@@ -1,6 +1,7 @@
 # cython: language_level=3
 """Dispatch to the native environments (one module each: _troubleshooting,
-_grid, _code_tree, _search, _diagnosis) and their Python-visible helpers.
+_grid, _code_tree, _search, _diagnosis,
+_cascade) and their Python-visible helpers.
 
 Each environment keeps its hidden state in the run's int32 ``state`` buffer and
 draws it from stream 0 of the run's seed, so the same seed gives the same hidden
@@ -11,7 +12,7 @@ hidden state (``hidden_state()``) and an event.
 from swarm_engine._native._typedefs cimport int64_t, float64_t
 from swarm_engine._native._rng cimport swarm_rng_seed
 from swarm_engine._native._envctx cimport (K_PYTHON, K_TROUBLESHOOTING, K_GRID, K_CODE, K_SEARCH,
-                                           K_DIAGNOSIS, O_FAIL, O_OK, O_ERROR)
+                                           K_DIAGNOSIS, K_CASCADE, O_FAIL, O_OK, O_ERROR)
 from swarm_engine._native._troubleshooting cimport ts_state_size, ts_max_discoveries, ts_reset, ts_step
 from swarm_engine._native._grid cimport grid_cell_blocked, grid_reset, grid_step
 from swarm_engine._native._code_tree cimport (code_tree_state_size, code_tree_max_discoveries,
@@ -20,6 +21,8 @@ from swarm_engine._native._search cimport (search_state_size, search_max_discove
                                            search_step)
 from swarm_engine._native._diagnosis cimport (diagnosis_state_size, diagnosis_max_discoveries,
                                               diagnosis_reset, diagnosis_step)
+from swarm_engine._native._cascade cimport (cascade_state_size, cascade_max_discoveries, cascade_reset,
+                                            cascade_step)
 
 import numpy as np
 
@@ -29,6 +32,7 @@ ENV_GRID = K_GRID
 ENV_CODE = K_CODE
 ENV_SEARCH = K_SEARCH
 ENV_DIAGNOSIS = K_DIAGNOSIS
+ENV_CASCADE = K_CASCADE
 OUT_FAIL = O_FAIL
 OUT_OK = O_OK
 OUT_ERROR = O_ERROR
@@ -45,6 +49,8 @@ cdef int env_state_size(const EnvCtx *env) noexcept nogil:
         return search_state_size(env)
     if env.kind == K_DIAGNOSIS:
         return diagnosis_state_size(env)
+    if env.kind == K_CASCADE:
+        return cascade_state_size(env)
     return 1
 
 
@@ -59,6 +65,8 @@ cdef int env_max_discoveries(const EnvCtx *env) noexcept nogil:
         return search_max_discoveries(env)
     if env.kind == K_DIAGNOSIS:
         return diagnosis_max_discoveries(env)
+    if env.kind == K_CASCADE:
+        return cascade_max_discoveries(env)
     return 0
 
 
@@ -74,6 +82,8 @@ cdef int env_reset(EnvCtx *env, uint64_t seed) except -1 nogil:
         return search_reset(env)
     if env.kind == K_DIAGNOSIS:
         return diagnosis_reset(env)
+    if env.kind == K_CASCADE:
+        return cascade_reset(env)
     return 0
 
 
@@ -89,6 +99,8 @@ cdef int env_step(EnvCtx *env, int n, const int32_t *act, const int32_t *tgt,
         return search_step(env, n, act, tgt, arg, out)
     if env.kind == K_DIAGNOSIS:
         return diagnosis_step(env, n, act, tgt, arg, out)
+    if env.kind == K_CASCADE:
+        return cascade_step(env, n, act, tgt, arg, out)
     return -1
 
 

@@ -1,5 +1,5 @@
 """The native environments (``_native/_troubleshooting.pyx``, ``_grid.pyx``,
-``_code_tree.pyx``, ``_search.pyx``, ``_diagnosis.pyx``) in plain Python.
+``_code_tree.pyx``, ``_search.pyx``, ``_diagnosis.pyx``, ``_cascade.pyx``) in plain Python.
 
 Same parameters and defaults, same hidden-state layout (``state``), same random
 draws from stream 0 in the same order, same outcomes, discoveries, target
@@ -16,12 +16,12 @@ complete in this step.
 from swarm_engine._reference.rng import MASK64, Xoshiro256, hash64
 
 __all__ = [
-    "ENV_CODE", "ENV_DIAGNOSIS", "ENV_GRID", "ENV_PYTHON", "ENV_SEARCH", "ENV_TROUBLESHOOTING",
-    "OUT_ERROR", "OUT_FAIL", "OUT_OK", "CodeTreeEnv", "DiagnosisEnv", "GridEnv", "SearchEnv",
+    "ENV_CASCADE", "ENV_CODE", "ENV_DIAGNOSIS", "ENV_GRID", "ENV_PYTHON", "ENV_SEARCH", "ENV_TROUBLESHOOTING",
+    "OUT_ERROR", "OUT_FAIL", "OUT_OK", "CascadeEnv", "CodeTreeEnv", "DiagnosisEnv", "GridEnv", "SearchEnv",
     "TroubleshootingEnv", "Discovery", "grid_blocked", "make_env",
 ]
 
-ENV_PYTHON, ENV_TROUBLESHOOTING, ENV_GRID, ENV_CODE, ENV_SEARCH, ENV_DIAGNOSIS = range(6)
+ENV_PYTHON, ENV_TROUBLESHOOTING, ENV_GRID, ENV_CODE, ENV_SEARCH, ENV_DIAGNOSIS, ENV_CASCADE = range(7)
 OUT_FAIL = 0    # the action ran and found nothing: close, no expansion
 OUT_OK = 1      # success: close and expand the successors
 OUT_ERROR = 2   # transient error: the engine may retry the node
@@ -445,7 +445,59 @@ class DiagnosisEnv(_Env):
         return OUT_OK, []
 
 
-_KINDS = {env.kind: env for env in (TroubleshootingEnv, GridEnv, CodeTreeEnv, SearchEnv, DiagnosisEnv)}
+class CascadeEnv(_Env):
+    """A cascade outage: find the failing upstream among the degraded services and apply its fix.
+
+    params = [services, degraded, fixes, error_rate]; ops CheckStatus 0, ReadLogs 1,
+    ApplyFix 2; args: fix i. CheckStatus finds every degraded service (the root
+    and its victims alike); ReadLogs succeeds on a degraded one; ApplyFix of the
+    root with its fix completes the task.
+    """
+
+    kind = ENV_CASCADE
+    DURATION_MS = (5.0, 20.0, 40.0)
+    MAX_SERVICES = MAX_FIXES = 8
+
+    def __init__(self, params, op_of_action=(), op_of_arg=None):
+        super().__init__(params, op_of_action, op_of_arg)
+        self.n = max(1, min(self.param_int(0, self.MAX_SERVICES), self.MAX_SERVICES))
+        self.d = max(1, min(self.param_int(1, 4), self.n))
+        self.nf = max(1, min(self.param_int(2, 6), self.MAX_FIXES))
+        self.error_rate = self.param(3, 0.0)
+        self.reset(0)
+
+    def reset(self, seed):
+        rng = self.rng
+        rng.seed(seed, 0)
+        self.root = rng.below(self.n)
+        self.fix = rng.below(self.nf)
+        self.done = False
+        self.degraded = [0] * self.n
+        self.degraded[self.root] = 1
+        for k in range(1, self.d):
+            j = rng.below(self.n - k)                   # the j-th service not yet degraded
+            self.degraded[[i for i in range(self.n) if not self.degraded[i]][j]] = 1
+
+    @property
+    def state(self):
+        """The native int32 layout: [n, root, fix, done, n_degraded, n_fixes, degraded[n]]."""
+        return [self.n, self.root, self.fix, int(self.done), self.d, self.nf, *self.degraded]
+
+    def _act(self, op, s, arg):
+        if op == 0:
+            return OUT_OK, [(i, 0) for i in range(self.n) if self.degraded[i]]
+        if not 0 <= s < self.n:
+            return OUT_FAIL, []
+        if op == 1:
+            return (OUT_OK if self.degraded[s] else OUT_FAIL), []
+        if s == self.root and not self.done and self.arg_op(arg) == self.fix:
+            self.done = self._done = True
+            return OUT_OK, []
+        return OUT_FAIL, []
+
+
+_KINDS = {env.kind: env for env in (TroubleshootingEnv, GridEnv, CodeTreeEnv, SearchEnv, DiagnosisEnv,
+                                    CascadeEnv)}
 
 
 def make_env(kind, params, op_of_action=(), op_of_arg=None):

@@ -31,8 +31,8 @@ import swarm_engine
 from swarm_engine._native._kernel import Kernel
 from swarm_engine._reference import ReferenceKernel
 
-ENV_TS, ENV_GRID, ENV_CODE, ENV_SEARCH, ENV_DIAGNOSIS = 1, 2, 3, 4, 5
-N_OPS = {ENV_TS: 5, ENV_GRID: 1, ENV_CODE: 3, ENV_SEARCH: 4, ENV_DIAGNOSIS: 4}
+ENV_TS, ENV_GRID, ENV_CODE, ENV_SEARCH, ENV_DIAGNOSIS, ENV_CASCADE = 1, 2, 3, 4, 5, 6
+N_OPS = {ENV_TS: 5, ENV_GRID: 1, ENV_CODE: 3, ENV_SEARCH: 4, ENV_DIAGNOSIS: 4, ENV_CASCADE: 3}
 ST_OK = 0
 V_RUNNING, V_SUCCESS, V_EXHAUSTED = 0, 1, 2
 SEL_KINDS = range(6)          # fifo, ucb1, thompson, thompson_sampled, greedy, adaptive
@@ -56,6 +56,9 @@ RULES = {
     ENV_DIAGNOSIS: dict(successors=[[1], [2], [3], []], terminal=[0, 0, 0, 1],
                         variants=[[], [], [], list(range(8))], starts=[(0, -1, -1)],
                         env_ops=[0, 1, 2, 3], env_args=[7, 6, 5, 4, 3, 2, 1, 0]),
+    # CheckStatus -> ReadLogs | ApplyFix(service, fix) for every fix
+    ENV_CASCADE: dict(successors=[[1, 2], [], []], terminal=[0, 0, 1], variants=[[], [], list(range(6))],
+                      starts=[(0, -1, -1)], env_ops=[0, 1, 2], env_args=[5, 4, 3, 2, 1, 0]),
 }
 TS_RULES, GRID_RULES = RULES[ENV_TS], RULES[ENV_GRID]
 
@@ -143,6 +146,9 @@ def environments(draw, kinds=tuple(N_OPS)):
         files = draw(st.integers(1, 20))
         params = [files, draw(st.integers(1, 8)), draw(st.integers(-1, 5)), draw(rates)]
         return kind, _prefix(draw, params, 1), files
+    if kind == ENV_CASCADE:
+        params = [draw(st.integers(-1, 10)), draw(st.integers(-1, 10)), draw(st.integers(-1, 10)), draw(rates)]
+        return kind, _prefix(draw, params, 0), 8
     params = [draw(st.integers(-1, 10)), draw(unit), draw(rates), draw(skews)]
     return kind, _prefix(draw, params, 0), 8
 
@@ -382,6 +388,7 @@ STANDARD = {  # the usual rule set of each environment, with parameters that mak
     "code_tree": (ENV_CODE, [60.0, 6.0, 3.0, 40.0, 3.0, 0.1]),
     "search": (ENV_SEARCH, [12.0, 5.0, 2.0, 0.1]),
     "diagnosis": (ENV_DIAGNOSIS, [6.0, 0.4, 0.1]),
+    "cascade": (ENV_CASCADE, [8.0, 4.0, 6.0, 0.1]),
 }
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from swarm_engine.core.environment import EnvironmentBinding
 from swarm_engine.errors import ScenarioError
 from swarm_engine.eval.environments.base import EnvironmentFace, normalize
+from swarm_engine.eval.environments.cascade import CASCADE
 from swarm_engine.eval.environments.code_exploration import CODE_EXPLORATION
 from swarm_engine.eval.environments.grid import GRID
 from swarm_engine.eval.environments.internal_diagnosis import INTERNAL_DIAGNOSIS
@@ -19,7 +20,7 @@ from swarm_engine.exploration.rules import DependencyGraph
 __all__ = ["BUILTIN", "bind_environment", "default_graph", "EnvironmentFace"]
 
 BUILTIN: dict[str, EnvironmentFace] = {
-    face.name: face for face in (TROUBLESHOOTING, CODE_EXPLORATION, SEARCH, INTERNAL_DIAGNOSIS, GRID)}
+    face.name: face for face in (TROUBLESHOOTING, CODE_EXPLORATION, SEARCH, INTERNAL_DIAGNOSIS, GRID, CASCADE)}
 
 
 def bind_environment(env_type: str, params: dict[str, Any], actions: Sequence[str],
