@@ -40,8 +40,6 @@ of the chosen tokens' probabilities is far below the choice's probability.
 from __future__ import annotations
 
 import asyncio
-import functools
-import math
 import random
 import time
 from collections import OrderedDict
@@ -54,10 +52,16 @@ import numpy as np
 
 from swarm_engine.errors import ConfigError, LlmError, LlmPermanentError, LlmTransientError
 from swarm_engine.llm.backends.llama_cpp.sampling import label_choice
+from swarm_engine.llm.backends.server_answers import (
+    answers_of,
+    choice_confidence,
+    label_grammar,
+    label_probs,
+)
 from swarm_engine.llm.grammar import gbnf_for, json_schema_for
 from swarm_engine.llm.health import Breaker, describe_failure, probe
 from swarm_engine.llm.http import backoff_delay, get_json, is_transient_status, post_json, server_message
-from swarm_engine.llm.prompts import LABELS, answer_json
+from swarm_engine.llm.prompts import LABELS
 from swarm_engine.llm.protocol import (
     ERROR_PARSE,
     ERROR_PERMANENT,
@@ -80,97 +84,7 @@ CONSTRAINTS = ("grammar", "json_schema", None)
 CHATML = ("<|im_start|>system\n{shared}<|im_end|>\n<|im_start|>user\n{worker}<|im_end|>\n"
           "<|im_start|>assistant\n")
 
-_GRAMMAR_CACHE = 512
-
-
-def _squash(text: str) -> str:
-    return "".join(text.split())
-
-
-def _prob(entry: dict) -> float:
-    if "prob" in entry:
-        return float(entry["prob"])
-    if "logprob" in entry:
-        return math.exp(float(entry["logprob"]))
-    return 0.0
-
-
-@functools.lru_cache(maxsize=_GRAMMAR_CACHE)
-def _answer_prefixes(answers: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str], int]:
-    """The answers without whitespace, every prefix of them, the shortest length:
-    a candidate text stays on some answer iff it is a prefix of one (or runs
-    past the end of one)."""
-    allowed = frozenset(_squash(a) for a in answers)
-    return allowed, frozenset(a[:i] for a in allowed for i in range(len(a) + 1)), min(map(len, allowed))
-
-
-def choice_confidence(probs: Sequence[dict], answers: Sequence[str], chosen: int) -> float | None:
-    """P(answers[chosen] | one of answers), from llama-server's per-token
-    ``completion_probabilities``; None when the text left the chosen answer
-    (an unconstrained or repaired answer) or there is nothing to measure.
-
-    Each entry has the generated token (``token``, ``prob`` or ``logprob``)
-    and its alternatives (``top_probs`` or ``top_logprobs``).
-    """
-    target = _squash(answers[chosen])
-    allowed, prefixes, shortest = _answer_prefixes(tuple(answers))
-    text = ""
-    confidence = 1.0
-    measured = False
-    for step in probs:
-        if len(text) >= len(target):
-            break
-        if not target.startswith(text):
-            return None
-        token = str(step.get("token", ""))
-        candidates = {step.get("id", token): (token, _prob(step))}
-        for alt in step.get("top_probs") or step.get("top_logprobs") or ():
-            candidates.setdefault(alt.get("id", alt.get("token")), (str(alt.get("token", "")), _prob(alt)))
-        on_choice = on_any = 0.0
-        for tok, p in candidates.values():
-            cand = text + _squash(tok)
-            if target.startswith(cand) or cand.startswith(target):
-                on_choice += p
-                on_any += p
-            elif cand in prefixes or (len(cand) > shortest and any(cand.startswith(a) for a in allowed)):
-                on_any += p
-        if on_choice > 0.0 and on_any > 0.0:
-            confidence *= min(1.0, on_choice / on_any)
-            measured = True
-        text += _squash(token)
-    if not measured or not (target.startswith(text) or text.startswith(target)):
-        return None
-    return confidence
-
-
-@functools.lru_cache(maxsize=64)
-def label_grammar(n: int) -> str:
-    """GBNF for the first ``n`` labels (one character each: one token)."""
-    return "root ::= " + " | ".join(f'"{c}"' for c in LABELS[:n]) + "\n"
-
-
-def label_probs(probs: Sequence[dict], n: int) -> list[float] | None:
-    """The probability of each of the first ``n`` labels from llama-server's
-    ``completion_probabilities`` of a one-token, label-grammar answer sent
-    with ``post_sampling_probs``, temperature 1, ``top_k`` 0, ``top_p`` 1 and
-    ``min_p`` 0 (the grammar-constrained softmax, nothing cut), renormalised
-    to sum to 1 (labels missing from the list get 0); None without any."""
-    if not probs:
-        return None
-    first = probs[0]
-    index = {c: i for i, c in enumerate(LABELS[:n])}
-    p = [0.0] * n
-    for alt in first.get("top_probs") or first.get("top_logprobs") or [first]:
-        i = index.get(str(alt.get("token", "")).strip())
-        if i is not None:
-            p[i] = max(p[i], _prob(alt))
-    total = sum(p)
-    return [x / total for x in p] if total > 0 else None
-
-
-def _answers(req: DecisionRequest) -> tuple[str, ...]:
-    return tuple(answer_json(c) for c in req.choices)
-
+_GRAMMAR_CACHE = 512                    # grammars / schemas kept per invoker (LRU)
 
 class LlamaServerInvoker:
     """Decisions from a running llama-server (``swarm llama start``).
@@ -456,7 +370,7 @@ class LlamaServerInvoker:
         except LlmError as exc:
             return [self._failed(r, exc, 0.0) for r in requests]
         if self.mode == "concurrent":
-            return list(await asyncio.gather(*(self._one(r, _answers(r)) for r in requests)))
+            return list(await asyncio.gather(*(self._one(r, answers_of(r)) for r in requests)))
         groups: dict[tuple, list[int]] = {}
         out: list[Decision | None] = [None] * len(requests)
         labels = [i for i, r in enumerate(requests) if r.answer == "label"]   # one slot per worker, one wave
@@ -465,7 +379,7 @@ class LlamaServerInvoker:
         for i, r in enumerate(requests):
             if r.answer == "label":
                 continue
-            groups.setdefault((_answers(r), r.sampling, r.lora), []).append(i)
+            groups.setdefault((answers_of(r), r.sampling, r.lora), []).append(i)
         results = await asyncio.gather(*(self._array(key[0], [requests[i] for i in idx])
                                          for key, idx in groups.items()))
         for idx, decisions in zip(groups.values(), results):
