@@ -205,11 +205,19 @@ def test_server_one_token_answer(server):
         finally:
             await inv.aclose()
 
+    without = 0
     for template in (CHATML, None):
         first, again = asyncio.run(go(template))
         for d, r in zip(first + again, requests(4) * 2):
+            if d.ok and d.probs is None:
+                # the server's top_probs came back unconstrained: the label is taken
+                # without a confidence (seen about once in ten waves on this build)
+                assert d.repaired and d.confidence is None and d.raw == prompts.label_of(d.choice)
+                without += 1
+                continue
             _check_label(d, r)
         # not asserted: the same choice on both waves. A cached prefix is prefilled in
         # other batch shapes than a fresh one, and the quantized model's logits differ
         # in the last digits: a near tie between two labels flipped here once
         assert sum(d.cached_tokens for d in again) > 0          # one slot per worker: its prefix stays
+    assert without <= 2, f"{without} of 16 answers came without a label distribution"
