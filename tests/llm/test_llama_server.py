@@ -556,3 +556,48 @@ class TestConfidence:
         probs = [{"token": '{"tool": "A"}', "logprob": -0.1, "top_logprobs": []}]
         assert choice_confidence(probs, self.ANSWERS, 0) == pytest.approx(1.0)
         assert choice_confidence([self.step("hello", 1.0)], self.ANSWERS, 0) is None
+
+
+class TestEndpointPool:
+    """``[llm] endpoints``: workers dealt round-robin over the servers, each
+    keeping its slot on its server; a dead server fails only its own workers."""
+
+    def test_json_answers_use_every_endpoint_with_slot_affinity(self):
+        seen: list[tuple[str, int | None]] = []
+
+        def handler(req: httpx.Request) -> httpx.Response:
+            if req.url.path == "/props":
+                return httpx.Response(200, json={"total_slots": 2})
+            body = json.loads(req.content)
+            seen.append((req.url.host, body.get("id_slot")))
+            return httpx.Response(200, json=completion(answer_json(CHOICES[1])))
+
+        inv = LlamaServerInvoker(["http://a.test:1", "http://b.test:2"], transport=mock(handler), affinity=True)
+        assert inv.answer == "json"                    # the server default (docs/llm.md)
+        ds = run(decide_with(inv, [request(w) for w in range(4)]))
+        assert all(d.ok and d.choice == 1 for d in ds)
+        # worker w -> endpoint w % 2, slot (w // 2) % 2 there
+        assert sorted(seen) == [("a.test", 0), ("a.test", 1), ("b.test", 0), ("b.test", 1)]
+
+    def test_a_dead_endpoint_opens_only_its_own_breaker(self):
+        calls = []
+
+        def handler(req: httpx.Request) -> httpx.Response:
+            if req.url.host == "dead.test":
+                raise httpx.ConnectError("[Errno 111] Connection refused", request=req)
+            if req.url.path == "/props":
+                return httpx.Response(200, json={"total_slots": 4})
+            calls.append(req.url.host)
+            return httpx.Response(200, json=completion(answer_json(CHOICES[0])))
+
+        inv = LlamaServerInvoker(["http://dead.test:1", "http://ok.test:3"], transport=mock(handler), retries=0)
+        async def ticks():
+            try:
+                return [await inv.decide([request(0), request(1)]) for _ in range(3)]   # three ticks
+            finally:
+                await inv.aclose()
+
+        results = run(ticks())
+        assert all(ds[0].error == ERROR_TRANSIENT and ds[1].ok for ds in results)
+        assert "circuit open" in results[1][0].message     # the dead one fails at once...
+        assert calls == ["ok.test"] * 3                    # ...and the live one serves every tick

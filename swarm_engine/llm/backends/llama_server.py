@@ -197,7 +197,9 @@ class LlamaServerInvoker:
         self._adapters: list[dict] | None = None
         self._slot_lora: dict[Any, tuple | None] = {}    # slot -> LoRA set it last ran under
         self._lora_sets: set[tuple | None] = set()
-        self._breaker = Breaker(f"llama-server at {self.base_url}")
+        # one breaker per endpoint: a dead server of a pool fails its own workers' calls fast
+        self._breakers = {u: Breaker(f"llama-server at {u}") for u in self.endpoints}
+        self._breaker = self._breakers[self.base_url]
 
     # -- plumbing
 
@@ -440,7 +442,7 @@ class LlamaServerInvoker:
             t0 = time.perf_counter()
             url, k = self._route(req)
             try:
-                self._breaker.check()
+                self._breakers[url].check()
                 lora = await self._lora_field(req.lora)
                 key = None if lora is None else tuple((a["id"], a["scale"]) for a in lora)
                 slot = None
@@ -457,9 +459,9 @@ class LlamaServerInvoker:
                                                 timeout=self.timeout, retries=self.retries, backoff=self.backoff,
                                                 max_backoff=self.max_backoff, rng=self._rng)
             except LlmError as exc:
-                self._breaker.failure(exc)
+                self._breakers[url].failure(exc)
                 return self._failed(req, exc, (time.perf_counter() - t0) * 1e3)
-            self._breaker.success()
+            self._breakers[url].success()
             return self._label_decision(req, body, (time.perf_counter() - t0) * 1e3, retries, url)
 
     async def _one(self, req: DecisionRequest, answers: tuple[str, ...]) -> Decision:
@@ -468,24 +470,27 @@ class LlamaServerInvoker:
         assert self._sem is not None
         async with self._sem:
             t0 = time.perf_counter()
+            url, k = self._route(req)
+            breaker = self._breakers[url]
             try:
-                self._breaker.check()
+                breaker.check()
                 lora = await self._lora_field(req.lora)
                 key = None if lora is None else tuple((a["id"], a["scale"]) for a in lora)
                 slot = None
-                if req.slot is not None and self.affinity:
-                    n = await self._server_slots()
-                    slot = req.slot % n if n else None
-                payload = self._payload(self._prompt(req), req, answers, lora, self._use_cache(slot, key))
+                if k is not None and self.affinity:
+                    n = await self._slots_of(url)
+                    slot = k % n if n else None
+                cache_key = slot if len(self.endpoints) == 1 else (url, slot)
+                payload = self._payload(self._prompt(req), req, answers, lora, self._use_cache(cache_key, key))
                 if slot is not None:
                     payload["id_slot"] = slot
-                body, retries = await post_json(self._http(), self.base_url + "/completion", payload,
+                body, retries = await post_json(self._http(), url + "/completion", payload,
                                                 timeout=self.timeout, retries=self.retries, backoff=self.backoff,
                                                 max_backoff=self.max_backoff, rng=self._rng)
             except LlmError as exc:
-                self._breaker.failure(exc)
+                breaker.failure(exc)
                 return self._failed(req, exc, (time.perf_counter() - t0) * 1e3)
-            self._breaker.success()
+            breaker.success()
             return self._decision(req, answers, body, (time.perf_counter() - t0) * 1e3, retries)
 
     async def _array(self, answers: tuple[str, ...], group: list[DecisionRequest]) -> list[Decision]:
