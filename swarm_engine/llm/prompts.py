@@ -78,6 +78,24 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+def _briefing(head: list[str], goal: str, context: str, actions: Sequence[tuple[str, str]],
+              rules: str) -> list[str]:
+    """``head`` (header and answer rules) plus what every shared prompt says the
+    same way: the scenario's extra rules, the task, its context, the actions."""
+    lines = list(head)
+    for rule in (rules or "").splitlines():
+        rule = rule.strip()
+        if rule:
+            lines.append(rule if rule.startswith("- ") else f"- {rule}")
+    lines += ["", f"Task: {_one_line(goal)}"]
+    if context and context.strip():
+        lines.append(f"Context: {_one_line(context)}")
+    lines += ["", "Actions:"]
+    for name, description in actions:
+        lines.append(f"- {name}: {_one_line(description)}" if description else f"- {name}")
+    return lines
+
+
 def shared_prompt(goal: str, context: str, actions: list[tuple[str, str]], rules: str = "") -> str:
     """The part of a decision prompt that every worker of a run shares.
 
@@ -98,19 +116,10 @@ def shared_prompt(goal: str, context: str, actions: list[tuple[str, str]], rules
         Ends with "Now respond with ONLY a JSON object:" and a newline, so the
         worker part (:func:`worker_prompt`) follows directly.
     """
-    lines = [HEADER, "", "Rules:",
-             "- Pick exactly one of the numbered candidates.",
-             "- Answer with that candidate's JSON object, copied exactly, and nothing else."]
-    for rule in (rules or "").splitlines():
-        rule = rule.strip()
-        if rule:
-            lines.append(rule if rule.startswith("- ") else f"- {rule}")
-    lines += ["", f"Task: {_one_line(goal)}"]
-    if context and context.strip():
-        lines.append(f"Context: {_one_line(context)}")
-    lines += ["", "Actions:"]
-    for name, description in actions:
-        lines.append(f"- {name}: {_one_line(description)}" if description else f"- {name}")
+    lines = _briefing([HEADER, "", "Rules:",
+                       "- Pick exactly one of the numbered candidates.",
+                       "- Answer with that candidate's JSON object, copied exactly, and nothing else."],
+                      goal, context, actions, rules)
     lines += ["", "Example interaction:", f"User: {_example_user(actions)}",
               f"Assistant: {_example_answer(actions)}", "", CONTENT_CUE, ""]
     return "\n".join(lines)
@@ -219,19 +228,10 @@ def label_shared_prompt(goal: str, context: str, actions: list[tuple[str, str]],
     """:func:`shared_prompt` for label answers: the same rules, task and action
     catalogue, an example answered with a label; identical for every worker
     and first in every request. Ends with a newline."""
-    lines = [LABEL_HEADER, "", "Rules:",
-             "- Pick exactly one of the labelled candidates.",
-             "- Answer with its label alone."]
-    for rule in (rules or "").splitlines():
-        rule = rule.strip()
-        if rule:
-            lines.append(rule if rule.startswith("- ") else f"- {rule}")
-    lines += ["", f"Task: {_one_line(goal)}"]
-    if context and context.strip():
-        lines.append(f"Context: {_one_line(context)}")
-    lines += ["", "Actions:"]
-    for name, description in actions:
-        lines.append(f"- {name}: {_one_line(description)}" if description else f"- {name}")
+    lines = _briefing([LABEL_HEADER, "", "Rules:",
+                       "- Pick exactly one of the labelled candidates.",
+                       "- Answer with its label alone."],
+                      goal, context, actions, rules)
     a, b = _example_choices(actions)
     lines += ["", "Example:", f"Candidates: 1 {_choice_text(a)}; 2 {_choice_text(b)}", "Answer: 2", "", LABEL_CUE,
               ""]
