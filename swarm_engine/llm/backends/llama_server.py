@@ -376,7 +376,7 @@ class LlamaServerInvoker:
         groups: dict[tuple, list[int]] = {}
         out: list[Decision | None] = [None] * len(requests)
         labels = [i for i, r in enumerate(requests) if r.answer == "label"]   # one slot per worker, one wave
-        for i, d in zip(labels, await asyncio.gather(*(self._one_label(requests[i]) for i in labels))):
+        for i, d in zip(labels, await asyncio.gather(*(self._one(requests[i], ()) for i in labels))):
             out[i] = d
         for i, r in enumerate(requests):
             if r.answer == "label":
@@ -421,11 +421,11 @@ class LlamaServerInvoker:
             # seen about once in ten waves on the 0.10068 build: the token obeyed the
             # grammar but top_probs came back unconstrained (no label among them). The
             # label itself is still the model's answer; its confidence is unknown.
-            j = LABELS[:len(req.choices)].index(d.raw.strip()) if d.raw.strip() in LABELS[:len(req.choices)] else -1
-            if j < 0:
-                d.error, d.message = ERROR_PARSE, f"no label probabilities in the answer {d.raw[:40]!r}"
+            allowed = tuple(LABELS[:len(req.choices)])          # one character each
+            if d.raw.strip() in allowed:
+                d.choice, d.raw, d.repaired = allowed.index(d.raw.strip()), d.raw.strip(), True
             else:
-                d.choice, d.raw, d.repaired = j, LABELS[j], True
+                d.error, d.message = ERROR_PARSE, f"no label probabilities in the answer {d.raw[:40]!r}"
             return d
         s = req.sampling
         rng = None
@@ -436,37 +436,8 @@ class LlamaServerInvoker:
         d.choice, d.confidence, d.probs, d.raw = j, conf, tuple(float(x) for x in probs), LABELS[j]
         return d
 
-    async def _one_label(self, req: DecisionRequest) -> Decision:
-        assert self._sem is not None
-        async with self._sem:
-            t0 = time.perf_counter()
-            url, k = self._route(req)
-            try:
-                self._breakers[url].check()
-                lora = await self._lora_field(req.lora)
-                key = None if lora is None else tuple((a["id"], a["scale"]) for a in lora)
-                slot = None
-                if k is not None:
-                    n = await self._slots_of(url)
-                    slot = k % n if n else None
-                cache_key = slot if len(self.endpoints) == 1 else (url, slot)
-                # raw prompts end "Answer:": the label follows a line break (" 1" is two tokens)
-                prompt = self._prompt(req) + ("\n" if self._template is None else "")
-                payload = self._label_payload(prompt, req, lora, self._use_cache(cache_key, key))
-                if slot is not None:
-                    payload["id_slot"] = slot
-                body, retries = await post_json(self._http(), url + "/completion", payload,
-                                                timeout=self.timeout, retries=self.retries, backoff=self.backoff,
-                                                max_backoff=self.max_backoff, rng=self._rng)
-            except LlmError as exc:
-                self._breakers[url].failure(exc)
-                return self._failed(req, exc, (time.perf_counter() - t0) * 1e3)
-            self._breakers[url].success()
-            return self._label_decision(req, body, (time.perf_counter() - t0) * 1e3, retries, url)
-
     async def _one(self, req: DecisionRequest, answers: tuple[str, ...]) -> Decision:
-        if req.answer == "label":
-            return await self._one_label(req)
+        label = req.answer == "label"
         assert self._sem is not None
         async with self._sem:
             t0 = time.perf_counter()
@@ -477,11 +448,17 @@ class LlamaServerInvoker:
                 lora = await self._lora_field(req.lora)
                 key = None if lora is None else tuple((a["id"], a["scale"]) for a in lora)
                 slot = None
-                if k is not None and self.affinity:
+                # a label request is always pinned: its slot keeps the worker's prefix warm
+                if k is not None and (label or self.affinity):
                     n = await self._slots_of(url)
                     slot = k % n if n else None
-                cache_key = slot if len(self.endpoints) == 1 else (url, slot)
-                payload = self._payload(self._prompt(req), req, answers, lora, self._use_cache(cache_key, key))
+                use_cache = self._use_cache(slot if len(self.endpoints) == 1 else (url, slot), key)
+                if label:
+                    # raw prompts end "Answer:": the label follows a line break (" 1" is two tokens)
+                    prompt = self._prompt(req) + ("\n" if self._template is None else "")
+                    payload = self._label_payload(prompt, req, lora, use_cache)
+                else:
+                    payload = self._payload(self._prompt(req), req, answers, lora, use_cache)
                 if slot is not None:
                     payload["id_slot"] = slot
                 body, retries = await post_json(self._http(), url + "/completion", payload,
@@ -491,7 +468,10 @@ class LlamaServerInvoker:
                 breaker.failure(exc)
                 return self._failed(req, exc, (time.perf_counter() - t0) * 1e3)
             breaker.success()
-            return self._decision(req, answers, body, (time.perf_counter() - t0) * 1e3, retries)
+            ms = (time.perf_counter() - t0) * 1e3
+            if label:
+                return self._label_decision(req, body, ms, retries, url)
+            return self._decision(req, answers, body, ms, retries)
 
     async def _array(self, answers: tuple[str, ...], group: list[DecisionRequest]) -> list[Decision]:
         assert self._sem is not None
