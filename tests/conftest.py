@@ -15,7 +15,7 @@ import pytest
 import swarm_engine
 from tests.paths import DATA, ROOT, TROUBLESHOOTING
 
-__all__ = ["wait_for", "with_default_sigint", "OutputReader", "stop_process", "event_columns",
+__all__ = ["wait_for", "with_default_sigint", "OutputReader", "stop_process", "signal_and_wait", "event_columns",
            "assert_same_columns"]
 
 # Scenarios name test environments as ``python:tests.envs_example:Vault``; a
@@ -89,6 +89,13 @@ class OutputReader:
         """All the output, once the stream has closed (the child exited)."""
         self._thread.join(timeout)
         return self.text
+
+
+def signal_and_wait(proc: subprocess.Popen, sig: int, timeout: float = 60.0) -> tuple[str, str]:
+    """Send ``sig`` (a clean stop: SIGINT, SIGTERM) and wait for the process to
+    exit; its (stdout, stderr). Pair it with :func:`stop_process` in a ``finally``."""
+    proc.send_signal(sig)
+    return proc.communicate(timeout=timeout)
 
 
 def stop_process(proc: subprocess.Popen) -> None:

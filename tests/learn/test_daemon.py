@@ -27,7 +27,7 @@ from swarm_engine.errors import ConfigError, LlmPermanentError, StoreError
 from swarm_engine.eval.report import write_json_atomic
 from swarm_engine.learn import LearningStore, LearnStats
 from swarm_engine.learn.daemon import DaemonConfig, LearningDaemon, read_status, resolve_target, trigger_from_settings
-from tests.conftest import wait_for
+from tests.conftest import signal_and_wait, stop_process, wait_for
 
 KEY = "demo"
 
@@ -422,12 +422,9 @@ def test_sigint_stops_cleanly_and_sigusr1_learns(tmp_path, subprocess_env):
         st = wait_for(lambda: (s := read_status(store, KEY)) and s["learns"] == 1 and s, "the requested learn")
         assert st["last_trigger"]["reason"] == "manual request" and "no recorded episodes" in st["last_result"]["error"]
         assert st["watcher"] == "polling"
-        daemon.send_signal(signal.SIGINT)
-        out, err = daemon.communicate(timeout=60)
+        out, err = signal_and_wait(daemon, signal.SIGINT)
     finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.communicate()
+        stop_process(daemon)
     assert daemon.returncode == 0 and "Traceback" not in err, err
     assert read_status(store, KEY)["state"] == "stopped"
 
@@ -471,12 +468,9 @@ def test_daemon_end_to_end_learns_swaps_and_stops_on_sigterm(tmp_path, subproces
         # a second model is applied only when not worse; either way the first is kept for rollback
         versions = home_store.model_versions(key)
         assert versions == ([1, 2] if result["applied"] else [1]), (versions, result)
-        daemon.send_signal(signal.SIGTERM)
-        out, err = daemon.communicate(timeout=60)
+        out, err = signal_and_wait(daemon, signal.SIGTERM)
     finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.communicate()
+        stop_process(daemon)
     assert daemon.returncode == 0, err
     assert "Traceback" not in err
     st = read_status(home_store, key)

@@ -26,7 +26,7 @@ from swarm_engine.errors import ConfigError, LlmPermanentError
 from swarm_engine.llm.bluegreen import Backend, BlueGreen, BlueGreenState, FrontProxy, sanity_check
 from swarm_engine.llm.models import server_unavailable
 from swarm_engine.llm.server import LlamaServer, free_port
-from tests.conftest import wait_for
+from tests.conftest import signal_and_wait, stop_process, wait_for
 
 needs_server = pytest.mark.skipif(server_unavailable() is not None, reason=server_unavailable() or "")
 
@@ -486,12 +486,9 @@ def test_daemon_serves_the_active_adapter_and_switches_when_it_changes(tmp_path,
                           "the switch to v2", timeout=120)
             assert st["serving"]["active_color"] == "green" and st["serving"]["last_error"] is None
             assert [Path(a["path"]) for a in c.get("/lora-adapters").json()] == [second]
-        daemon.send_signal(signal.SIGTERM)
-        out, err = daemon.communicate(timeout=60)
+        out, err = signal_and_wait(daemon, signal.SIGTERM)
     finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.communicate()
+        stop_process(daemon)
     assert daemon.returncode == 0, err
     st = read_status(store, key)
     assert st["state"] == "stopped" and not st["alive"]
