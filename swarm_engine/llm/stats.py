@@ -51,9 +51,8 @@ class LlmStats:
     invocations: int = 0
     errors: int = 0
     retries: int = 0
-    fallbacks: int = 0            # decisions replaced by the exploration selector (unsure + taken + failed)
     repaired: int = 0
-    low_confidence: int = 0       # = unsure (the old name, kept for reports that read it)
+    unsure: int = 0
     applied: int = 0
     taken: int = 0
     failed: int = 0
@@ -98,25 +97,27 @@ class LlmStats:
     # -- what the manager's collect phase saw
     def count_unsure(self) -> None:
         with self._lock:
-            self.low_confidence += 1
-            self.fallbacks += 1
+            self.unsure += 1
 
     def count_taken(self) -> None:
         with self._lock:
             self.taken += 1
-            self.fallbacks += 1
 
     def count_failed(self, decision: Decision, *, seed: int | None = None, tick: int | None = None) -> None:
         cause = failure_cause(decision)
         with self._lock:
             self.failed += 1
-            self.fallbacks += 1
             self.failed_by_cause[cause] = self.failed_by_cause.get(cause, 0) + 1
             if self.first_failure is None:
                 self.first_failure = {
                     "run": self.run, "seed": seed, "tick": tick, "worker": int(decision.worker),
                     "kind": decision.error or "unknown", "cause": cause, "message": decision.message,
                     "after_seconds": round(time.perf_counter() - self._t0, 3) if self._t0 is not None else None}
+
+    @property
+    def fallbacks(self) -> int:
+        """Decisions the exploration selector made instead of the model."""
+        return self.unsure + self.taken + self.failed
 
     # -- the wall clock decisions/s is measured against
     def start_clock(self) -> None:
@@ -149,9 +150,9 @@ class LlmStats:
                 "invocations": self.invocations, "errors": self.errors, "retries": self.retries,
                 "errors_by_kind": dict(self.errors_by_kind),
                 "applied": self.applied, "fallbacks": self.fallbacks,
-                "unsure": self.low_confidence, "taken": self.taken, "failed": self.failed, "single": self.single,
+                "unsure": self.unsure, "taken": self.taken, "failed": self.failed, "single": self.single,
                 "failed_by_cause": dict(self.failed_by_cause), "first_failure": self.first_failure,
-                "repaired": self.repaired, "low_confidence": self.low_confidence,
+                "repaired": self.repaired, "low_confidence": self.unsure,      # the old name of unsure
                 "latency_ms_p50": float(np.percentile(lat, 50)) if lat.size else None,
                 "latency_ms_p95": float(np.percentile(lat, 95)) if lat.size else None,
                 "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
