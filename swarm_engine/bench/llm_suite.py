@@ -11,9 +11,9 @@
    client overhead would show).
 2. **client cost**: the invoker's own time per decision against canned
    answers (no model).
-3. **in process** (llama-cpp-python): one batched ``decide`` call for all
-   workers vs one call per worker, with the engine's prompts and with short
-   prompts (generation-bound). Both must choose the same answers.
+3. **in process** (llama-cpp-python, :mod:`swarm_engine.bench.llm_inprocess`):
+   label and JSON answers, batched and one call per worker, beside a bare
+   ``llama_decode`` loop over the same tokens (the physical limit).
 
 Every answer must be one of the allowed choices, or the suite fails. A
 server that dies or stops answering (this llama-server build has been seen
@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from swarm_engine.bench import llm_inprocess
 from swarm_engine.bench.measure import spread
 from swarm_engine.bench.settings import Settings
 
@@ -103,59 +104,6 @@ def _server(settings: Settings, say: Callable[[str], None]) -> dict:
     return out
 
 
-def _inprocess(settings: Settings, say: Callable[[str], None]) -> dict:
-    if importlib.util.find_spec("llama_cpp") is None:
-        return {"skipped": "llama-cpp-python is not installed (pip install 'swarm-engine[llm]')"}
-    from swarm_engine.llm.backends.llama_cpp import LlamaCppInvoker
-    from swarm_engine.llm.models import default_model_path
-    from swarm_engine.llm.prompts import answer_json, shared_prompt, worker_prompt
-    from swarm_engine.llm.protocol import Choice, DecisionRequest, Sampling
-
-    workers = max(2, 2 * settings.llm_workers)
-    actions = [("CheckStatus", "check a service's health endpoint"), ("ReadLogs", "read a service's recent logs"),
-               ("Restart", "restart a service"), ("Done", "the failing service is fixed")]
-    services = ("api-gateway", "db", "cache", "web")
-    choices = tuple(Choice(a, s) for a in ("CheckStatus", "ReadLogs", "Restart") for s in services[:2]) + (
-        Choice("Done"),)
-    shared = shared_prompt("Find and fix the failing service.", "Four services behind one gateway.", actions)
-    prompts = {
-        "engine prompts": [DecisionRequest(worker=w, shared_prompt=shared, worker_prompt=worker_prompt(
-            w, [f"CheckStatus {services[w % 4]} -> degraded"], "", choices), choices=choices,
-            sampling=Sampling(max_tokens=24)) for w in range(workers)],
-        "short prompts": [DecisionRequest(worker=w, shared_prompt="Pick one.", worker_prompt=f"Worker {w}.",
-                                          choices=choices, sampling=Sampling(max_tokens=24))
-                          for w in range(workers)],
-    }
-    say("llm: loading the model in process")
-    inv = LlamaCppInvoker(default_model_path(), n_ctx=4096, n_batch=512, n_seq_max=workers)
-    rows = []
-    try:
-        inv.decide_sync(prompts["engine prompts"][:2])          # warm: allocations, the shared prefix cached
-        for name, reqs in prompts.items():
-            times: dict[str, list[float]] = {"batched": [], "sequential": []}
-            answers: dict[str, list[str]] = {}
-            for rnd in range(settings.repeat):
-                for mode in ("sequential", "batched"):            # interleaved: noise hits both alike
-                    say(f"llm: in process, {name}, {mode}, round {rnd + 1}/{settings.repeat}")
-                    t0 = time.perf_counter()
-                    out = inv.decide_sync(reqs) if mode == "batched" else [inv.decide_sync([r])[0] for r in reqs]
-                    times[mode].append(time.perf_counter() - t0)
-                    for d, r in zip(out, reqs):
-                        if not d.ok or d.choice is None or d.raw != answer_json(r.choices[d.choice]):
-                            raise AssertionError(f"llm: in process, {mode}: invalid decision {d!r}")
-                    answers[mode] = [d.raw for d in out]
-            if answers["batched"] != answers["sequential"]:
-                raise AssertionError(f"llm: in process, {name}: batched and sequential chose differently")
-            rate = {m: spread([workers / t for t in v]) for m, v in times.items()}
-            rows.append({"prompts": name, "workers": workers, "decisions_per_s": rate,
-                         "batched_over_sequential": spread([s / b for s, b in zip(times["sequential"],
-                                                                                  times["batched"])])})
-        info = inv.info()
-    finally:
-        inv.close()
-    return {"rows": rows, "threads": info.get("n_threads"), "model": str(default_model_path().name)}
-
-
 def run(settings: Settings, say: Callable[[str], None] = lambda _m: None) -> dict:
     """The three parts; ``{"skipped": reason}`` without the LLM extras."""
     reason = skip_reason()
@@ -175,7 +123,7 @@ def run(settings: Settings, say: Callable[[str], None] = lambda _m: None) -> dic
     out = {"server": guarded("llama-server", _server)}
     say("llm: client cost")
     out["client_cost_us"] = {m: client_cost(mode=m) for m in ("concurrent", "array")}
-    out["inprocess"] = guarded("in process", _inprocess)
+    out["inprocess"] = guarded("in process", llm_inprocess.run)
     return out
 
 

@@ -60,9 +60,14 @@ class ManagerPolicy:
     # forward pass (llama-cpp, llama-server); "json": the canonical JSON answer (every
     # backend); None: the invoker's own ``answer`` attribute, "json" when it has none
     answer: str | None = None
-    # one tick's asked workers get disjoint candidates (dealt round-robin, best first),
-    # so no two of them can choose the same node and no answer is dropped for that
-    distinct: bool = True
+    # True: one tick's asked workers get disjoint candidates (dealt round-robin, best
+    # first), so no two of them can choose the same node and no answer is dropped for
+    # that. False: every worker sees every candidate; a first choice another worker
+    # took falls through to the answer's next open candidate. None (default): False
+    # for label answers (one forward pass ranks every candidate, so sharing loses
+    # nothing, the shared list is a prefix prefilled once per tick, and a worker can
+    # pick what its own observation names), True for JSON answers (one choice each)
+    distinct: bool | None = None
 
 
 class LlmManager:
@@ -95,6 +100,7 @@ class LlmManager:
         if answer not in prompts.ANSWERS:
             raise ConfigError(f"[manager] answer {answer!r}: expected one of {', '.join(prompts.ANSWERS)}")
         self.answer: str = answer
+        self.distinct: bool = answer != "label" if policy.distinct is None else bool(policy.distinct)
         self.shared = (prompts.label_shared_prompt if answer == "label" else prompts.shared_prompt)(
             goal, context, list(actions), rules)
         self._history: dict[int, deque] = {}
@@ -202,10 +208,10 @@ class LlmManager:
             ask = np.zeros(0, np.int64)
         if ask.size:
             choices = self._candidates(swarm)
-            if self._reserved and self.policy.distinct:
+            if self._reserved and self.distinct:
                 # nodes another worker is still asking about are not dealt again
                 choices = tuple(c for c in choices if c.node not in self._reserved)
-            dealt = deal(choices, len(ask)) if p.distinct else [choices] * len(ask)
+            dealt = deal(choices, len(ask)) if self.distinct else [choices] * len(ask)
             # one candidate is no decision: the worker takes it without a model round trip
             # (in internal_diagnosis_llm ~15% of the calls were ParseConfig alone), now,
             # so the bandit cannot hand it a node dealt to a worker that waits for the model
@@ -218,7 +224,7 @@ class LlmManager:
             if requests:
                 for r in requests:
                     k.set_waiting(r.worker, True)
-                    if self.policy.distinct:
+                    if self.distinct:
                         self._reserved.update((c.node, r.worker) for c in r.choices)
                 if self.record:
                     for r in requests:

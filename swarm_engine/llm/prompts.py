@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["HEADER", "ANSWER_CUE", "CONTENT_CUE", "shared_prompt", "worker_prompt", "answer_json",
            "answer_object", "chat_messages", "plan_prompt", "plan_schema", "PLAN_SCHEMA",
            "LABELS", "ANSWERS", "LABEL_HEADER", "LABEL_CUE", "label_of", "label_shared_prompt",
-           "label_worker_prompt", "answer_text"]
+           "label_worker_prompt", "answer_text", "observed_text"]
 
 HEADER = "You are a JSON-only response AI for action selection."
 CONTENT_CUE = "Now respond with ONLY a JSON object:"
@@ -243,27 +243,54 @@ def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit - 3].rstrip() + "..."
 
 
+def _head_tail(text: str, limit: int) -> str:
+    """``text`` on one line, cut in the middle to ``limit`` characters: an
+    observation's head names the step and its tail often the conclusion
+    (a log's last line, a "Fix: ..." hint), so both are kept."""
+    text = _one_line(text)
+    if len(text) <= limit:
+        return text
+    head = (limit - 5) * 2 // 5
+    tail = limit - 5 - head
+    return text[:head].rstrip() + " ... " + text[len(text) - tail:].lstrip()
+
+
 def label_worker_prompt(worker: int, history: list[str], choices: Sequence[Choice], *, max_history: int = 3,
-                        max_chars: int = 60) -> str:
+                        max_chars: int = 60, last_chars: int = 240) -> str:
     """One worker's part for label answers, short on purpose (every token of it
-    is prefilled per worker and decision): its last ``max_history`` steps cut
-    to ``max_chars`` characters each, then the candidates, one per line as
-    ``<label> <action> <target> [<arg>]`` with ``(tried N, ok M)`` when the
-    group was tried; best first. Ends with "Answer:" (no trailing space).
+    is prefilled per worker and decision).
+
+    The candidates come first, one per line as ``<label> <action> <target>
+    [<arg>]`` with ``(tried N, ok M)`` when the group was tried, best first:
+    when a tick's workers are shown the same candidates (label answers, see
+    :class:`~swarm_engine.llm.manager.ManagerPolicy`), that block is a prefix
+    they share and the in-process backend prefills it once per tick. Then the
+    worker's last ``max_history`` steps: the newest cut to ``last_chars``
+    characters (head and tail kept: it is what a reader acts on), older ones to
+    ``max_chars``. Ends with "Answer:" (no trailing space).
 
     Raises
     ------
     IndexError
         More candidates than :data:`LABELS`.
     """
-    recent = [_short(h, max_chars) for h in history[-max_history:]] if max_history > 0 else []
-    lines = [f"Worker {worker}. Last steps: " + ("; ".join(recent) if recent else "none.")]
-    lines.append("Candidates:")
+    lines = ["Candidates:"]
     for i, c in enumerate(choices):
         stat = f" (tried {c.visits}, ok {c.successes})" if c.visits else ""
         lines.append(f"{label_of(i)} {_choice_text(c)}{stat}")
+    recent = list(history[-max_history:]) if max_history > 0 else []
+    cut = [_short(h, max_chars) for h in recent[:-1]] + [_head_tail(h, last_chars) for h in recent[-1:]]
+    lines.append(f"Worker {worker}. Last steps: " + ("; ".join(cut) if cut else "none."))
     lines.append(_LABEL_ANSWER)
     return "\n".join(lines)
+
+
+def observed_text(worker_prompt: str) -> str:
+    """The worker's own history in a worker prompt of either format (the
+    ``Last steps:`` line of a label prompt, the ``- ...`` lines of a JSON one),
+    without the candidate list: what the worker had read when it decided."""
+    return "\n".join(line for line in worker_prompt.splitlines()
+                     if line.startswith("- ") or line.startswith("Worker ") and "Last steps:" in line)
 
 
 def chat_messages(request: DecisionRequest) -> list[dict[str, str]]:

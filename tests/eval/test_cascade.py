@@ -150,7 +150,7 @@ class Reader:
         out = []
         for r in requests:
             self.requests.append(r)
-            hits = FIX_LINE.findall(r.worker_prompt.split("Candidates:")[0])
+            hits = FIX_LINE.findall(r.worker_prompt)      # candidate lines read "7 ApplyFix ...": no match
             pick = None
             if hits:
                 svc, fix = hits[-1]

@@ -95,14 +95,18 @@ def test_examples_label_what_succeeded_and_correct_what_failed(recorded):
         if c["action"] == "ApplyFix":
             assert c["arg"] == FIXES[faulty]
         if e.rejected is not None:
-            assert e.rejected in e.bad and e.kind == "corrected"
+            assert e.rejected in e.bad and e.kind in ("corrected", "hindsight")
+        if e.kind == "hindsight":
+            # the worker had read the winning step's target when it decided (the fix is
+            # never named in this scenario's text: knowledge, not an observation)
+            assert c["target"] in prompts.observed_text(e.messages[1]["content"]), e
         # the chat example is the engine's prompt plus the canonical answer
         msgs = e.chat()
         assert [m["role"] for m in msgs] == ["system", "user", "assistant"]
         assert msgs[-1]["content"] == e.answer and e.answer.startswith('{"tool": ')
         assert msgs[1]["content"].endswith(prompts.ANSWER_CUE)
-    # the corrected ApplyFix examples are the knowledge the base model lacks
-    assert any(e.kind == "corrected" and e.action == "ApplyFix" for e in examples)
+    # the corrected and hindsight ApplyFix examples are the knowledge the base model lacks
+    assert any(e.kind in ("corrected", "hindsight") and e.action == "ApplyFix" for e in examples)
 
 
 def test_failed_runs_and_single_choices_give_no_examples(recorded):
@@ -297,3 +301,36 @@ def test_an_adapter_worse_than_the_one_in_use_is_held_back():
     why = held_back({"base": _acc(6, 48), "current": current, "adapter": _acc(12, 48)})
     assert why == "held-out accuracy 25% (12/48) is below the active adapter v1's 75% (36/48)"
     assert held_back({"base": _acc(6, 48), "current": current, "adapter": _acc(37, 48)}) is None
+
+
+def _cascade_record(tick, history, executed, outcome):
+    from swarm_engine.llm.protocol import Choice
+
+    choices = [Choice("ReadLogs", "checkout"), Choice("ApplyFix", "inventory", "purge_disk"),
+               Choice("ApplyFix", "inventory", "rollback_deploy")]
+    body = prompts.label_worker_prompt(0, history, choices)
+    return {"tick": tick, "worker": 0, "run": 0, "seed": 7, "run_success": True, "answer_format": "label",
+            "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": body}],
+            "choices": [{"action": c.action, "target": c.target, "arg": c.arg} for c in choices],
+            "executed": dict(zip(("action", "target", "arg"), executed)), "outcome": outcome}
+
+
+def test_hindsight_labels_what_the_worker_had_read_and_never_a_guess():
+    status = "CheckStatus -> ok: checkout: Degraded; inventory: Degraded"
+    log = ("ReadLogs checkout -> ok: checkout logs: ERROR call to inventory failed: crash loop after deploy. "
+           "Fix: ApplyFix inventory rollback_deploy")
+    records = [
+        # before any log: a wrong guess. The winning fix was on offer but unread: a guess, not a label
+        _cascade_record(1, [status], ("ApplyFix", "inventory", "purge_disk"), "fail"),
+        _cascade_record(2, [status, "ApplyFix inventory purge_disk -> fail: "], ("ReadLogs", "checkout", None), "ok"),
+        # after the log: reading again worked, but the text named the fix: that is the label
+        _cascade_record(3, [status, log], ("ReadLogs", "checkout", None), "ok"),
+        _cascade_record(4, [status, log], ("ApplyFix", "inventory", "rollback_deploy"), "ok"),
+    ]
+    examples = {e.messages[1]["content"]: e for e in build_examples(records)}
+    by_tick = [examples.get(r["messages"][1]["content"]) for r in records]
+    # tick 1: the failed guess is corrected to what the worker could read (the log), not to the fix
+    assert by_tick[0] is not None and by_tick[0].kind == "corrected" and by_tick[0].target == 0
+    assert by_tick[1].kind == "executed" and by_tick[1].target == 0
+    assert by_tick[2].kind == "hindsight" and by_tick[2].target == 2
+    assert by_tick[3] is by_tick[2]           # ticks 3 and 4 share one prompt and one label: one example

@@ -18,7 +18,20 @@ model mostly gets wrong). Within one successful run:
 - a decision whose executed action failed while a good candidate was on offer
   is a ``corrected`` example: the target is the good candidate most like the
   failed one (same action and target first, e.g. the right fix for the same
-  section), and the failed answer is kept as ``rejected`` (a DPO-style pair).
+  section), and the failed answer is kept as ``rejected`` (a DPO-style pair);
+- a decision that had the run's *winning* step on offer (the last recorded
+  step that succeeded: the one that finished the run) and whose worker had
+  already read that step's target and argument (in its own history, e.g. a
+  log line naming the fix: *evident*, below) is a ``hindsight`` example with
+  the winning step as target, whatever the worker did: the text held the answer.
+
+A correction must be *evident* the same way: a good candidate whose target or
+argument some history of the run names but this worker's had not yet would be
+a guess from information the worker did not have (which service is the root,
+which fix), and teaching guesses teaches noise; without an evident good
+candidate the decision gives no correction. A part no history of the run ever
+names (a fix the environment never spells out) is knowledge to learn from
+outcomes and needs no evidence.
 
 This assumes an action's outcome does not depend on when it was tried, which
 holds for dependency-graph scenarios: a candidate is only offered once its
@@ -78,7 +91,7 @@ class Example:
     target: index of the answer to learn.
     good, bad: indices of candidates known to succeed / fail in that run.
     rejected: index of a failed answer to this prompt (a DPO-style pair), or None.
-    kind: ``"executed"`` or ``"corrected"`` (see the module docstring).
+    kind: ``"executed"``, ``"corrected"`` or ``"hindsight"`` (see the module docstring).
     seed, run, session: where the decision was recorded.
     """
 
@@ -198,6 +211,27 @@ def _closest(good: list[int], keys: list[Key | None], failed: Key | None) -> int
     return good[0]
 
 
+def _evident(key: Key | None, seen: str, revealed: str) -> bool:
+    """Whether the worker's history ``seen`` names every part of ``key`` (target,
+    argument) that the run's text reveals anywhere (``revealed``): a part no
+    history ever names is knowledge to learn (e.g. which fix a section needs),
+    not an observation to wait for."""
+    return key is not None and all(part in seen for part in key[1:] if part and part in revealed)
+
+
+def _winner(recs: list[dict]) -> Key | None:
+    """The run's winning step: the last recorded step that succeeded."""
+    for r in reversed(recs):
+        if r.get("outcome") == "ok" and (k := _key(r.get("executed"))) is not None:
+            return k
+    return None
+
+
+def _seen(messages: list[dict]) -> str:
+    user = next((str(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user"), "")
+    return prompts.observed_text(user)
+
+
 def build_examples(records: Iterable[dict], *, min_choices: int = 2) -> list[Example]:
     """Chat examples from decision records (see the module docstring).
 
@@ -236,6 +270,8 @@ def build_examples(records: Iterable[dict], *, min_choices: int = 2) -> list[Exa
             elif r.get("outcome") == "fail":
                 failed.add(k)
         failed -= ok
+        win = _winner(recs)
+        revealed = "\n".join(_seen(r["messages"]) for r in recs if isinstance(r.get("messages"), list))
         for r in recs:
             choices = r["choices"]
             if len(choices) < min_choices:
@@ -246,14 +282,24 @@ def build_examples(records: Iterable[dict], *, min_choices: int = 2) -> list[Exa
                 continue
             bad = [i for i, k in enumerate(keys) if k in failed]
             executed = _key(r.get("executed"))
-            if executed in ok and executed in keys:
-                target, kind, rejected = keys.index(executed), "executed", None
+            messages = [{"role": str(m["role"]), "content": str(m["content"])} for m in r["messages"]]
+            read = _seen(messages)
+            rejected: int | None = None
+            if win in keys and _evident(win, read, revealed):
+                # the text held the winning step: it is the answer, whatever the worker did
+                target = keys.index(win)
+                kind = "executed" if executed == win else "hindsight"
+                rejected = keys.index(executed) if executed in failed and executed in keys else None
+            elif executed in ok and executed in keys:
+                target, kind = keys.index(executed), "executed"
             else:
-                target, kind = _closest(good, keys, executed), "corrected"
+                evident = [i for i in good if _evident(keys[i], read, revealed)]
+                if not evident:
+                    continue          # a correction the worker could not have read is a guess
+                target, kind = _closest(evident, keys, executed), "corrected"
                 rejected = keys.index(executed) if executed in failed and executed in keys else None
                 if rejected is None and isinstance(r.get("choice"), int) and r["choice"] in bad:
                     rejected = int(r["choice"])
-            messages = [{"role": str(m["role"]), "content": str(m["content"])} for m in r["messages"]]
             sig = (json.dumps(messages, sort_keys=True), target)
             if sig in seen:
                 continue

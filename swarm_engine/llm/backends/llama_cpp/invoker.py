@@ -280,6 +280,20 @@ class LlamaCppInvoker:
             raise cls(s.message)
         return s.text.decode("utf-8", "replace")
 
+    def prompt_tokens(self, request: DecisionRequest) -> list[int]:
+        """The tokens ``request``'s prompt is decoded as (chat template applied),
+        and for label answers the allowed labels' tokens: what a bare
+        ``llama_decode`` loop needs to decode the same prompts (swarm-bench)."""
+        with self._lock:
+            self._check_open()
+            return self._text.tokenize(self._format(request))
+
+    def label_token_ids(self, n: int) -> list[int]:
+        """The tokens of the first ``n`` labels (see :data:`~swarm_engine.llm.prompts.LABELS`)."""
+        with self._lock:
+            self._check_open()
+            return [int(t) for t in self._labels(n)]
+
     def set_lora(self, scales: Mapping[str | os.PathLike, float]) -> None:
         """Make ``scales`` (adapter path -> scale) the active adapter set,
         loading adapters not seen before; an empty mapping runs the base model.
