@@ -33,8 +33,16 @@ from typing import Any
 import httpx
 
 from swarm_engine.llm.backends.llama_server import LlamaServerInvoker
+from swarm_engine.llm.backends.server_answers import label_grammar
 from swarm_engine.llm.grammar import gbnf_for
-from swarm_engine.llm.prompts import answer_json, shared_prompt, worker_prompt
+from swarm_engine.llm.prompts import (
+    LABELS,
+    answer_json,
+    label_shared_prompt,
+    label_worker_prompt,
+    shared_prompt,
+    worker_prompt,
+)
 from swarm_engine.llm.protocol import Choice, Decision, DecisionRequest, Sampling
 
 __all__ = ["ACTIONS", "SERVICES", "ROWS", "tick_requests", "Result", "run_rows", "client_cost"]
@@ -49,7 +57,7 @@ GOAL = ("One service is failing. Find it, find out why from its logs or metrics,
         "and restart the service.")
 SAMPLING = Sampling(temperature=0.0, max_tokens=32, seed=42)
 ROWS = ("invoker-concurrent", "bare-concurrent", "invoker-free", "invoker-array", "bare-array",
-        "invoker-sequential", "bare-sequential")
+        "invoker-sequential", "bare-sequential", "invoker-label", "bare-label")
 
 
 def _choices(worker: int, tick: int, same_choices: bool) -> tuple[Choice, ...]:
@@ -59,19 +67,22 @@ def _choices(worker: int, tick: int, same_choices: bool) -> tuple[Choice, ...]:
 
 
 def tick_requests(workers: Sequence[int], tick: int, *, same_choices: bool = True, grow: bool = True,
-                  sampling: Sampling = SAMPLING) -> list[DecisionRequest]:
+                  sampling: Sampling = SAMPLING, answer: str = "json") -> list[DecisionRequest]:
     """One request per worker at ``tick``; the worker's history has ``tick`` steps.
 
     ``grow=False`` asks the same question every tick (tick 1's), so after
-    the first tick every prompt is fully cached and only generation costs."""
+    the first tick every prompt is fully cached and only generation costs.
+    ``answer="label"``: the manager's label prompts (one-token answers)."""
     if not grow:
         tick = 1
-    shared = shared_prompt(GOAL, "Four services; one is faulty.", ACTIONS)
+    label = answer == "label"
+    shared = (label_shared_prompt if label else shared_prompt)(GOAL, "Four services; one is faulty.", ACTIONS)
     out = []
     for w in workers:
         history = [f"{ACTIONS[1 + (w + t) % 3][0]} {SERVICES[(w + t) % 4]} -> ok" for t in range(tick)]
         choices = _choices(w, tick, same_choices)
-        out.append(DecisionRequest(w, shared, worker_prompt(w, history, "", choices), choices, sampling, slot=w))
+        body = label_worker_prompt(w, history, choices) if label else worker_prompt(w, history, "", choices)
+        out.append(DecisionRequest(w, shared, body, choices, sampling, slot=w, answer=answer))
     return out
 
 
@@ -89,6 +100,9 @@ class Result:
     errors: int = 0
     confidences: list[float] = field(default_factory=list)
     tick_rates: list[float] = field(default_factory=list)   # decisions/s of every counted tick
+    # bare rows: the server's own time per counted tick (the slowest request's
+    # timings.prompt_ms + predicted_ms: a tick's requests are decoded together)
+    server_seconds: float = 0.0
 
     @property
     def decisions_per_s(self) -> float:
@@ -98,8 +112,15 @@ class Result:
     def cache_hit_rate(self) -> float:
         return self.cached_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
 
+    @property
+    def server_decisions_per_s(self) -> float | None:
+        """Decisions per second of the server's own compute: the limit a client can reach."""
+        return self.decisions / self.server_seconds if self.server_seconds > 0 else None
+
     def row(self) -> dict[str, Any]:
-        return {"label": self.label, "decisions": self.decisions, "valid": self.valid,
+        limit = self.server_decisions_per_s
+        return {"label": self.label, "server_decisions_per_s": None if limit is None else round(limit, 3),
+                "decisions": self.decisions, "valid": self.valid,
                 "errors": self.errors, "seconds": round(self.seconds, 3),
                 "decisions_per_s": round(self.decisions_per_s, 3),
                 "cache_hit_rate": round(self.cache_hit_rate, 3), "prompt_tokens": self.prompt_tokens,
@@ -112,7 +133,8 @@ class Result:
             confidence: float | None = None) -> None:
         self.decisions += 1
         self.errors += error
-        self.valid += not error and raw.strip() in {answer_json(c) for c in req.choices}
+        allowed = set(LABELS[:len(req.choices)]) if req.answer == "label" else {answer_json(c) for c in req.choices}
+        self.valid += not error and raw.strip() in allowed
         self.prompt_tokens += prompt
         self.cached_tokens += cached
         self.completion_tokens += completion
@@ -144,6 +166,14 @@ class _InvokerRow:
 
 def _bare_body(prompt: Any, req: DecisionRequest, slot: int | None) -> dict[str, Any]:
     s = req.sampling
+    if req.answer == "label":               # what the invoker posts for a label answer
+        n = len(req.choices)
+        body = {"prompt": prompt, "n_predict": 1, "temperature": 1.0, "top_k": 0, "top_p": 1.0, "min_p": 0.0,
+                "grammar": label_grammar(n), "n_probs": n, "post_sampling_probs": True, "cache_prompt": True,
+                "stream": False, "seed": s.seed}
+        if slot is not None:
+            body["id_slot"] = slot
+        return body
     body = {"prompt": prompt, "n_predict": s.max_tokens, "temperature": s.temperature, "top_k": s.top_k,
             "top_p": s.top_p, "seed": s.seed, "cache_prompt": True, "stream": False,
             "grammar": gbnf_for(req.choices), "n_probs": 8, "post_sampling_probs": False}
@@ -188,6 +218,9 @@ class _BareRow:
         if count:
             self.result.seconds += dt
             self.result.tick_rates.append(len(reqs) / dt)
+            self.result.server_seconds += max(
+                (float((a.get("timings") or {}).get("prompt_ms") or 0) +
+                 float((a.get("timings") or {}).get("predicted_ms") or 0) for _, a in pairs), default=0.0) / 1e3
             for r, a in pairs:
                 timings = a.get("timings") or {}
                 self.result.add(r, raw=a["content"], error=False, prompt=int(a.get("tokens_evaluated") or 0),
@@ -206,6 +239,7 @@ async def _run_rows(url: str, rows: Sequence[str], *, n_slots: int, workers: int
                      for k, r in enumerate(tick_requests(range(10_000, 10_000 + n_slots), 0))], False)
     await warm.aclose()
     runners: list[tuple[_InvokerRow | _BareRow, range]] = []
+    answers: dict[int, str] = {}
     for k, row in enumerate(rows):
         kind, mode = row.split("-")
         conc = 1 if mode == "sequential" else workers
@@ -214,18 +248,21 @@ async def _run_rows(url: str, rows: Sequence[str], *, n_slots: int, workers: int
         runner = (_InvokerRow(url, row, mode, conc) if kind == "invoker"
                   else _BareRow(url, row, mode, conc, n_slots))
         runners.append((runner, ids))
+        answers[id(runner)] = "label" if mode == "label" else "json"
     try:
         if interleave:
             for t in range(ticks):
                 shift = t % len(runners)
                 for runner, ids in runners[shift:] + runners[:shift]:
-                    await runner.tick(tick_requests(ids, t, same_choices=same_choices, grow=grow), t >= skip)
+                    await runner.tick(tick_requests(ids, t, same_choices=same_choices, grow=grow,
+                                                    answer=answers[id(runner)]), t >= skip)
                 say(f"tick {t + 1}/{ticks} done")
         else:
             for rnd in range(rounds):
                 for runner, ids in (runners if rnd % 2 == 0 else runners[::-1]):
                     for t in range(ticks):
-                        await runner.tick(tick_requests(ids, t, same_choices=same_choices, grow=grow), t >= skip)
+                        await runner.tick(tick_requests(ids, t, same_choices=same_choices, grow=grow,
+                                                        answer=answers[id(runner)]), t >= skip)
                     say(f"round {rnd + 1}: {runner.result.label} done")
     finally:
         for runner, _ in runners:

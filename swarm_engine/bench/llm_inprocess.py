@@ -199,7 +199,7 @@ def run(settings: Settings, say: Callable[[str], None]) -> dict[str, Any]:
                 times[row].append(time.perf_counter() - t0)
                 if row != "bare-decode":
                     _valid(out, reqs[answer], answer)
-                    chosen[row] = [int(d.choice) for d in out]
+                    chosen[row] = [-1 if d.choice is None else d.choice for d in out]
             agree += sum(a == b for a, b in zip(chosen["label-batched"], chosen["bare-decode"]))
             total += workers
         if agree < 0.75 * total:

@@ -5,7 +5,9 @@
    :mod:`swarm_engine.bench.llm`: the engine's ``LlamaServerInvoker`` vs a
    bare httpx loop posting the same bodies at the same concurrency (engine
    overhead), concurrent and prompt-array requests vs one at a time
-   (batched vs sequential), and the prefix-cache hit rate. Two workloads:
+   (batched vs sequential), label answers vs JSON and vs the server's own
+   compute (``timings``: the limit a client can reach), and the prefix-cache
+   hit rate. Two workloads:
    *prefill* (histories grow every tick: the steady state of a swarm) and
    *cached* (the same question every tick: only generation costs, where
    client overhead would show).
@@ -41,7 +43,8 @@ from swarm_engine.bench.settings import Settings
 __all__ = ["run", "skip_reason", "failures", "SERVER_ROWS"]
 
 # engine vs bare at the same concurrency; batched (concurrent, array) vs sequential
-SERVER_ROWS = ("invoker-concurrent", "bare-concurrent", "invoker-array", "invoker-sequential", "bare-sequential")
+SERVER_ROWS = ("invoker-concurrent", "bare-concurrent", "invoker-array", "invoker-sequential", "bare-sequential",
+               "invoker-label", "bare-label")
 
 
 def skip_reason() -> str | None:
@@ -93,12 +96,17 @@ def _server(settings: Settings, say: Callable[[str], None]) -> dict:
                                    say=say_row)
                 _check(results)
                 rate = {r.label: r.decisions_per_s for r in results}
+                limit = {r.label: r.server_decisions_per_s for r in results}
                 out[workload] = {
                     "rows": _rows(results),
                     "engine_overhead": {m: rate[f"bare-{m}"] / rate[f"invoker-{m}"] - 1
                                         for m in ("concurrent", "sequential")},
                     "batched_over_sequential": {m: rate[f"invoker-{m}"] / rate["invoker-sequential"]
                                                 for m in ("concurrent", "array")},
+                    # label answers: the engine vs a bare client, and vs the server's own compute
+                    "label_engine_overhead": rate["bare-label"] / rate["invoker-label"] - 1,
+                    "label_of_limit": rate["invoker-label"] / lim if (lim := limit["bare-label"]) else None,
+                    "label_over_json": rate["invoker-label"] / rate["invoker-concurrent"],
                     "cache_hit_rate": {r.label: r.cache_hit_rate for r in results},
                 }
     return out

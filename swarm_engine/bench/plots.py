@@ -206,8 +206,8 @@ def _llm(r: dict, path: Path) -> Path:
     a.set_title("llama-server", fontsize=9)
     ip = r["inprocess"]
     if "skipped" not in ip and "failed" not in ip:
-        _bars(b, [row["prompts"] for row in ip["rows"]],
-              {m: [_med(row["decisions_per_s"][m]) for row in ip["rows"]] for m in ("sequential", "batched")})
+        rows = list(ip["decisions_per_s"])
+        _bars(b, [x.replace("-", "\n") for x in rows], {"decisions/s": [_med(ip["decisions_per_s"][x]) for x in rows]})
         b.set_title("in process (llama-cpp-python)", fontsize=9)
     return _finish(fig, path, "LLM decisions/s (SmolLM2-135M, CPU)")
 

@@ -277,7 +277,9 @@ def llm_tables(r: dict) -> list[Table | str]:
         t.caption = ("engine overhead (bare / invoker - 1): " +
                      ", ".join(f"{m} {v:+.1%}" for m, v in w["engine_overhead"].items()) +
                      "; batched / sequential: " +
-                     ", ".join(f"{m} {v:.2f}x" for m, v in w["batched_over_sequential"].items()))
+                     ", ".join(f"{m} {v:.2f}x" for m, v in w["batched_over_sequential"].items()) +
+                     f"; label answers: {w['label_over_json']:.2f}x JSON, overhead {w['label_engine_overhead']:+.1%}"
+                     + (f", {w['label_of_limit']:.2f} of the server's own rate" if w.get("label_of_limit") else ""))
         out.append(t)
     cc = r["client_cost_us"]
     out.append("llm: client cost per decision (canned answers): " + ", ".join(
@@ -288,13 +290,16 @@ def llm_tables(r: dict) -> list[Table | str]:
     elif "failed" in ip:
         out.append(f"llm: failed: {ip['failed']}")
     else:
-        t = _table(f"llm: in process (llama-cpp-python, {ip['model']}, {ip['threads']} threads); decisions/s "
-                   "median (min-max) over rounds", ("Prompts", "Workers", "One call per worker", "One batched call",
-                                                    "Batched / one at a time"), left=("Prompts",))
-        for row in ip["rows"]:
-            d = row["decisions_per_s"]
-            t.add_row(row["prompts"], str(row["workers"]), _spread(d["sequential"], _num),
-                      _spread(d["batched"], _num), f"{row['batched_over_sequential']['median']:.2f}x")
+        t = _table(f"llm: in process (llama-cpp-python, {ip['model']}, {ip['threads']} threads, {ip['workers']} "
+                   f"workers, {ip['prompt_tokens_per_decision']:.0f} prompt tokens per decision of which "
+                   f"{ip['tokens_after_system_prompt']:.0f} after the cached system prompt); decisions/s median "
+                   "(min-max) over rounds", ("Row", "Decisions/s"), left=("Row",))
+        for row, d in ip["decisions_per_s"].items():
+            t.add_row(row, _spread(d, _num))
+        t.caption = (f"label batched / bare llama_decode loop (of the limit): {ip['of_limit']['median']:.2f}; "
+                     f"label batched / one call at a time: {ip['batched_over_sequential']['median']:.2f}x; "
+                     f"label batched / JSON one call at a time: {ip['label_over_json_sequential']['median']:.1f}x; "
+                     f"bare loop chose the same label {ip['bare_agreement']:.0%}")
         out.append(t)
     return out
 

@@ -240,7 +240,7 @@ def test_llm_server_failure_is_reported_and_exits_1(monkeypatch, capsys):
 
     monkeypatch.setattr(llm_suite, "skip_reason", lambda: None)
     monkeypatch.setattr(llm_suite, "_server", dead)
-    monkeypatch.setattr(llm_suite, "_inprocess", lambda _s, _say: {"skipped": "not in this test"})
+    monkeypatch.setattr(llm_suite.llm_inprocess, "run", lambda _s, _say: {"skipped": "not in this test"})
     monkeypatch.setattr(llm_lib, "client_cost", lambda mode: {"invoker_us": 1.0, "bare_us": 1.0})
     assert main(["--quick", "--suite", "llm"]) == 1
     out, err = capsys.readouterr()
