@@ -202,3 +202,22 @@ def test_a_reader_needs_far_fewer_actions_than_the_bandit():
     assert llm.max() <= 5, llm
     assert llm.mean() + 8 < bandit.actions.mean(), (llm.mean(), bandit.actions.mean())
     assert any(FIX_LINE.search(r.worker_prompt) for r in reader.requests)
+
+
+class LabelReader(Reader):
+    """The reader through the label prompt (what llama-cpp and llama-server are
+    asked by default in process): candidates shared, the newest step whole."""
+
+    answer = "label"
+
+
+def test_a_reader_through_the_label_prompt_sees_the_named_fix():
+    seeds = range(100, 110)
+    reader = LabelReader()
+    llm = _managed_actions(reader, seeds)
+    # the 60-character cut hid the Fix: line and dealt lists split the fixes of a service
+    # between the workers: this reader then needed 7-27 actions
+    assert llm.max() <= 5, llm
+    asked = [r for r in reader.requests if r.answer == "label"]
+    assert asked and all(r.worker_prompt.startswith("Candidates:") for r in asked)
+    assert any(FIX_LINE.search(r.worker_prompt) for r in asked)
