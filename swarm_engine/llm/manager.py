@@ -105,6 +105,7 @@ class LlmManager:
             goal, context, list(actions), rules)
         self._history: dict[int, deque] = {}
         self._released: set[int] = set()
+        self._held: set[int] = set()        # idle workers kept out of one tick (shared lists)
         # node -> worker: dealt to a question still in flight; later ticks deal around them
         self._reserved: dict[int, int] = {}
         self.asked = 0
@@ -147,6 +148,9 @@ class LlmManager:
         k = swarm.kernel
         stats = self.runner.stats
         self._released.clear()
+        for w in self._held:
+            k.set_waiting(w, False)
+        self._held.clear()
         for req, dec in self.runner.poll():
             w = req.worker
             for c in req.choices:
@@ -157,12 +161,14 @@ class LlmManager:
                 stats.count_failed(dec, seed=int(swarm.seed), tick=int(swarm.tick))
             elif dec.confidence is not None and dec.confidence < self.policy.confidence_threshold:
                 stats.count_unsure()
-            elif self._assign_best(k, w, req, dec):
+            elif (outcome := self._assign_best(k, w, req, dec)) == "applied":
                 self.applied += 1
                 stats.applied += 1
                 if rec is not None:
                     rec["applied"] = True
                 continue
+            elif outcome == "unsure":
+                stats.count_unsure()
             else:
                 stats.count_taken()
             # failed, unsure, or the node was taken meanwhile: the bandit decides
@@ -170,25 +176,35 @@ class LlmManager:
             k.mark_fallback(w)
             self._released.add(w)
 
-    def _assign_best(self, k, worker: int, request: DecisionRequest, decision: Decision) -> bool:
+    def _assign_best(self, k, worker: int, request: DecisionRequest, decision: Decision) -> str:
         """Assign the chosen node; when another worker took it while the model
         thought (free-running ticks go on), the next candidate of the same
-        answer's distribution that is still open and confident enough: a label
-        answer ranks every candidate in one forward pass, so it is not thrown
-        away. The record keeps the model's own first choice."""
+        answer's distribution that is still open and confident enough given
+        that the taken ones are gone: a label answer ranks every candidate in
+        one forward pass, so it is not thrown away. The record keeps the
+        model's own first choice.
+
+        Returns "applied", "unsure" (the first choice was taken and what is
+        left is below the threshold) or "taken" (every confident one was)."""
         if decision.choice is None:
-            return False
+            return "taken"
         if k.assign_node(worker, request.choices[decision.choice].node):
-            return True
+            return "applied"
         probs = decision.probs
         if probs is None or len(probs) != len(request.choices):
-            return False
+            return "taken"
+        # what is left is judged by the distribution given that the taken ones are
+        # gone (renormalised over the rest), as if the model had been asked without them
+        left = 1.0 - float(probs[decision.choice])
         for i in np.argsort(-np.asarray(probs, dtype=np.float64), kind="stable"):
-            if probs[i] < self.policy.confidence_threshold:
-                return False
-            if i != decision.choice and k.assign_node(worker, request.choices[int(i)].node):
-                return True
-        return False
+            if i == decision.choice:
+                continue
+            if left <= 0 or probs[i] / left < self.policy.confidence_threshold:
+                return "unsure"
+            if k.assign_node(worker, request.choices[int(i)].node):
+                return "applied"
+            left -= float(probs[i])
+        return "taken"
 
     def manage(self, swarm: Swarm) -> None:
         """Manage phase (before the selector): ask the due, idle workers."""
@@ -211,7 +227,19 @@ class LlmManager:
             if self._reserved and self.distinct:
                 # nodes another worker is still asking about are not dealt again
                 choices = tuple(c for c in choices if c.node not in self._reserved)
-            dealt = deal(choices, len(ask)) if self.distinct else [choices] * len(ask)
+            if self.distinct:
+                dealt = deal(choices, len(ask))
+            else:
+                # a shared list serves at most one worker per candidate: the rest
+                # would be asked for an answer that must be dropped. When the list is
+                # every open node, the rest also sit this tick out: the bandit could
+                # only hand them a node an asked worker is about to choose
+                if len(ask) > len(choices) and k.n_open <= len(choices):
+                    for x in ask[len(choices):]:
+                        k.set_waiting(int(x), True)
+                        self._held.add(int(x))
+                ask = ask[:len(choices)]
+                dealt = [choices] * len(ask)
             # one candidate is no decision: the worker takes it without a model round trip
             # (in internal_diagnosis_llm ~15% of the calls were ParseConfig alone), now,
             # so the bandit cannot hand it a node dealt to a worker that waits for the model

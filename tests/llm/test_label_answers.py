@@ -6,6 +6,7 @@ reason when the extras are missing)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib.util
 
 import numpy as np
@@ -142,7 +143,8 @@ class Recording:
 
 
 @needs_llama_cpp
-def test_in_process_swarm_distinct_choices(inv):
+@pytest.mark.parametrize("distinct", [None, True], ids=["shared", "dealt"])
+def test_in_process_swarm_distinct_choices(inv, distinct):
     from swarm_engine import load_scenario
     from swarm_engine.eval.runner import LlmRunHooks
     from swarm_engine.llm.runner import InvokerRunner
@@ -157,6 +159,7 @@ def test_in_process_swarm_distinct_choices(inv):
         for seed in (1, 2):
             swarm = sc.swarm(seed)
             hooks = LlmRunHooks(sc, runner)
+            hooks.policy = dataclasses.replace(hooks.policy, distinct=distinct)
             hooks.attach(swarm)
             swarm.run()
             hooks.finish(swarm)
@@ -164,15 +167,18 @@ def test_in_process_swarm_distinct_choices(inv):
             asked += hooks.manager.asked
     finally:
         runner.close()
-    # within a tick the deal makes choices disjoint (checked below); an answer whose node
-    # went to another worker while the model thought falls through to its next open
-    # candidate, and a worker dealt one candidate takes it at once, so none is thrown away
+    # shared (the label default): a first choice another worker took falls through to
+    # the answer's next open candidate; dealt: the model's choices of a tick are disjoint
+    # (checked below). A worker left one candidate takes it at once. None is thrown away
     taken = runner.stats.summary()["taken"]
     assert asked > 0 and taken == 0, (asked, taken)
     several = 0
     for reqs, out in rec.batches:
         nodes = [r.choices[d.choice].node for r, d in zip(reqs, out) if d.ok]
-        assert len(nodes) == len(set(nodes)), "two workers of one tick got the same node from the model"
+        if distinct:
+            assert len(nodes) == len(set(nodes)), "two workers of one tick got the same node from the model"
+        else:
+            assert all(r.choices == reqs[0].choices for r in reqs), "label workers of a tick see one list"
         several += len(nodes) > 1
         for d, r in zip(out, reqs):
             _check_label(d, r)
