@@ -3,8 +3,9 @@
 The package: :mod:`.invoker` (:class:`LlamaCppInvoker`, the C API driver),
 :mod:`.sampling` (candidates, choice, confidence, shared prefix: numpy only,
 tested without a model), :mod:`.lora` (adapters), :mod:`.batch` (the
-``llama_batch`` struct and the sequences), :mod:`.library` (loading
-llama-cpp-python once, its log).
+``llama_batch`` struct and the sequences), :mod:`.decisions` (a finished
+sequence as a Decision), :mod:`.library` (loading llama-cpp-python once, its
+log).
 
 llama-cpp-python has no batch API above ``llama_decode``, so this backend
 drives the C API through its ctypes bindings (0.3.36 names):

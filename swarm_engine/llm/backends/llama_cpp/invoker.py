@@ -30,6 +30,7 @@ import numpy as np
 
 from swarm_engine.errors import ConfigError, LlmError, LlmPermanentError, LlmTransientError
 from swarm_engine.llm.backends.llama_cpp.batch import TOKEN_DATA, Batch, Seq
+from swarm_engine.llm.backends.llama_cpp.decisions import decision_of, failed_decision
 from swarm_engine.llm.backends.llama_cpp.library import LogTap, lib
 from swarm_engine.llm.backends.llama_cpp.lora import Adapters
 from swarm_engine.llm.backends.llama_cpp.sampling import (
@@ -51,14 +52,12 @@ from swarm_engine.llm.grammar import gbnf_for
 from swarm_engine.llm.models import resolve_model
 from swarm_engine.llm.prompts import LABELS, answer_json, chat_messages
 from swarm_engine.llm.protocol import (
-    ERROR_PARSE,
     ERROR_PERMANENT,
     ERROR_TRANSIENT,
     Decision,
     DecisionRequest,
     Sampling,
 )
-from swarm_engine.llm.repair import parse_decision
 
 __all__ = ["LlamaCppInvoker"]
 
@@ -235,7 +234,7 @@ class LlamaCppInvoker:
                         seqs[i] = s
                         groups.setdefault(self._adapters().key(r.lora), []).append(s)
                     except LlmError as e:
-                        decisions[i] = self._failed(r, e, t0)
+                        decisions[i] = failed_decision(r, e, t0)
                 lora = self._adapters()
                 for key, group in sorted(groups.items(), key=lambda kv: kv[0] != lora.applied):
                     try:
@@ -248,7 +247,7 @@ class LlamaCppInvoker:
         except LlmError as e:
             for i, r in enumerate(requests):
                 if decisions[i] is None and ((seq := seqs[i]) is None or seq.done_at == 0.0):
-                    decisions[i] = self._failed(r, e, t0)
+                    decisions[i] = failed_decision(r, e, t0)
         except Exception as e:       # a bug: logged with its traceback, never fatal to a run
             _log.exception("llama_cpp decide failed")
             for i, r in enumerate(requests):
@@ -257,7 +256,7 @@ class LlamaCppInvoker:
                                             message=f"{type(e).__name__}: {e}")
         for i, r in enumerate(requests):
             if decisions[i] is None:
-                decisions[i] = self._decision(r, seqs[i], t0)
+                decisions[i] = decision_of(r, seqs[i], t0)
         return decisions  # type: ignore[return-value]
 
     def complete_json_sync(self, prompt: str, schema: dict, sampling: Sampling) -> str:
@@ -613,38 +612,6 @@ class LlamaCppInvoker:
             return reachable(text, vocab.piece(tok), alive)
 
         return reach
-
-    # decisions
-
-    def _failed(self, r: DecisionRequest, e: LlmError, t0: float) -> Decision:
-        kind = ERROR_TRANSIENT if isinstance(e, LlmTransientError) else ERROR_PERMANENT
-        return Decision(worker=r.worker, choice=None, error=kind, message=str(e),
-                        latency_ms=(time.perf_counter() - t0) * 1e3)
-
-    def _decision(self, r: DecisionRequest, s: Seq | None, t0: float) -> Decision:
-        assert s is not None
-        latency = ((s.done_at or time.perf_counter()) - t0) * 1e3
-        text = s.text.decode("utf-8", "replace")
-        d = Decision(worker=r.worker, choice=None, raw=text, latency_ms=latency, prompt_tokens=len(s.tokens),
-                     completion_tokens=len(s.out), cached_tokens=s.cached)
-        if s.error is not None:
-            d.error, d.message = s.error, s.message
-            return d
-        if s.labels is not None:
-            assert s.choice is not None and s.probs is not None
-            d.choice = s.choice
-            d.confidence = float(s.probs[s.choice])
-            d.probs = tuple(float(x) for x in s.probs)
-            return d
-        choice, repaired = parse_decision(text, r.choices)
-        if choice is None:
-            d.error = ERROR_PARSE
-            d.message = (f"no answer within max_tokens={r.sampling.max_tokens}"
-                         if len(s.out) >= r.sampling.max_tokens else "the answer matches no choice")
-            return d
-        d.choice, d.repaired = choice, bool(repaired)
-        d.confidence = float(np.exp(s.logprob))
-        return d
 
 
 def _cells(seqs: list[Seq]) -> int:
