@@ -19,6 +19,7 @@ peak stays flat (see tests/test_soak.py).
 from __future__ import annotations
 
 import tempfile
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -39,14 +40,19 @@ class EventSpool:
     Each block holds every event of runs ``offset .. offset + runs - 1`` (what
     :meth:`SessionRecorder.observe` receives). The file has no name (``O_TMPFILE``
     or unlinked at once), so a killed process leaves nothing behind. Columns are
-    written with ``np.save(allow_pickle=False)``.
+    written with ``np.save(allow_pickle=False)``. The file is opened by the first
+    block and closed by :meth:`close` or, for a spool dropped unclosed, when it
+    is collected.
     """
 
     def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile(prefix="swarm-events-")
+        self._file: Any = None
         self.blocks = 0
 
     def add(self, cols: dict[str, np.ndarray], offset: int, runs: int) -> None:
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(prefix="swarm-events-")
+            weakref.finalize(self, self._file.close)
         f = self._file
         f.seek(0, 2)
         np.save(f, np.array([offset, runs], np.int64), allow_pickle=False)
@@ -58,6 +64,8 @@ class EventSpool:
     def __iter__(self) -> Iterator[tuple[dict[str, np.ndarray], int, int]]:
         """(columns, offset, runs) of every block, in the order added."""
         f = self._file
+        if f is None:
+            return
         f.seek(0)
         for _ in range(self.blocks):
             offset, runs = (int(x) for x in np.load(f, allow_pickle=False))
@@ -65,7 +73,8 @@ class EventSpool:
             yield {n: np.load(f, allow_pickle=False) for n in names}, offset, runs
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
 
 class SessionRecorder:
