@@ -75,7 +75,7 @@ class Sampler:
 
 def test_one_swarm_native_ticks():
     """The fused native path: flood-fill a grid, then wait tick after tick."""
-    sw = load_scenario(DATA / "soak_grid.toml").swarm(1)
+    sw = load_scenario(DATA / "soak" / "grid.toml").swarm(1)
     s = Sampler(BUDGET / 3)
     while s.more():
         sw.step(1_000_000)
@@ -89,7 +89,7 @@ def test_one_swarm_python_ticks():
     busy every tick on a graph that stops growing after the first Scan."""
     ticks_per_s = 20_000                       # sized so the run outlasts the budget
     targets = int(ticks_per_s * 8 * BUDGET / 256) + 100
-    sc = load_scenario(DATA / "soak_treadmill.toml", overrides={"environment": {"params": {"targets": targets}}})
+    sc = load_scenario(DATA / "soak" / "treadmill.toml", overrides={"environment": {"params": {"targets": targets}}})
     sw = sc.swarm(1)
 
     class Count:
