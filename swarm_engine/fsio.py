@@ -15,6 +15,9 @@ old file or the whole new one, never half of one:
 
 On any error the temp file is removed and an ``OSError`` becomes a
 :class:`~swarm_engine.errors.StoreError` naming the destination.
+
+A folder of such files is published whole with :func:`publish_dir`: filled
+under a hidden name, then renamed to its real one (and the parent fsync-ed).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import msgspec
 
 from swarm_engine.errors import StoreError
 
-__all__ = ["atomic_path", "write_bytes", "write_text", "write_json", "default_mode"]
+__all__ = ["atomic_path", "write_bytes", "write_text", "write_json", "default_mode", "publish_dir"]
 
 
 def default_mode() -> int:
@@ -104,3 +107,19 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
     """Write ``data`` (plain dicts, lists, numbers, strings, msgspec Structs) as
     indented JSON to ``path`` atomically."""
     write_bytes(path, msgspec.json.format(msgspec.json.encode(data), indent=2))
+
+
+def publish_dir(src: str | os.PathLike, dest: str | os.PathLike) -> None:
+    """Rename the filled folder ``src`` to ``dest`` (same parent filesystem) and
+    fsync the parent, so ``dest`` appears with every file in it or not at all.
+
+    ``dest`` must not exist (``rename`` would silently replace an empty folder):
+    the caller makes names unique, and holds a lock where others could race."""
+    s, d = Path(src), Path(dest)
+    if d.exists():
+        raise StoreError(f"cannot publish {d}: it exists")
+    try:
+        os.rename(s, d)
+    except OSError as exc:
+        raise StoreError(f"cannot publish {d}: {exc.strerror or exc}") from exc
+    _fsync_dir(d.parent)

@@ -1,7 +1,8 @@
 """Python environments for the tests: the batched protocol written with numpy.
 
 ``Vault`` is a small, well-behaved environment (one ``step`` call per tick,
-no Python loop over actions). The ``Broken*`` classes misbehave in one way
+no Python loop over actions); ``Treadmill`` keeps a swarm busy on a fixed
+graph for as long as a soak test wants (tests/test_soak.py). The ``Broken*`` classes misbehave in one way
 each, so the tests can check that the engine names the culprit in one line.
 
 Scenarios reach them through ``env_type = "python:tests.envs_example:Vault"``.
@@ -13,7 +14,7 @@ import numpy as np
 
 from swarm_engine import ActionBatch, DependencyGraph, StepResult
 
-__all__ = ["Vault", "BrokenRaises", "BrokenReturnsDict", "BrokenWrongLength", "BrokenBadOutcome",
+__all__ = ["Vault", "Treadmill", "BrokenRaises", "BrokenReturnsDict", "BrokenWrongLength", "BrokenBadOutcome",
            "NotAnEnvironment", "OP_SCAN", "OP_TRY", "OP_OPEN"]
 
 OP_SCAN, OP_TRY, OP_OPEN = 0, 1, 2
@@ -75,6 +76,38 @@ class Vault:
         return DependencyGraph(actions=list(self.action_names),
                                edges=[("Scan", "Try", 1.0), ("Try", "Open", 1.0)],
                                start=["Scan"], terminal=["Open"])
+
+
+class Treadmill:
+    """Scan lists ``targets`` machines; Try(machine) always fails transiently, so
+    with ``max_retries = 255`` every machine is tried 256 times: steady work
+    (8 workers: 8 actions a tick) on a graph that stops growing after the Scan,
+    for ``targets * 256 / workers`` ticks."""
+
+    action_names = ("Scan", "Try")
+
+    def __init__(self, targets: int = 1000) -> None:
+        self.targets = int(targets)
+        self.max_discoveries = self.targets
+
+    def reset(self, seed: int) -> None:
+        pass
+
+    def step(self, batch: ActionBatch) -> StepResult:
+        n = len(batch)
+        scans = batch.ops == OP_SCAN
+        outcome = np.where(scans, _OK, _ERROR).astype(np.int8)
+        disc_ptr = np.zeros(n + 1, np.int32)
+        np.cumsum(np.where(scans, self.targets, 0), out=disc_ptr[1:])
+        discoveries = np.tile(np.arange(self.targets, dtype=np.int32), int(scans.sum()))
+        return StepResult(outcome, disc_ptr, discoveries, np.ones(n, np.float32), False)
+
+    def target_name(self, target: int) -> str:
+        return f"machine-{target}"
+
+    def default_graph(self) -> DependencyGraph:
+        return DependencyGraph(actions=list(self.action_names), edges=[("Scan", "Try", 1.0)],
+                               start=["Scan"], terminal=["Try"])
 
 
 class BrokenRaises(Vault):

@@ -4,28 +4,15 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 import sys
 from importlib import metadata
-from pathlib import Path
 
 import numpy as np
 
 from swarm_engine._version import __version__
+from swarm_engine.eval.manifest import cpu_model, source_revision  # one copy, shared with the report manifest
 
 __all__ = ["machine_info", "cpu_model", "source_revision"]
-
-
-def cpu_model() -> str:
-    """The ``model name`` of /proc/cpuinfo (Linux), else what platform knows."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _version(dist: str) -> str | None:
@@ -34,23 +21,6 @@ def _version(dist: str) -> str | None:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return None
-
-
-def source_revision() -> dict | None:
-    """The git commit of the source tree the package runs from, and whether
-    it has local changes: numbers belong to a kernel version. None outside a
-    checkout (an installed wheel)."""
-    root = Path(__file__).resolve().parents[2]
-    if not (root / ".git").exists():
-        return None
-    try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                              text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return {"commit": head, "dirty": bool(dirty)}
 
 
 def machine_info() -> dict:

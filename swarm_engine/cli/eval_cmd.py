@@ -233,7 +233,7 @@ def eval_command(
         session = LearningSession.open(sc, learning=learning, key=learning_key_, use_model=not no_learned_model,
                                        say=None if quiet else _say)
         result = _run_one(session.scenario, runs, seed, quiet, t, session.recorder, fallback)
-        report = build_report(result)
+        report = build_report(result, adapter_version=session.adapter)
         report["learning"] = session.close(result, seed, say=None if quiet else _say)
         reports.append(report)
         rows.append(_row(result, report))

@@ -1,6 +1,6 @@
 """The eval report: a versioned JSON document and the summary table.
 
-Schema version 1 (see docs/report.md)::
+Schema version 1 (the manifest: docs/scenarios.md, "Run manifest")::
 
     {schema_version, engine {name, version}, scenario {id, name, file, sha256, variant},
      config_summary {scenario_name, scenario_id, worker_count, max_ticks, run_count},
@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from swarm_engine._version import __version__
+from swarm_engine.eval.manifest import build_manifest
 from swarm_engine.eval.runner import EvalResult
 from swarm_engine.eval.stats import pass_at_k, pass_hat_k, summarize, wilson
 from swarm_engine.fsio import write_json as write_json_atomic
@@ -31,7 +32,10 @@ KS = (1, 2, 4, 8)
 _TERMINATION = {"success": "Success", "timeout": "Timeout", "stopped": "Stopped"}
 
 
-def build_report(result: EvalResult, *, include_runs: bool = True) -> dict[str, Any]:
+def build_report(result: EvalResult, *, include_runs: bool = True,
+                 adapter_version: int | None = None) -> dict[str, Any]:
+    """The report of one eval; ``adapter_version`` (the LoRA adapter version the
+    learning store applied, if any) goes into its ``manifest``."""
     sc = result.scenario
     n = result.runs
     c = int(result.success.sum())
@@ -80,6 +84,7 @@ def build_report(result: EvalResult, *, include_runs: bool = True) -> dict[str, 
              "wall_seconds": float(result.wall[i]),
              **{k: int(v[i]) for k, v in result.per_run_llm.items()}}
             for i in range(n)]
+    report["manifest"] = build_manifest(result, adapter_version=adapter_version)
     return report
 
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 
-from swarm_engine.fsio import write_json
 from swarm_engine.learn.stats import LearnStats, episodes_from_events
 from swarm_engine.learn.store import LearningStore, learning_key
 
@@ -38,16 +37,14 @@ def record_eval(result_events, scenario, success: np.ndarray, strategy: str,
             "episodes": len(eps), "successes": int(succ.sum()), "events": len(result_events),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "pid": os.getpid()}
     info.update(meta or {})
-    session = store.write_session(k, info, stats)
-    store.merge_into_scenario(k, stats)
-    store.merge_global(stats)
-    return session
+    return store.commit_session(k, info, stats)
 
 
 def record_session(stats: LearnStats, scenario, store: LearningStore | None = None, *, key: str | None = None,
                    decisions: list[dict] | None = None, meta: dict[str, Any] | None = None) -> Path:
     """Write one eval's session (stats, LLM decisions, meta) and merge its stats
-    into the scenario's and the global totals. Returns the session folder."""
+    into the scenario's and the global totals, exactly once even if the process
+    is killed (:meth:`LearningStore.commit_session`). Returns the session folder."""
     store = store if store is not None else LearningStore()
     k = learning_key(getattr(scenario, "id", "") or "", key)
     info = {"learning_key": k, "scenario_id": getattr(scenario, "id", ""),
@@ -58,11 +55,7 @@ def record_session(stats: LearnStats, scenario, store: LearningStore | None = No
             "decisions": len(decisions or ()),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "pid": os.getpid()}
     info.update(meta or {})
-    session = store.write_session(k, info, stats, decisions)
-    if info.get("scenario_path"):
-        # where learn once / the daemon find the scenario of a key without listing sessions
-        write_json(store.scenario_dir(k) / "scenario.json",
-                          {key: info.get(key) for key in ("scenario_path", "variant", "scenario_id", "created")})
-    store.merge_into_scenario(k, stats)
-    store.merge_global(stats)
-    return session
+    # scenario.json: where learn once / the daemon find the scenario of a key without listing sessions
+    pointer = ({key: info.get(key) for key in ("scenario_path", "variant", "scenario_id", "created")}
+               if info.get("scenario_path") else None)
+    return store.commit_session(k, info, stats, decisions, scenario=pointer)

@@ -74,7 +74,10 @@ class LearningSession:
                                "lora_version": self.adapter, "recorded": False}
         if self.recorder is None:
             return out
-        stats = self.recorder.finish(result.success)
+        try:
+            stats = self.recorder.finish(result.success)
+        finally:
+            self.recorder.close()
         session = record_session(stats, self.scenario, self.store, key=self.key,
                                  decisions=self.recorder.decisions,
                                  meta={"runs": result.runs, "seed": seed, "requested": result.requested,

@@ -15,15 +15,36 @@ file beside it, so concurrent processes lose no counts. A corrupt JSON file is
 reported (one line naming the file, in :attr:`LearningStore.problems`, on the
 ``swarm_engine.learn`` logger and to ``on_problem``), renamed aside to
 ``<name>.corrupt-<ts>`` and treated as absent: never fatal.
+
+A session survives ``kill -9`` at any point and counts exactly once
+(:meth:`LearningStore.commit_session`). Under the scenario's lock:
+
+1. its files go to ``sessions/.<name>.pending/``, ``meta.json`` last (readers
+   never list dot-folders);
+2. its stats are added to ``stats.json``, which records the session's name as
+   ``"applied"`` in the same atomic write; then to ``global_stats.json``
+   (under its own lock, taken inside the scenario's), whose ``"applied"``
+   maps each key to its last session;
+3. the folder is renamed to ``sessions/<name>/``: visible, and done.
+
+Whoever takes the scenario's lock next finishes what a dead holder left
+(only a lock holder writes there, and ``flock`` dies with its process): a
+pending folder with ``meta.json`` is completed from step 2 on, skipping the
+totals whose ``"applied"`` already names it; one without is removed, with
+the temp files a dead writer left beside the locked files. So every session
+folder that is visible is counted in both totals once, and one that a
+command reported as written is never lost.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import logging
 import os
 import re
+import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +60,17 @@ from swarm_engine.settings import engine_dir
 __all__ = ["LearningStore", "learning_key"]
 
 log = logging.getLogger("swarm_engine.learn")
+
+_PENDING = ".pending"          # sessions/.<name>.pending/: a session being committed (totals too)
+_WRITING = ".writing"          # sessions/.<name>.writing/: written by write_session (no totals)
+
+
+class _Applied(msgspec.Struct):
+    """The commit record a totals file carries beside its LearnStats fields
+    (which ignore it): the last session added (``stats.json``: its name;
+    ``global_stats.json``: {key: name})."""
+
+    applied: str | dict[str, str] | None = None
 
 _VERSION = re.compile(r"^v\d+([._]\d+)*$", re.IGNORECASE)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -71,6 +103,7 @@ class LearningStore:
         self.root = Path(root) if root is not None else engine_dir() / "learning"
         self.on_problem = on_problem
         self.problems: list[str] = []
+        self._incomplete: set[Path] = set()
 
     learning_key = staticmethod(learning_key)
 
@@ -95,11 +128,22 @@ class LearningStore:
         return self.scenario_dir(key) / "lora" / f"v{int(version)}"
 
     def sessions(self, key: str) -> list[Path]:
-        """Session folders of ``key``, oldest first."""
+        """Complete session folders of ``key``, oldest first. A folder without
+        ``meta.json`` (left by a writer older than the commit protocol that was
+        killed) is skipped, reported in one line once per store."""
         d = self.scenario_dir(key) / "sessions"
         if not d.is_dir():
             return []
-        return sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
+        out = []
+        for p in sorted(d.iterdir()):
+            if not p.is_dir() or p.name.startswith("."):
+                continue
+            if (p / "meta.json").is_file():
+                out.append(p)
+            elif p not in self._incomplete:
+                self._incomplete.add(p)
+                self._report(f"{p}: incomplete session (no meta.json); skipped")
+        return out
 
     # ------------------------------------------------------------------ problems
     def _report(self, line: str) -> None:
@@ -142,23 +186,66 @@ class LearningStore:
             finally:
                 os.close(fd)
 
-    def _merge_file(self, path: Path, stats: LearnStats) -> LearnStats:
-        with self._locked(path.with_name(f".{path.name}.lock")):
-            merged = self._read_stats(path).merge(stats)
-            write_json(path, merged)
+    @staticmethod
+    def _lock_path(path: Path) -> Path:
+        return path.with_name(f".{path.name}.lock")
+
+    def _applied(self, path: Path) -> str | dict[str, str] | None:
+        """The commit record of a totals file (None when absent or unreadable)."""
+        try:
+            return msgspec.json.decode(path.read_bytes(), type=_Applied).applied
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+            return None
+
+    def _write_totals(self, path: Path, stats: LearnStats, applied: str | dict[str, str] | None) -> None:
+        doc = msgspec.to_builtins(stats)
+        if applied is not None:
+            doc["applied"] = applied
+        write_json(path, doc)
+
+    def _merge_locked(self, path: Path, stats: LearnStats, applied: str | dict[str, str] | None = None
+                      ) -> LearnStats:
+        """Read-add-write of a totals file; call with its lock held. ``applied``
+        replaces the commit record (None keeps the one there)."""
+        _sweep_tmp(path)
+        merged = self._read_stats(path).merge(stats)
+        self._write_totals(path, merged, applied if applied is not None else self._applied(path))
         return merged
 
-    # ------------------------------------------------------------------ API
-    def write_session(self, key: str, meta: dict[str, Any], stats: LearnStats,
-                      decisions: list[dict] | None = None) -> Path:
-        """sessions/<UTC timestamp>-<pid>/{meta.json, stats.json[, decisions.jsonl]};
-        returns the folder. meta.json is written last: a session without it is
-        still being written (readers skip it)."""
+    def _merge_file(self, path: Path, stats: LearnStats) -> LearnStats:
+        with self._locked(self._lock_path(path)):
+            return self._merge_locked(path, stats)
+
+    # ------------------------------------------------------------------ committing sessions
+    @contextlib.contextmanager
+    def _scenario_locked(self, key: str) -> Iterator[None]:
+        """The scenario's lock, with what a dead holder left finished first."""
+        with self._locked(self._lock_path(self.stats_path(key))):
+            self._recover(key)
+            yield
+
+    def _recover(self, key: str) -> None:
+        base = self.scenario_dir(key) / "sessions"
+        _sweep_tmp(self.scenario_dir(key) / "scenario.json")
+        if not base.is_dir():
+            return
+        for d in sorted([*base.glob(f".*{_PENDING}"), *base.glob(f".*{_WRITING}")]):
+            if not (d / "meta.json").is_file():
+                shutil.rmtree(d, ignore_errors=True)         # died while writing: never reported
+                continue
+            self._apply(key, d, self._read_stats(d / "stats.json"), totals=d.name.endswith(_PENDING))
+            log.info("%s: the session of a killed process completed", base / _final_name(d))
+
+    def _write_pending(self, key: str, meta: dict[str, Any], stats: LearnStats,
+                       decisions: list[dict] | None, suffix: str = _PENDING) -> Path:
         base = self.scenario_dir(key) / "sessions"
         base.mkdir(parents=True, exist_ok=True)
         stem = f"{_stamp()}-{os.getpid()}"
         for n in range(1000):
-            d = base / (stem if n == 0 else f"{stem}-{n}")
+            name = stem if n == 0 else f"{stem}-{n}"
+            d = base / f".{name}{suffix}"
+            if (base / name).exists():
+                continue
             try:
                 d.mkdir()
                 break
@@ -170,12 +257,52 @@ class LearningStore:
             fsio.write_bytes(d / "decisions.jsonl",
                              b"".join(msgspec.json.encode(r) + b"\n" for r in decisions))
         write_json(d / "stats.json", stats)
-        write_json(d / "meta.json", meta)
+        write_json(d / "meta.json", meta)       # last: the pending session is complete
         return d
+
+    def _apply(self, key: str, pending: Path, stats: LearnStats, totals: bool = True) -> Path:
+        """Steps 2 and 3 of the commit (module docstring); each total is skipped
+        when its commit record shows it was added already."""
+        name = _final_name(pending)
+        if totals:
+            path = self.stats_path(key)
+            if self._applied(path) != name:
+                self._merge_locked(path, stats, name)
+            with self._locked(self._lock_path(self.global_path)):
+                applied = self._applied(self.global_path)
+                applied = dict(applied) if isinstance(applied, dict) else {}
+                if applied.get(key) != name:
+                    self._merge_locked(self.global_path, stats, {**applied, key: name})
+        dest = pending.parent / name
+        fsio.publish_dir(pending, dest)
+        return dest
+
+    # ------------------------------------------------------------------ API
+    def write_session(self, key: str, meta: dict[str, Any], stats: LearnStats,
+                      decisions: list[dict] | None = None) -> Path:
+        """sessions/<UTC timestamp>-<pid>/{meta.json, stats.json[, decisions.jsonl]},
+        not added to the totals (:meth:`commit_session` does both); returns the
+        folder, which appears whole (written as a pending folder, then renamed)."""
+        with self._scenario_locked(key):
+            d = self._write_pending(key, meta, stats, decisions, _WRITING)
+            return self._apply(key, d, stats, totals=False)
+
+    def commit_session(self, key: str, meta: dict[str, Any], stats: LearnStats,
+                       decisions: list[dict] | None = None, *, scenario: dict[str, Any] | None = None) -> Path:
+        """Write a session and add its stats to the scenario's and the global
+        totals, exactly once even when the process is killed at any point
+        (module docstring). ``scenario``: written as ``scenario.json`` (where
+        ``learn once`` finds a key's scenario). Returns the session folder."""
+        with self._scenario_locked(key):
+            d = self._write_pending(key, meta, stats, decisions)
+            if scenario is not None:
+                write_json(self.scenario_dir(key) / "scenario.json", scenario)
+            return self._apply(key, d, stats)
 
     def merge_into_scenario(self, key: str, stats: LearnStats) -> LearnStats:
         """Add ``stats`` into scenarios/<key>/stats.json (locked); returns the merged total."""
-        return self._merge_file(self.stats_path(key), stats)
+        with self._scenario_locked(key):
+            return self._merge_locked(self.stats_path(key), stats)
 
     def merge_global(self, stats: LearnStats) -> LearnStats:
         """Add ``stats`` into global_stats.json (locked); returns the merged total."""
@@ -241,6 +368,11 @@ class LearningStore:
     def model_lock(self, key: str) -> Iterator[None]:
         """Held while a model is learned-and-swapped, so two learners never interleave."""
         with self._locked(self.scenario_dir(key) / ".model.lock"):
+            _sweep_tmp(self.offline_model_path(key))
+            d = self.models_dir(key)
+            if d.is_dir():
+                for p in d.glob(".v*.json.*.tmp"):
+                    p.unlink(missing_ok=True)
             yield
 
     def save_model(self, key: str, model) -> int:
@@ -279,3 +411,17 @@ class LearningStore:
                 return False, None
             write_json(path, model)
             return True, model
+
+
+def _final_name(pending: Path) -> str:
+    """``.NAME.pending`` / ``.NAME.writing`` -> ``NAME``."""
+    return pending.name[1:].removesuffix(_PENDING).removesuffix(_WRITING)
+
+
+def _sweep_tmp(path: Path) -> None:
+    """Remove the temp files (:mod:`swarm_engine.fsio` names them ``.NAME.*.tmp``)
+    that a killed writer of ``path`` left; call with the lock that every writer
+    of ``path`` holds, so none of them is alive."""
+    with contextlib.suppress(OSError):
+        for p in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+            p.unlink(missing_ok=True)

@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from swarm_engine.learn.lora.data import DECISIONS_FILE, write_jsonl
-
 __all__ = ["collect_decisions", "write_decisions_session"]
 
 
@@ -81,6 +79,6 @@ def write_decisions_session(store: Any, key: str, records: Sequence[dict], meta:
     store's meta.json / stats.json); returns the folder."""
     from swarm_engine.learn.stats import LearnStats
 
-    d = store.write_session(key, dict(meta or {}), LearnStats())
-    write_jsonl(d / DECISIONS_FILE, records)
-    return d
+    # the records go in with the folder (written whole), not after it: a reader
+    # never sees the session without them
+    return store.write_session(key, dict(meta or {}), LearnStats(), list(records))
