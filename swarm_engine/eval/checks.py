@@ -42,7 +42,7 @@ class _LlmSection(msgspec.Struct, kw_only=True, frozen=True):
 
 
 def check_llm_numbers(raw: dict[str, Any], text: str, source: str | None) -> None:
-    """``[llm]``'s numbers in range (run after the schema accepted their types)."""
+    """``[llm]``'s numbers in range (before the schema: its struct bounds them below only)."""
     convert({"llm": raw.get("llm", {})}, _LlmSection, text=text, source=source, error=ScenarioError)
 
 

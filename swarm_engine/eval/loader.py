@@ -224,9 +224,9 @@ def parse_scenario(text: str, source: str | None = None, variant: str | None = N
     raw = _apply_variant(raw, variant, source)
     if overrides:
         raw = deep_merge(raw, overrides)
+    checks.check_llm_numbers(raw, text, source)      # first: the whole range, not the LLM struct's lower end
     spec = convert(raw, schema.ScenarioFile, text=text, source=source, error=ScenarioError)
     try:
-        checks.check_llm_numbers(raw, text, source)
         checks.check_spec(spec, source)
     except ScenarioError as exc:
         raise _located(exc, text, source) from None
