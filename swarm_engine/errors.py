@@ -29,7 +29,17 @@ __all__ = [
     "LlmTransientError",
     "LlmPermanentError",
     "StoreError",
+    "one_line",
 ]
+
+
+def one_line(text: str) -> str:
+    """``text`` with every unprintable character escaped (``\\r``, ``\\x1b``, ``\\u202e``):
+    what an error echoes from a file or a variable can neither break the one
+    line nor drive the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 class SwarmError(Exception):
@@ -63,13 +73,14 @@ class InputError(SwarmError):
         super().__init__(self.__str__())
 
     def __str__(self) -> str:
-        where = self.path or self.unnamed
+        where = one_line(self.path or self.unnamed)
         if where and self.line:
             where += f":{self.line}"
-        field = f" {self.field}:" if self.field else ""
+        field = f" {one_line(self.field)}:" if self.field else ""
+        message = one_line(self.message)
         if not where:
-            return f"{field.strip()} {self.message}" if field else self.message
-        return f"{where}:{field} {self.message}"
+            return f"{field.strip()} {message}" if field else message
+        return f"{where}:{field} {message}"
 
 
 class ScenarioError(InputError):

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from swarm_engine._version import __version__
-from swarm_engine.errors import SwarmError
+from swarm_engine.errors import SwarmError, one_line
 
 __all__ = ["app_factory", "main"]
 
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     except SwarmError as exc:
         if os.environ.get("SWARM_DEBUG") == "1":
             raise
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(one_line(str(exc)))}", highlight=False, soft_wrap=True)
         return 1
     except KeyboardInterrupt:
         err_console.print("interrupted")
@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         if type(exc).__name__ == "NoArgsIsHelpError" and callable(show):   # `swarm` or a group alone: its help
             show()
             return exit_code
-        err_console.print(f"[bold red]error:[/] {escape(_usage_line(exc))}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(one_line(_usage_line(exc)))}", highlight=False,
+                          soft_wrap=True)
         return exit_code
     return code if isinstance(code, int) else 0
 

@@ -101,3 +101,14 @@ def test_list_variants_reads_safely(tmp_path, monkeypatch, capsys):
     isolate(monkeypatch, tmp_path / "home")
     out = run_swarm(capsys, "eval", "/dev/zero", "--list-variants")
     assert_one_error_line(out, "/dev/zero", "character device", code=1)
+
+
+def test_control_characters_echoed_in_errors_are_escaped(tmp_path):
+    """An unknown key named with a carriage return or an escape sequence cannot
+    break the one line or drive the terminal (found by tests/eval/test_fuzz_inputs.py)."""
+    path = tmp_path / "ctl.toml"
+    path.write_text(TROUBLESHOOTING.read_text(encoding="utf-8").replace(
+        "[app_config]", '[app_config]\n"max\\r\\u001b[31mticks" = 5', 1), encoding="utf-8")
+    text = str(load_error(path))
+    assert "\r" not in text and "\x1b" not in text
+    assert "max\\r\\x1b[31mticks" in text
