@@ -3,8 +3,9 @@
 ::
 
     SwarmError                      anything the user can fix; the CLI prints one line
-    ├── ScenarioError               a scenario file: syntax, schema, graph, variant
-    ├── ConfigError                 config.toml, CLI flags, API arguments
+    ├── InputError                  a located problem: FILE:LINE: FIELD: message
+    │   ├── ScenarioError           a scenario file: syntax, schema, graph, variant
+    │   └── ConfigError             config.toml, SWARM_* variables, CLI flags, API arguments
     ├── EnvironmentError_           an environment failed or was misused
     ├── LlmError                    an LLM backend
     │   ├── LlmTransientError       retry with backoff (timeouts, 5xx, refused)
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 __all__ = [
     "SwarmError",
+    "InputError",
     "ScenarioError",
     "ConfigError",
     "EnvironmentError_",
@@ -27,27 +29,40 @@ __all__ = [
     "LlmTransientError",
     "LlmPermanentError",
     "StoreError",
+    "one_line",
 ]
+
+
+def one_line(text: str) -> str:
+    """``text`` with every unprintable character escaped (``\\r``, ``\\x1b``, ``\\u202e``):
+    what an error echoes from a file or a variable can neither break the one
+    line nor drive the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 class SwarmError(Exception):
     """Base of the engine's deliberate errors: one line that names what and where."""
 
 
-class ScenarioError(SwarmError):
-    """A scenario file is malformed.
+class InputError(SwarmError):
+    """Bad input, located as precisely as the reader can tell.
 
     Parameters
     ----------
     message:
-        What was expected.
+        What was expected (and what was found).
     path:
-        The file.
+        The file (or ``$VARIABLE``, or ``--flag``).
     line:
         1-based line in the file, when TOML or the locator can tell.
     field:
         Dotted field path, e.g. ``app_config.max_ticks``.
     """
+
+    #: what ``__str__`` prints for a missing path ("" prints the message alone)
+    unnamed: str = ""
 
     def __init__(self, message: str, *, path: str | None = None, line: int | None = None,
                  field: str | None = None) -> None:
@@ -58,15 +73,26 @@ class ScenarioError(SwarmError):
         super().__init__(self.__str__())
 
     def __str__(self) -> str:
-        where = self.path or "<scenario>"
-        if self.line:
+        where = one_line(self.path or self.unnamed)
+        if where and self.line:
             where += f":{self.line}"
-        field = f" {self.field}:" if self.field else ""
-        return f"{where}:{field} {self.message}"
+        field = f" {one_line(self.field)}:" if self.field else ""
+        message = one_line(self.message)
+        if not where:
+            return f"{field.strip()} {message}" if field else message
+        return f"{where}:{field} {message}"
 
 
-class ConfigError(SwarmError):
-    """Bad configuration: config.toml, a CLI flag or an API argument."""
+class ScenarioError(InputError):
+    """A scenario file is malformed (see :class:`InputError` for the parameters)."""
+
+    unnamed = "<scenario>"
+
+
+class ConfigError(InputError):
+    """Bad configuration: config.toml, a ``SWARM_*`` variable, a CLI flag or an
+    API argument. Raised with a message alone by API checks; the settings
+    reader adds the file, line and key."""
 
 
 class EnvironmentError_(SwarmError):

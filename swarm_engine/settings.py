@@ -4,28 +4,75 @@
 Paths: ``~/.swarm-engine/`` holds config, logs, pid files, cache and the
 learning store; ``~/swarm-engine/`` holds the user's scenarios and reports.
 ``SWARM_HOME`` moves both (tests and sandboxes set it).
+
+Every layer is validated with one schema (:class:`ConfigFile`, msgspec, the
+same machinery and messages as scenario files): a config.toml is read only
+when it is a regular file of at most 1 MiB of UTF-8, and an unknown key, a
+wrong type (``enabled = "yes"`` is not a boolean) or a value out of range is
+one ConfigError line naming the file, line and key (or the variable).
+Variables spell booleans 1/0, true/false, yes/no or on/off, and ints in
+decimal.
 """
 
 from __future__ import annotations
 
-import copy
 import os
-import tomllib
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+import msgspec
+import msgspec.inspect as mi
+from msgspec import Meta
 
 from swarm_engine.errors import ConfigError
+from swarm_engine.inputs import convert, limits, parse_toml, read_text
 
 __all__ = ["DEFAULTS", "Settings", "load_settings", "engine_dir", "user_dir", "config_path",
-           "DEFAULT_CONFIG_TOML"]
+           "DEFAULT_CONFIG_TOML", "ConfigFile", "TRUE_WORDS", "FALSE_WORDS"]
 
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "eval": {"runs": 1, "seed": 42, "reports_dir": "", "llm_fallback": False},
-    "llm": {"provider": "none", "endpoint": "http://127.0.0.1:8080", "model": ""},
-    "learning": {"enabled": False, "daemon_episodes": 100, "daemon_minutes": 60, "daemon_trigger": "",
-                 "daemon_check_seconds": 5, "daemon_serve_port": 8080},
-}
+# the spellings a SWARM_* variable may give a boolean (config.toml takes TOML's true / false only)
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
+class _Section(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Options of every section: unknown keys are errors naming the file and line."""
+
+
+class EvalSettings(_Section, frozen=True):
+    runs: Annotated[int, Meta(ge=1, le=limits.MAX_RUNS)] = 1
+    seed: limits.Seed = 42
+    reports_dir: str = ""
+    llm_fallback: bool = False
+
+
+class LlmSettings(_Section, frozen=True):
+    # the providers of swarm_engine.llm.spec.Llm (tests/cli/test_hostile_config.py keeps them equal)
+    provider: Literal["llama-server", "llama-cpp", "ollama", "openai", "none"] = "none"
+    endpoint: str = "http://127.0.0.1:8080"
+    model: str = ""
+
+
+class LearningSettings(_Section, frozen=True):
+    enabled: bool = False
+    daemon_episodes: limits.Count32 = 100
+    daemon_minutes: limits.Count32 = 60
+    daemon_trigger: str = ""
+    daemon_check_seconds: Annotated[int, Meta(ge=1, le=86_400)] = 5
+    daemon_serve_port: limits.Port = 8080
+
+
+class ConfigFile(_Section, frozen=True):
+    """A config.toml: the schema every layer is validated with."""
+
+    eval: EvalSettings = EvalSettings()
+    llm: LlmSettings = LlmSettings()
+    learning: LearningSettings = LearningSettings()
+
+
+DEFAULTS: dict[str, dict[str, Any]] = msgspec.to_builtins(ConfigFile())
 
 DEFAULT_CONFIG_TOML = """\
 # swarm-engine configuration. Every key is optional; what is absent keeps its
@@ -87,59 +134,55 @@ class Settings:
         return Path(d).expanduser() if d else user_dir() / "reports"
 
 
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+def _read_layer(path: Path, values: dict[str, dict[str, Any]], sources: dict[str, str]) -> None:
+    """Validate one config.toml (regular file, 1 MiB, UTF-8, the schema) and lay its keys over ``values``."""
+    if not os.path.lexists(path):
+        return
+    text = read_text(path, limit=limits.MAX_CONFIG_BYTES, error=ConfigError)
+    data = parse_toml(text, str(path), ConfigError)
+    layer = convert(data, ConfigFile, text=text, source=str(path), error=ConfigError)
+    for section, table in data.items():
+        for key in table:
+            values[section][key] = getattr(getattr(layer, section), key)
+            sources[f"{section}.{key}"] = str(path)
 
 
-def _coerce(value: Any, default: Any, where: str) -> Any:
-    if isinstance(default, bool):
-        if isinstance(value, str):
-            if value.lower() in ("1", "true", "yes", "on"):
-                return True
-            if value.lower() in ("0", "false", "no", "off"):
-                return False
-        if isinstance(value, bool):
-            return value
-    elif isinstance(default, int):
-        try:
-            if not isinstance(value, bool) and int(value) == float(value):
-                return int(value)
-        except (TypeError, ValueError):
-            pass
-    elif isinstance(default, str):
-        if isinstance(value, str):
-            return value
-    raise ConfigError(f"{where}: expected {type(default).__name__}, got {value!r}")
+def _from_env(text: str, kind: mi.Type, env: str, field: str) -> Any:
+    """A SWARM_* variable's text as the field's type (the range is checked with the schema)."""
+    if isinstance(kind, mi.BoolType):
+        word = text.strip().lower()
+        if word in TRUE_WORDS or word in FALSE_WORDS:
+            return word in TRUE_WORDS
+        raise ConfigError(f"got {text!r}, expected a boolean: {', '.join(TRUE_WORDS)} or {', '.join(FALSE_WORDS)}",
+                          path=f"${env}", field=field)
+    if isinstance(kind, mi.IntType):
+        if not re.fullmatch(r"\s*[+-]?\d{1,30}\s*", text):
+            raise ConfigError(f"got {text!r}, expected an int", path=f"${env}", field=field)
+        return int(text)
+    return text
 
 
 def load_settings(cwd: Path | None = None) -> Settings:
-    """Merge the layers; an unknown section or key is an error naming the file."""
-    values = copy.deepcopy(DEFAULTS)
+    """Merge the layers; every bad file, key or value is one ConfigError naming it."""
+    values = {section: dict(table) for section, table in DEFAULTS.items()}
     sources = {f"{s}.{k}": "default" for s, table in DEFAULTS.items() for k in table}
-    layers = [(config_path(), _read(config_path())),
-              ((cwd or Path.cwd()) / "swarm-engine" / "config.toml",
-               _read((cwd or Path.cwd()) / "swarm-engine" / "config.toml"))]
-    for path, data in layers:
-        for section, table in data.items():
-            if section not in DEFAULTS or not isinstance(table, dict):
-                raise ConfigError(f"{path}: unknown section [{section}] (known: {', '.join(DEFAULTS)})")
-            for key, value in table.items():
-                if key not in DEFAULTS[section]:
-                    raise ConfigError(f"{path}: unknown key '{key}' in [{section}] "
-                                      f"(known: {', '.join(DEFAULTS[section])})")
-                values[section][key] = _coerce(value, DEFAULTS[section][key], f"{path}: {section}.{key}")
-                sources[f"{section}.{key}"] = str(path)
-    for section, table in DEFAULTS.items():
-        for key, default in table.items():
-            env = f"SWARM_{section.upper()}_{key.upper()}"
+    for path in (config_path(), (cwd or Path.cwd()) / "swarm-engine" / "config.toml"):
+        _read_layer(path, values, sources)
+    schema = mi.type_info(ConfigFile)
+    assert isinstance(schema, mi.StructType)
+    for section in schema.fields:
+        table = section.type
+        assert isinstance(table, mi.StructType)
+        for f in table.fields:
+            env = f"SWARM_{section.name.upper()}_{f.name.upper()}"
             if env in os.environ:
-                values[section][key] = _coerce(os.environ[env], default, f"${env}")
-                sources[f"{section}.{key}"] = f"${env}"
+                field = f"{section.name}.{f.name}"
+                value = _from_env(os.environ[env], f.type, env, field)
+                convert({section.name: {f.name: value}}, ConfigFile, text=None, source=f"${env}", error=ConfigError)
+                values[section.name][f.name] = value
+                sources[field] = f"${env}"
+    merged = convert(values, ConfigFile, text=None, source="the merged configuration", error=ConfigError)
+    bad_seed = limits.seeds_error(merged.eval.seed)
+    if bad_seed:
+        raise ConfigError(bad_seed, path=sources["eval.seed"], field="eval.seed")
     return Settings(values, sources)

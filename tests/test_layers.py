@@ -35,7 +35,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("exploration", ("swarm_engine.exploration",)),
     ("_reference", ("swarm_engine._reference",)),
     ("_native", ("swarm_engine._native",)),
-    ("base", ("swarm_engine.settings", "swarm_engine.fsio", "swarm_engine.errors", "swarm_engine._version")),
+    ("base", ("swarm_engine.settings", "swarm_engine.inputs", "swarm_engine.fsio", "swarm_engine.errors",
+              "swarm_engine._version")),
 )
 
 # Upward imports known and accepted: (importer module, imported module).

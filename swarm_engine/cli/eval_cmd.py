@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import typer
@@ -16,9 +15,11 @@ from swarm_engine.cli import options
 from swarm_engine.core.hooks import Hook
 from swarm_engine.errors import ScenarioError
 from swarm_engine.eval.loader import Scenario, list_variants, load_scenario
+from swarm_engine.eval.memory import check_memory, estimate, memory_limit
 from swarm_engine.eval.report import build_report
 from swarm_engine.eval.runner import EvalResult, run_eval
 from swarm_engine.fsio import write_json
+from swarm_engine.inputs import limits, parse_toml, read_text
 from swarm_engine.learn.eval_session import LearningSession
 from swarm_engine.settings import load_settings
 
@@ -197,6 +198,7 @@ def eval_command(
     learning_key_: str | None = options.LEARNING_KEY,
     no_learned_model: bool = options.NO_LEARNED_MODEL,
     llm_fallback: bool | None = options.LLM_FALLBACK,
+    memory: str | None = options.MEMORY_LIMIT,
 ) -> None:
     """Run each scenario RUNS times with seeds SEED, SEED+1, ... and report.
 
@@ -210,17 +212,20 @@ def eval_command(
     files = _expand(scenarios)
     if list_variants_:
         for f in files:
-            try:
-                raw = tomllib.loads(f.read_text(encoding="utf-8"))
-            except (OSError, tomllib.TOMLDecodeError) as exc:
-                raise ScenarioError(f"cannot read variants: {exc}", path=str(f)) from None
+            raw = parse_toml(read_text(f, limit=limits.MAX_SCENARIO_BYTES, error=ScenarioError), str(f),
+                             ScenarioError)
             variants = list_variants(raw)
             console.print(f"[bold]{f}[/]: " + ("" if variants else "no variants"), highlight=False)
             for name, desc in variants:
                 console.print(f"  {name}  {desc}", highlight=False, markup=False)
         return
+    options.check_seeds(seed, runs)
     overrides = options.scenario_overrides(provider, model, endpoint)
-    loaded = [load_scenario(f, variant, overrides) for f in files]   # every file validated before any runs
+    loaded = [load_scenario(f, variant, overrides, memory=memory) for f in files]   # all validated before any runs
+    limit = memory_limit(memory)
+    for sc in loaded:
+        check_memory(estimate(sc.binding, sc.config, sc.rules, len(sc.actions), runs,
+                              record_events=trace is not None or learning), limit, source=sc.path)
     rows, reports = [], []
     for i, sc in enumerate(loaded):
         if verbose and not sc.llm_managed:

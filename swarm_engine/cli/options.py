@@ -8,16 +8,23 @@ from typing import Any
 
 import typer
 
+from swarm_engine.errors import ConfigError
+from swarm_engine.inputs import limits
 from swarm_engine.settings import Settings
 
 __all__ = ["RUNS", "SEED", "VERBOSE", "QUIET", "VARIANT", "PROVIDER", "MODEL", "ENDPOINT",
-           "LEARNING", "LEARNING_KEY", "NO_LEARNED_MODEL", "LLM_FALLBACK",
-           "resolve_runs", "resolve_seed", "resolve_learning", "resolve_llm_fallback", "llm_overrides",
+           "LEARNING", "LEARNING_KEY", "NO_LEARNED_MODEL", "LLM_FALLBACK", "MEMORY_LIMIT",
+           "resolve_runs", "resolve_seed", "check_seeds", "resolve_learning", "resolve_llm_fallback", "llm_overrides",
            "scenario_overrides"]
 
-RUNS = typer.Option(None, "-n", "--runs", min=1, help="Number of seeded runs \\[config eval.runs, 1].")
-SEED = typer.Option(None, "-s", "--seed", min=0,
-                    help="Seed of the first run; run i uses seed + i \\[config eval.seed, 42].")
+RUNS = typer.Option(None, "-n", "--runs", min=1, max=limits.MAX_RUNS,
+                    help=f"Number of seeded runs, 1..{limits.MAX_RUNS} \\[config eval.runs, 1].")
+SEED = typer.Option(None, "-s", "--seed", min=0, max=limits.UINT64_MAX,
+                    help="Seed of the first run; run i uses seed + i, and the last must be below 2^64 "
+                         "\\[config eval.seed, 42].")
+MEMORY_LIMIT = typer.Option(None, "--memory-limit",
+                            help="Refuse a run or eval estimated to need more memory: bytes (8G, 512M), a share "
+                                 "of RAM (75%) or off \\[env SWARM_MEMORY_LIMIT, 50%].")
 VERBOSE = typer.Option(False, "-v", "--verbose", help="Print tick snapshots of the first run.")
 QUIET = typer.Option(False, "-q", "--quiet", help="No progress bar and no table.")
 VARIANT = typer.Option(None, "--variant", help="Apply the named [[variants]] overrides.")
@@ -45,6 +52,13 @@ def resolve_runs(runs: int | None, settings: Settings) -> int:
 def resolve_seed(seed: int | None, settings: Settings) -> int:
     """``--seed``, else config ``eval.seed``."""
     return int(settings.get("eval", "seed")) if seed is None else seed
+
+
+def check_seeds(seed: int, runs: int) -> None:
+    """Seeds ``seed .. seed + runs - 1`` fit the kernel's uint64, else one ConfigError naming --seed."""
+    problem = limits.seeds_error(seed, runs)
+    if problem:
+        raise ConfigError(problem, path="--seed")
 
 
 def resolve_learning(learning: bool | None, settings: Settings) -> bool:

@@ -37,6 +37,7 @@ def run_command(
     learning_key_: str | None = options.LEARNING_KEY,
     no_learned_model: bool = options.NO_LEARNED_MODEL,
     llm_fallback: bool | None = options.LLM_FALLBACK,
+    memory: str | None = options.MEMORY_LIMIT,
 ) -> None:
     """Run the scenario once and show every tick as it happens.
 
@@ -45,7 +46,9 @@ def run_command(
     settings = load_settings()
     fallback = options.resolve_llm_fallback(llm_fallback, settings)
     seed = options.resolve_seed(seed, settings)
-    sc = load_scenario(scenario, variant, options.scenario_overrides(provider, model, endpoint, task=task))
+    options.check_seeds(seed, 1)
+    sc = load_scenario(scenario, variant, options.scenario_overrides(provider, model, endpoint, task=task),
+                       memory=memory)
     session = LearningSession.open(sc, learning=options.resolve_learning(learning, settings), key=learning_key_,
                                    use_model=not no_learned_model, say=_say)
     sc = session.scenario

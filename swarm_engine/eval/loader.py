@@ -1,33 +1,36 @@
 """``load_scenario()``: TOML file -> validated, compiled :class:`Scenario`.
 
-Steps: parse TOML (syntax errors keep their line), pick a variant and
-deep-merge its overrides, convert to the msgspec schema (errors name the field
-path and its line), bind the environment, build and validate the dependency
-graph, and derive the SwarmConfig. Every failure is one ScenarioError line.
+Steps: read the file (regular files only, at most 4 MiB of UTF-8), parse
+TOML (syntax errors keep their line; nesting is bounded), pick a variant and
+deep-merge its overrides (replacing the tables it lists in ``replace``),
+convert to the msgspec schema (errors name the field path, its line, the
+value and the range), check names and cross-field rules, bind the
+environment, build and validate the dependency graph, derive the
+SwarmConfig, and check that a run fits the memory limit. Every failure is
+one ScenarioError line.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
-import re
-import tomllib
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import msgspec
 
 from swarm_engine.core.config import ManagementStrategy, SwarmConfig, TerminationConfig
 from swarm_engine.core.environment import EnvironmentBinding
 from swarm_engine.core.orchestrator import Swarm
 from swarm_engine.errors import ConfigError, ScenarioError
-from swarm_engine.eval import schema
+from swarm_engine.eval import checks, schema
 from swarm_engine.eval.conditions import check_metrics
+from swarm_engine.eval.env_params import check_param_combinations, check_raw_params
 from swarm_engine.eval.environments import bind_environment, default_graph
-from swarm_engine.eval.locate import locate, parse_path
+from swarm_engine.eval.memory import check_memory, estimate, memory_limit
 from swarm_engine.exploration.rules import CompiledRules, DependencyGraph
 from swarm_engine.exploration.selectors import SelectorConfig
+from swarm_engine.inputs import convert, limits, locate, parse_path, parse_toml, read_text
 
 __all__ = ["Scenario", "load_scenario", "parse_scenario", "deep_merge", "list_variants"]
 
@@ -86,40 +89,27 @@ class Scenario:
                      record_events=record_events, action_names=self.actions)
 
 
-def deep_merge(base: dict, override: dict) -> dict:
-    """Tables merge key by key; any other value (arrays too) replaces."""
+def deep_merge(base: dict, override: dict, replace: Collection[str] = ()) -> dict:
+    """Tables merge key by key; any other value (arrays too) replaces, and so
+    does a table whose dotted path is in ``replace`` (``"dependency_graph"``)."""
+    return _merge(base, override, set(replace), "")
+
+
+def _merge(base: dict, override: dict, replace: set[str], prefix: str) -> dict:
     out = dict(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and path not in replace:
+            out[key] = _merge(out[key], value, replace, path + ".")
         else:
             out[key] = copy.deepcopy(value)
     return out
 
 
-def _syntax_error(exc: tomllib.TOMLDecodeError, source: str | None) -> ScenarioError:
-    msg = str(exc)
-    m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
-    line = int(m.group(1)) if m else None
-    msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", msg)
-    if m:
-        msg += f" (column {m.group(2)})"
-    return ScenarioError(f"TOML syntax error: {msg}", path=source, line=line)
-
-
-def _schema_error(exc: msgspec.ValidationError, text: str, source: str | None) -> ScenarioError:
-    msg = str(exc)
-    m = re.search(r" - at `([^`]*)`$", msg)
-    path = m.group(1) if m else "$"
-    msg = msg[:m.start()] if m else msg
-    extra = re.search(r"(unknown|missing required) field `([^`]+)`", msg)
-    parts = parse_path(path)
-    if extra:
-        parts.append(extra.group(2))
-    field = ".".join(f"[{p}]" if isinstance(p, int) else p for p in parts).replace(".[", "[")
-    msg = msg.replace("Object contains unknown field", "unknown field").replace(
-        "Object missing required field", "missing required field")
-    return ScenarioError(msg, path=source, line=locate(text, parts) if parts else None, field=field or None)
+def _located(exc: ScenarioError, text: str, source: str | None) -> ScenarioError:
+    """``exc`` with its file and, when it names a field, that field's line."""
+    line = exc.line or (locate(text, parse_path(exc.field)) if exc.field else None)
+    return ScenarioError(exc.message, path=source, line=line, field=exc.field)
 
 
 def list_variants(raw: dict) -> list[tuple[str, str]]:
@@ -127,20 +117,41 @@ def list_variants(raw: dict) -> list[tuple[str, str]]:
             if isinstance(v, dict)]
 
 
+def _replace_paths(v: dict, index: int, overrides: dict, source: str | None) -> list[str]:
+    """A variant's ``replace`` list: dotted paths of tables its overrides give."""
+    paths = v.get("replace", [])
+    field = f"variants[{index}].replace"
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        raise ScenarioError("expected a list of dotted table names, e.g. [\"dependency_graph\"]", path=source,
+                            field=field)
+    for j, path in enumerate(paths):
+        node: object = overrides
+        for key in path.split("."):
+            node = node.get(key) if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            raise ScenarioError(f"'{path}' is not a table of this variant's overrides (replace names tables "
+                                "that overrides gives in full)", path=source, field=f"{field}[{j}]")
+    return paths
+
+
 def _apply_variant(raw: dict, variant: str | None, source: str | None) -> dict:
     if variant is None:
         return raw
-    for v in raw.get("variants", []) or []:
-        if isinstance(v, dict) and v.get("name") == variant:
-            overrides = v.get("overrides", {})
-            if not isinstance(overrides, dict):
-                raise ScenarioError("variant overrides must be a table", path=source,
-                                    field=f"variants[{variant}].overrides")
-            bad = [k for k in overrides if k in ("variants", "meta")]
-            if bad:
-                raise ScenarioError(f"a variant cannot override [{bad[0]}]", path=source,
-                                    field=f"variants[{variant}].overrides.{bad[0]}")
-            return deep_merge(raw, overrides)
+    found = [(i, v) for i, v in enumerate(raw.get("variants", []) or [])
+             if isinstance(v, dict) and v.get("name") == variant]
+    if len(found) > 1:
+        raise ScenarioError(f"variant '{variant}' is defined twice (variants[{found[0][0]}] and "
+                            f"variants[{found[1][0]}])", path=source, field=f"variants[{found[1][0]}].name")
+    for i, v in found:
+        overrides = v.get("overrides", {})
+        if not isinstance(overrides, dict):
+            raise ScenarioError("variant overrides must be a table", path=source,
+                                field=f"variants[{variant}].overrides")
+        bad = [k for k in overrides if k in ("variants", "meta")]
+        if bad:
+            raise ScenarioError(f"a variant cannot override [{bad[0]}]", path=source,
+                                field=f"variants[{variant}].overrides.{bad[0]}")
+        return deep_merge(raw, overrides, _replace_paths(v, i, overrides, source))
     names = [n for n, _ in list_variants(raw)]
     raise ScenarioError(f"unknown variant '{variant}' (available: {', '.join(names) or 'none'})",
                         path=source, field="variants")
@@ -204,19 +215,21 @@ def _config(spec: schema.ScenarioFile, source: str | None) -> SwarmConfig:
 
 
 def parse_scenario(text: str, source: str | None = None, variant: str | None = None,
-                   overrides: dict[str, Any] | None = None) -> Scenario:
-    """Load a scenario from TOML text (``source`` names it in errors)."""
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise _syntax_error(exc, source) from None
+                   overrides: dict[str, Any] | None = None, *, memory: str | None = None) -> Scenario:
+    """Load a scenario from TOML text (``source`` names it in errors).
+
+    ``memory`` is the memory limit a run must fit (``"8G"``, ``"75%"``,
+    ``"off"``; None: $SWARM_MEMORY_LIMIT, else 50% of RAM)."""
+    raw = parse_toml(text, source, ScenarioError)
     raw = _apply_variant(raw, variant, source)
     if overrides:
         raw = deep_merge(raw, overrides)
+    checks.check_llm_numbers(raw, text, source)      # first: the whole range, not the LLM struct's lower end
+    spec = convert(raw, schema.ScenarioFile, text=text, source=source, error=ScenarioError)
     try:
-        spec = msgspec.convert(raw, schema.ScenarioFile, strict=True)
-    except msgspec.ValidationError as exc:
-        raise _schema_error(exc, text, source) from None
+        checks.check_spec(spec, source)
+    except ScenarioError as exc:
+        raise _located(exc, text, source) from None
     actions = [a.name for a in spec.actions.actions]
     seen: dict[str, int] = {}
     for i, name in enumerate(actions):
@@ -225,33 +238,31 @@ def parse_scenario(text: str, source: str | None = None, variant: str | None = N
                                 line=locate(text, ["actions", "actions", i, "name"]),
                                 field=f"actions.actions[{i}].name")
         seen[name] = i
+    env_type, params = spec.environment.env_type, dict(spec.environment.params)
     try:
-        binding = bind_environment(spec.environment.env_type, dict(spec.environment.params), actions, source)
-    except ScenarioError as exc:
-        if exc.line is None and exc.field:
-            exc = ScenarioError(exc.message, path=source, line=locate(text, parse_path(exc.field)),
-                                field=exc.field)
-        raise exc from None
-    try:
+        check_raw_params(env_type, params, source)
+        binding = bind_environment(env_type, params, actions, source)
+        if isinstance(binding.extra.get("params"), dict):
+            check_param_combinations(binding.name, binding.extra["params"], source)
+        checks.check_bound(spec, binding, source)
         check_metrics(spec, source)
     except ScenarioError as exc:
-        raise ScenarioError(exc.message, path=source, line=locate(text, parse_path(exc.field or "")),
-                            field=exc.field) from None
+        raise _located(exc, text, source) from None
     graph = _graph(spec, binding, text, source)
     config = _config(spec, source)
+    rules = graph.compile() if graph is not None else None
+    try:
+        check_memory(estimate(binding, config, rules, len(actions)), memory_limit(memory), source=source)
+    except ScenarioError as exc:
+        raise _located(exc, text, source) from None
     return Scenario(spec=spec, path=source, sha256=hashlib.sha256(text.encode()).hexdigest(),
-                    variant=variant, graph=graph, binding=binding, config=config,
-                    rules=graph.compile() if graph is not None else None)
+                    variant=variant, graph=graph, binding=binding, config=config, rules=rules)
 
 
 def load_scenario(path: str | Path, variant: str | None = None,
-                  overrides: dict[str, Any] | None = None) -> Scenario:
-    """Load and validate a scenario file; every problem is one ScenarioError line."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError("file not found", path=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"cannot read: {exc}", path=str(path)) from None
-    return parse_scenario(text, str(path), variant, overrides)
+                  overrides: dict[str, Any] | None = None, *, memory: str | None = None) -> Scenario:
+    """Load and validate a scenario file; every problem is one ScenarioError line.
+
+    Only regular files are read, at most 4 MiB (``inputs.limits.MAX_SCENARIO_BYTES``)."""
+    text = read_text(path, limit=limits.MAX_SCENARIO_BYTES, error=ScenarioError)
+    return parse_scenario(text, str(path), variant, overrides, memory=memory)

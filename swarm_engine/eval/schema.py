@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from swarm_engine.inputs import limits
 from swarm_engine.llm.spec import Llm  # the [llm] section belongs to the LLM layer (re-exported)
 
 __all__ = [
@@ -47,10 +48,12 @@ __all__ = [
     "CompareOp",
 ]
 
-PositiveInt = Annotated[int, Meta(gt=0)]
-NonNegInt = Annotated[int, Meta(ge=0)]
-NonNegFloat = Annotated[float, Meta(ge=0.0)]
-Probability = Annotated[float, Meta(ge=0.0, le=1.0)]
+# Every number has both bounds (swarm_engine.inputs.limits says why each is what
+# it is; docs/scenarios.md lists them): a value out of range is a load error
+# naming the field and the range, never an OverflowError in the kernel.
+PositiveInt = limits.PositiveCount32
+NonNegInt = limits.Count32
+Probability = limits.Probability
 Name = Annotated[str, Meta(min_length=1)]
 CompareOp = Literal["eq", "ne", "gt", "gte", "lt", "lte"]
 
@@ -112,10 +115,10 @@ class Management(Base, frozen=True):
 
 class Selection(Base, frozen=True):
     strategy: Literal["fifo", "ucb1", "thompson", "thompson_sampled", "greedy", "adaptive"] = "ucb1"
-    ucb1_c: NonNegFloat = 1.4142135623730951
-    learning_weight: NonNegFloat = 0.3
-    greedy_weight: NonNegFloat = 1.0
-    ngram_weight: NonNegFloat = 1.0
+    ucb1_c: limits.Weight = 1.4142135623730951
+    learning_weight: limits.Weight = 0.3
+    greedy_weight: limits.Weight = 1.0
+    ngram_weight: limits.Weight = 1.0
     maturity_threshold: NonNegInt = 10
     error_rate_threshold: Probability = 0.3
     # statistics and frontier groups per (action, target) or per action
@@ -125,15 +128,15 @@ class Selection(Base, frozen=True):
 class Termination(Base, frozen=True):
     strategy: Literal["first_success", "all_complete", "all_succeed"] = "first_success"
     on_exhausted: Literal["fail", "success", "wait"] = "fail"
-    max_consecutive_errors: NonNegInt = 0       # 0 = no limit
+    max_consecutive_errors: limits.Consecutive = 0   # 0 = no limit
     graceful_shutdown_ticks: NonNegInt = 0
     max_retries: Annotated[int, Meta(ge=0, le=255)] = 1   # of a node after a transient error
-    escalate_after: NonNegInt = 3               # consecutive failures before a worker escalates
+    escalate_after: limits.Consecutive = 3      # consecutive failures before a worker escalates
 
 
 class AppConfig(Base, frozen=True):
-    tick_duration_ms: NonNegFloat = 0.0         # 0 = free-running
-    max_ticks: NonNegInt = 1000                 # 0 = unlimited
+    tick_duration_ms: limits.TickMs = 0.0       # 0 = free-running
+    max_ticks: limits.Ticks = 1000              # 0 = unlimited
     management: Management = Management()
     selection: Selection = Selection()
     termination: Termination = Termination()
@@ -145,14 +148,14 @@ class Environment(Base, frozen=True):
 
 
 class WorkerTemplate(Base, frozen=True):
-    count: PositiveInt = 1
+    count: limits.Workers = 1
     id_prefix: str = "worker"
     role: str = ""
 
 
 class Agents(Base, frozen=True):
-    workers: PositiveInt | list[WorkerTemplate] = 1
-    managers: NonNegInt | list[dict[str, Any]] = 1
+    workers: limits.Workers | list[WorkerTemplate] = 1
+    managers: Annotated[int, Meta(ge=0, le=65_535)] | list[dict[str, Any]] = 1
 
     def worker_count(self) -> int:
         if isinstance(self.workers, int):
@@ -163,7 +166,7 @@ class Agents(Base, frozen=True):
 class Condition(Base, frozen=True):
     metric: Name
     op: CompareOp
-    value: bool | int | float | str
+    value: bool | limits.Int64 | limits.FiniteFloat | str
     name: str = ""
 
 
@@ -182,7 +185,7 @@ class Edge(Base, rename={"from_": "from"}, kw_only=True, frozen=True):
 class ParamVariant(Base, frozen=True):
     action: Name
     key: Name
-    values: Annotated[list[str | int], Meta(min_length=1)]
+    values: Annotated[list[str | limits.Int64], Meta(min_length=1)]
 
 
 class StaticGraph(Base, tag="static", tag_field="type", kw_only=True, frozen=True):
@@ -204,7 +207,7 @@ class LlmGraph(Base, tag="llm", tag_field="type", kw_only=True, frozen=True):
 class Milestone(Base, frozen=True):
     name: Name
     condition: Condition
-    weight: NonNegFloat = 1.0
+    weight: limits.Weight = 1.0
     description: str = ""
     partial: bool = False
     partial_config: dict[str, Any] = {}
@@ -214,6 +217,9 @@ class Variant(Base, frozen=True):
     name: Name
     description: str = ""
     overrides: dict[str, Any] = {}
+    # dotted tables of ``overrides`` that replace the file's table instead of
+    # merging into it (e.g. ["dependency_graph"] to switch its type)
+    replace: list[Name] = []
 
 
 class ScenarioFile(Base, frozen=True):
