@@ -199,3 +199,33 @@ def test_the_scenario_folder_is_searched_first(tmp_path):
         assert sys.path == before                      # the folder was on the path for the import only
     finally:
         sys.modules.pop("my_vaults_h13", None)
+
+
+@pytest.mark.parametrize(("body", "fragment"), [
+    ("raise RuntimeError('no graph today')", "Odd.default_graph() raised RuntimeError: no graph today"),
+    ("return {'edges': []}", "Odd.default_graph() returned dict, expected a DependencyGraph"),
+    ("return DependencyGraph(actions=['Scan', 'Fly'], edges=[('Scan', 'Fly', 1.0)], start=['Scan'])",
+     "names 'Fly', which is not one of its operations (Scan, Try, Open)"),
+])
+def test_default_graph_is_guarded(tmp_path, body, fragment):
+    (tmp_path / "odd_graph_h13.py").write_text(textwrap.dedent(f"""
+        from swarm_engine import DependencyGraph
+        from tests.envs_example import Vault
+
+        class Odd(Vault):
+            def default_graph(self):
+                {body}
+    """), encoding="utf-8")
+    text = scenario_text("Vault").replace("tests.envs_example:Vault", "odd_graph_h13:Odd")
+    text = text[:text.index("[dependency_graph]")] + '[dependency_graph]\ntype = "static"\n'
+    scenario = tmp_path / "odd.toml"
+    scenario.write_text(text, encoding="utf-8")
+    from swarm_engine import load_scenario
+
+    try:
+        with pytest.raises(ScenarioError) as info:
+            load_scenario(scenario)
+    finally:
+        sys.modules.pop("odd_graph_h13", None)
+    assert info.value.field == "dependency_graph.type"
+    assert fragment in one_line(info.value)

@@ -60,7 +60,7 @@ def _import(spec: str, source: str | None) -> Any:
             with _scenario_folder_first(source):
                 module = importlib.import_module(module_name)
         except ImportError as exc:
-            raise ScenarioError(f"cannot import module '{module_name}': {exc}", path=source,
+            raise ScenarioError(f"cannot import module '{module_name}': {' '.join(str(exc).split())}", path=source,
                                 field="environment.env_type") from exc
         except Exception as exc:       # a module that fails while it runs: its bug, named
             raise ScenarioError(f"cannot import module '{module_name}': {one_line(exc)}", path=source,
