@@ -28,7 +28,7 @@ from swarm_engine.core import (
                                WorkResult,
 )
 from swarm_engine.errors import ConfigError, EnvironmentError_, LlmError, ScenarioError, StoreError, SwarmError
-from swarm_engine.eval import EvalResult, Scenario, build_report, load_scenario, run_eval
+from swarm_engine.eval import EvalResult, Scenario, build_report, load_scenario, parse_scenario, run_eval
 from swarm_engine.exploration import DependencyGraph, SelectorConfig
 
 __all__ = [
@@ -36,6 +36,6 @@ __all__ = [
     "ActionBatch", "Assignments", "BatchedEnvironment", "EnvironmentBinding", "EventBatch", "Hook",
     "RunResult", "SharedState", "StepResult", "Swarm", "SwarmConfig", "Verdict", "WorkerStates",
     "WorkResult", "ConfigError", "EnvironmentError_", "LlmError", "ScenarioError", "StoreError",
-    "SwarmError", "EvalResult", "Scenario", "build_report", "load_scenario", "run_eval",
+    "SwarmError", "EvalResult", "Scenario", "build_report", "load_scenario", "parse_scenario", "run_eval",
     "DependencyGraph", "SelectorConfig",
 ]

@@ -15,7 +15,9 @@ import numpy as np
 from swarm_engine import ActionBatch, DependencyGraph, StepResult
 
 __all__ = ["Vault", "Treadmill", "BrokenRaises", "BrokenReturnsDict", "BrokenWrongLength", "BrokenBadOutcome",
-           "NotAnEnvironment", "OP_SCAN", "OP_TRY", "OP_OPEN"]
+           "NotAnEnvironment", "BrokenInit", "BrokenReset", "BadActionNames", "BadMaxDiscoveries",
+           "RaisingActionNames", "BrokenTargetName", "NanDuration", "NegativeDuration", "TooManyDiscoveries",
+           "OutOfRangeTarget", "ArrayDone", "TwoLocks", "TwoLocksUnreported", "OP_SCAN", "OP_TRY", "OP_OPEN"]
 
 OP_SCAN, OP_TRY, OP_OPEN = 0, 1, 2
 _FAIL, _OK, _ERROR = 0, 1, 2
@@ -154,3 +156,136 @@ class NotAnEnvironment:
 
     def reset(self, seed: int) -> None:
         pass
+
+
+# ----------------------------------------------------------------------------- protocol violations
+# Each breaks the protocol in one way; tests/eval/test_python_env_guards.py checks the one line.
+
+
+class BrokenInit(Vault):
+    """Its constructor raises."""
+
+    def __init__(self, **params) -> None:
+        raise ValueError("the vault's blueprint is missing")
+
+
+class BrokenReset(Vault):
+    """reset() raises for every run's seed (the constructor's reset(0) works)."""
+
+    def reset(self, seed: int) -> None:
+        if seed:
+            raise KeyError(f"no vault for seed {seed}")
+        super().reset(seed)
+
+
+class BadActionNames(Vault):
+    """action_names is not a list of names."""
+
+    action_names = 42  # type: ignore[assignment]
+
+
+class BadMaxDiscoveries(Vault):
+    """max_discoveries is a string."""
+
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
+        self.max_discoveries = "6"  # type: ignore[assignment]
+
+
+class RaisingActionNames(Vault):
+    """action_names is a property that raises."""
+
+    @property  # type: ignore[override]
+    def action_names(self):
+        raise RuntimeError("names not loaded yet")
+
+
+class BrokenTargetName(Vault):
+    """target_name() raises (seen when names are needed: a trace, -v, a prompt)."""
+
+    def target_name(self, target: int) -> str:
+        raise IndexError(f"room {target} has no name")
+
+
+class NanDuration(Vault):
+    """Returns NaN durations."""
+
+    def step(self, batch: ActionBatch) -> StepResult:
+        res = super().step(batch)
+        return StepResult(res.outcome, res.disc_ptr, res.discoveries, np.full(len(batch), np.nan, np.float32),
+                          res.done)
+
+
+class NegativeDuration(Vault):
+    """Returns negative durations."""
+
+    def step(self, batch: ActionBatch) -> StepResult:
+        res = super().step(batch)
+        return StepResult(res.outcome, res.disc_ptr, res.discoveries, -res.duration_ms, res.done)
+
+
+class TooManyDiscoveries(Vault):
+    """Scan discovers every room but it claims max_discoveries = 2."""
+
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
+        self.max_discoveries = 2
+
+
+class OutOfRangeTarget(Vault):
+    """Discovers a target id past what a node key holds."""
+
+    def step(self, batch: ActionBatch) -> StepResult:
+        res = super().step(batch)
+        disc = res.discoveries.astype(np.int64)
+        disc[:] = 2 ** 30
+        return StepResult(res.outcome, res.disc_ptr, disc, res.duration_ms, res.done)
+
+
+class ArrayDone(Vault):
+    """done is an array, not a bool."""
+
+    def step(self, batch: ActionBatch) -> StepResult:
+        res = super().step(batch)
+        return StepResult(res.outcome, res.disc_ptr, res.discoveries, res.duration_ms,
+                          np.array([res.done, res.done]))  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------- completion
+
+
+class TwoLocks(Vault):
+    """Two vault rooms; the task is done when both are open (``reports_done``:
+    the environment's done is the only completion, one Open is not the task)."""
+
+    reports_done = True
+
+    def reset(self, seed: int) -> None:
+        super().reset(seed)
+        others = [r for r in range(self.rooms) if r != self.vault]
+        self.second = int(self.rng.choice(others))
+        self.locked[self.second] = False
+        self.opened: set[int] = set()
+
+    def step(self, batch: ActionBatch) -> StepResult:
+        self.steps += 1
+        n = len(batch)
+        ops, targets = batch.ops, batch.targets
+        valid = (targets >= 0) & (targets < self.rooms)
+        room = np.where(valid, targets, 0)
+        vaults = valid & ((room == self.vault) | (room == self.second))
+        ok = np.where(ops == OP_SCAN, True, np.where(ops == OP_TRY, valid & ~self.locked[room],
+                                                     np.where(ops == OP_OPEN, vaults, False)))
+        self.opened.update(int(r) for r in room[(ops == OP_OPEN) & ok])
+        counts = np.where((ops == OP_SCAN) & ok, self.rooms, 0)
+        disc_ptr = np.zeros(n + 1, np.int32)
+        np.cumsum(counts, out=disc_ptr[1:])
+        discoveries = np.tile(np.arange(self.rooms, dtype=np.int32), int(((ops == OP_SCAN) & ok).sum()))
+        return StepResult(ok.astype(np.int8), disc_ptr, discoveries, np.ones(n, np.float32),
+                          len(self.opened) == 2)
+
+
+class TwoLocksUnreported(TwoLocks):
+    """The same world without ``reports_done``: a terminal Open completes the task."""
+
+    reports_done = False

@@ -67,7 +67,7 @@ cpdef enum Status:
 
 # bits of w_flags: one byte tells the plan loop what a worker is doing
 cdef enum:
-    FLAG_DONE = 1               # finished for this run (verdict, or all_succeed and succeeded)
+    FLAG_DONE = 1               # finished for this run (verdict; or all_succeed, succeeded, no env completion)
     FLAG_SUCCESS = 2            # acted on a terminal action successfully
     FLAG_WAITING = 4            # waiting for an asynchronous decision (an LLM): continuing
     FLAG_PENDING = 8            # holds a node assigned from Python, to act on this tick
@@ -85,7 +85,8 @@ cdef class Kernel:
     cdef readonly int n_actions           # A; action ids are 0..A-1
     cdef const int32_t[::1] succ_ptr      # (A+1,) CSR offsets into succ_act
     cdef const int32_t[::1] succ_act      # successor action ids
-    cdef const uint8_t[::1] is_terminal   # (A,) 1 = success completes the task
+    cdef const uint8_t[::1] is_terminal   # (A,) 1 = a terminal action: its success marks the worker
+                                          # succeeded, and completes the task unless env_completes
     cdef const int32_t[::1] var_ptr       # (A+1,) CSR offsets into var_val
     cdef const int32_t[::1] var_val       # param-variant argument ids (one child each)
     cdef const int32_t[::1] start_act     # initial frontier: (S,) actions
@@ -98,6 +99,8 @@ cdef class Kernel:
     cdef readonly int64_t max_ticks       # 0 = unlimited
     cdef int term_strategy                # TermStrategy
     cdef int on_exhausted                 # OnExhausted
+    cdef readonly bint env_completes      # the environment reports its own completion (env_done):
+                                          # only it completes the task, a terminal success does not
     cdef int max_consec_errors            # 0 = no limit
     cdef int max_retries                  # retries of a node after a transient error
     cdef int escalate_after               # consecutive failures before W_ESCALATE
@@ -206,7 +209,8 @@ cdef class Kernel:
     # ---- run scalars ----
     cdef readonly int64_t tick            # ticks done this run
     cdef readonly int verdict             # Verdict
-    cdef readonly bint task_done          # a terminal action succeeded (or the environment said done)
+    cdef readonly bint task_done          # the task is complete: the environment said so, or (only when
+                                          # env_completes is false) a terminal action succeeded
     cdef readonly int64_t total_visits    # actions done this run
     cdef readonly int64_t total_fail      # of which failed or errored
     cdef readonly int64_t consec_errors   # unsuccessful actions in a row, over all workers

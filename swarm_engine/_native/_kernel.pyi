@@ -114,6 +114,7 @@ class Kernel:
     tick: int
     verdict: int
     task_done: bool
+    env_completes: bool
     total_visits: int
     total_fail: int
     consec_errors: int
@@ -131,7 +132,8 @@ class Kernel:
                  bonus3: npt.ArrayLike | None, env_kind: int, env_params: npt.ArrayLike,
                  env_ops: npt.ArrayLike, env_max_disc: int, record_events: bool,
                  node_capacity: int = ..., event_capacity: int = ...,
-                 act_kind: npt.ArrayLike | None = ..., env_args: npt.ArrayLike | None = ...) -> None: ...
+                 act_kind: npt.ArrayLike | None = ..., env_args: npt.ArrayLike | None = ...,
+                 env_completes: bool = ...) -> None: ...
     # room and learned tables
     def make_room(self) -> None: ...
     def set_prior(self, target: npt.ArrayLike | None = ..., arg: npt.ArrayLike | None = ...) -> None: ...

@@ -76,7 +76,7 @@ cdef class Kernel:
                  int64_t maturity_threshold, double error_rate_threshold, bonus3,
                  int env_kind, env_params, env_ops, int env_max_disc,
                  bint record_events, int64_t node_capacity=1024, int64_t event_capacity=4096,
-                 act_kind=None, env_args=None):
+                 act_kind=None, env_args=None, bint env_completes=False):
         if not 0 < n_actions <= MAX_ACTIONS:
             raise ValueError(f"n_actions must be in 1..{MAX_ACTIONS}")
         if n_workers <= 0:
@@ -106,6 +106,7 @@ cdef class Kernel:
         self.max_ticks = max_ticks
         self.term_strategy = term_strategy
         self.on_exhausted = on_exhausted
+        self.env_completes = env_completes
         self.max_consec_errors = max_consec_errors
         self.max_retries = max_retries
         self.escalate_after = escalate_after

@@ -71,10 +71,14 @@ cdef int _commit(Kernel self, int n, int env_done) except -1 nogil:
         elif out == OUT_OK:
             self.n_state[node] = NODE_DONE_OK
             if self.is_terminal[a]:
-                self.task_done = True
+                # an environment with its own completion decides when the task
+                # is done (several faults: one Restart is not the task); the
+                # worker still succeeded, and keeps helping until then
                 self.w_flags[w] |= FLAG_SUCCESS
-                if self.term_strategy == TERM_ALL_SUCCEED:
-                    self.w_flags[w] |= FLAG_DONE
+                if not self.env_completes:
+                    self.task_done = True
+                    if self.term_strategy == TERM_ALL_SUCCEED:
+                        self.w_flags[w] |= FLAG_DONE
         else:
             self.n_state[node] = NODE_DONE_FAIL
         self.w_src[w] = 0
@@ -103,7 +107,7 @@ cdef int _commit(Kernel self, int n, int env_done) except -1 nogil:
     # ---- termination judge ----
     if self.task_done and self.term_strategy == TERM_FIRST_SUCCESS:
         self.verdict = V_SUCCESS
-    elif self.term_strategy == TERM_ALL_SUCCEED and _all_workers_succeeded(self):
+    elif self.term_strategy == TERM_ALL_SUCCEED and self.task_done and _all_workers_succeeded(self):
         self.verdict = V_SUCCESS
     elif self.max_consec_errors > 0 and self.consec_errors >= self.max_consec_errors:
         self.verdict = V_MAX_ERRORS

@@ -88,7 +88,7 @@ class ReferenceKernel:
                  manage_param, granular, selector, ucb1_c, learning_weight, greedy_weight,
                  maturity_threshold, error_rate_threshold, bonus3, env_kind, env_params,
                  env_ops, env_max_disc=0, record_events=False, node_capacity=0, event_capacity=0,
-                 act_kind=None, env_args=None):
+                 act_kind=None, env_args=None, env_completes=False):
         if not 0 < n_actions <= MAX_ACTIONS:
             raise ValueError(f"n_actions must be in 1..{MAX_ACTIONS}")
         if n_workers <= 0:
@@ -108,6 +108,7 @@ class ReferenceKernel:
         self.max_ticks = int(max_ticks)
         self.term_strategy = term_strategy
         self.on_exhausted = on_exhausted
+        self.env_completes = bool(env_completes)    # only the environment completes the task
         self.max_consec_errors = max_consec_errors
         self.max_retries = max_retries
         self.escalate_after = escalate_after
@@ -394,10 +395,11 @@ class ReferenceKernel:
                 for b, tt, v in children:
                     self._add_node(b, tt, v, node)
                 if self.is_terminal[a]:
-                    self.task_done = True
                     self.w_flags[w] |= FLAG_SUCCESS
-                    if self.term_strategy == TERM_ALL_SUCCEED:
-                        self.w_flags[w] |= FLAG_DONE
+                    if not self.env_completes:
+                        self.task_done = True
+                        if self.term_strategy == TERM_ALL_SUCCEED:
+                            self.w_flags[w] |= FLAG_DONE
             else:
                 self.n_state[node] = NODE_DONE_FAIL
             self.w_node[w] = -1
@@ -419,7 +421,7 @@ class ReferenceKernel:
         term = self.term_strategy
         if self.task_done and term == TERM_FIRST_SUCCESS:
             self.verdict = V_SUCCESS
-        elif term == TERM_ALL_SUCCEED and all(f & FLAG_SUCCESS for f in self.w_flags):
+        elif term == TERM_ALL_SUCCEED and self.task_done and all(f & FLAG_SUCCESS for f in self.w_flags):
             self.verdict = V_SUCCESS
         elif self.max_consec_errors > 0 and self.consec_errors >= self.max_consec_errors:
             self.verdict = V_MAX_ERRORS

@@ -176,6 +176,7 @@ class TroubleshootingModel(_Model):
         ptr, succ = [int(x) for x in rules.succ_ptr], [int(x) for x in rules.succ_act]
         self.successors = [succ[ptr[a]:ptr[a + 1]] for a in range(n_actions)]
         self.terminal = [bool(t) for t in rules.is_terminal]
+        self.env_completes = bool(binding.completes)    # as the kernel: only the world ends the task
         self.ops = [int(o) for o in binding.ops]
         self.max_ticks = int(config.max_ticks)
         self.max_retries = int(config.termination.max_retries)
@@ -302,7 +303,7 @@ class TroubleshootingModel(_Model):
             for b in self.successors[action]:
                 for t in found or (target,):
                     self.add_node(b, t)
-            if self.terminal[action]:
+            if self.terminal[action] and not self.env_completes:
                 self.task_done = True
             return
         self.total_fail += 1

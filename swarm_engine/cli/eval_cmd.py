@@ -7,16 +7,18 @@ from pathlib import Path
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from swarm_engine.cli import options
+from swarm_engine.cli.eval_files import EvalFiles, expand
 from swarm_engine.core.hooks import Hook
 from swarm_engine.errors import ScenarioError
 from swarm_engine.eval.loader import Scenario, list_variants, load_scenario
 from swarm_engine.eval.memory import check_memory, estimate, memory_limit
-from swarm_engine.eval.report import build_report
+from swarm_engine.eval.report import SCHEMA_VERSION, build_report
 from swarm_engine.eval.runner import EvalResult, run_eval
 from swarm_engine.fsio import write_json
 from swarm_engine.inputs import limits, parse_toml, read_text
@@ -113,17 +115,28 @@ def _say(line: str) -> None:
     console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
-def _expand(paths: list[Path]) -> list[Path]:
-    out: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            found = sorted(p.glob("*.toml"))
-            if not found:
-                raise ScenarioError("no *.toml scenario files in this directory", path=str(p))
-            out.extend(found)
-        else:
-            out.append(p)
-    return out
+def error_line(line: str) -> None:
+    """One error line on stderr (a file a many-file eval could not run; the eval goes on)."""
+    err_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+
+
+def _variants(f: Path) -> None:
+    raw = parse_toml(read_text(f, limit=limits.MAX_SCENARIO_BYTES, error=ScenarioError), str(f), ScenarioError)
+    variants = list_variants(raw)
+    console.print(f"[bold]{f}[/]: " + ("" if variants else "no variants"), highlight=False)
+    for name, desc in variants:
+        console.print(f"  {name}  {desc}", highlight=False, markup=False)
+
+
+def _write_output(output: Path, reports: list[dict], files: EvalFiles) -> None:
+    if len(files.files) == 1 and len(reports) == 1:
+        write_json(output, reports[0])
+        return
+    doc: dict = {"schema_version": reports[0]["schema_version"] if reports else SCHEMA_VERSION,
+                 "scenarios": reports}
+    if files.errors:
+        doc["errors"] = files.report()
+    write_json(output, doc)
 
 
 def _fmt_ci(lo: float, hi: float) -> str:
@@ -209,46 +222,41 @@ def eval_command(
     runs = options.resolve_runs(runs, settings)
     seed = options.resolve_seed(seed, settings)
     learning = options.resolve_learning(learning, settings)
-    files = _expand(scenarios)
+    files = expand(scenarios)
+    for _, message in files.errors:
+        error_line(message)
     if list_variants_:
-        for f in files:
-            raw = parse_toml(read_text(f, limit=limits.MAX_SCENARIO_BYTES, error=ScenarioError), str(f),
-                             ScenarioError)
-            variants = list_variants(raw)
-            console.print(f"[bold]{f}[/]: " + ("" if variants else "no variants"), highlight=False)
-            for name, desc in variants:
-                console.print(f"  {name}  {desc}", highlight=False, markup=False)
+        for f in files.files:
+            files.attempt(f, error_line, _variants, f)
+        if files.errors:
+            raise typer.Exit(1)
         return
     options.check_seeds(seed, runs)
     overrides = options.scenario_overrides(provider, model, endpoint)
-    loaded = [load_scenario(f, variant, overrides, memory=memory) for f in files]   # all validated before any runs
+    # every file validated (and its memory estimated) before any runs; in a directory
+    # eval a bad one is one line and the rest go on
     limit = memory_limit(memory)
-    for sc in loaded:
-        check_memory(estimate(sc.binding, sc.config, sc.rules, len(sc.actions), runs,
-                              record_events=trace is not None or learning), limit, source=sc.path)
+    record = trace is not None or learning
+    loaded = [(i, sc) for i, f in enumerate(files.files)
+              if (sc := files.attempt(f, error_line, _load_checked, f, variant, overrides, memory, limit, runs,
+                                      record)) is not None]
     rows, reports = [], []
-    for i, sc in enumerate(loaded):
-        if verbose and not sc.llm_managed:
-            sw = sc.swarm(seed)
-            sw.add_hook(SnapshotHook(sc, console))
-            res = sw.run()
-            console.print(f"[bold]run seed {seed}:[/] {res.verdict.reason} in {res.ticks} ticks, "
-                          f"{res.actions} actions", highlight=False)
-        t = trace if len(loaded) == 1 or trace is None else trace.with_name(f"{trace.stem}.{i}{trace.suffix}")
-        session = LearningSession.open(sc, learning=learning, key=learning_key_, use_model=not no_learned_model,
-                                       say=None if quiet else _say)
-        result = _run_one(session.scenario, runs, seed, quiet, t, session.recorder, fallback)
-        report = build_report(result, adapter_version=session.adapter)
-        report["learning"] = session.close(result, seed, say=None if quiet else _say)
+    for i, sc in loaded:
+        many = len(files.files) > 1
+        t = trace if not many or trace is None else trace.with_name(f"{trace.stem}.{i}{trace.suffix}")
+        ran = files.attempt(sc.path or "", error_line, _eval_one, sc, runs, seed, quiet, verbose, t,
+                            learning, learning_key_, no_learned_model, fallback)
+        if ran is None:
+            continue
+        result, report = ran
         reports.append(report)
         rows.append(_row(result, report))
         if result.stopped:
             console.print(f"[yellow]stopped: {result.runs} of {runs} runs finished[/]")
             break
     if output:
-        write_json(output, reports[0] if len(reports) == 1 else
-                          {"schema_version": reports[0]["schema_version"], "scenarios": reports})
-    if not quiet:
+        _write_output(output, reports, files)
+    if not quiet and rows:
         console.print(_table(rows, "swarm eval" if len(rows) == 1 else "swarm eval: comparison"))
         for r in reports:
             llm = r["summary"].get("llm")
@@ -260,10 +268,42 @@ def eval_command(
                                   soft_wrap=True)
         if output:
             console.print(f"report: {output}", highlight=False)
+    if files.errors:
+        err_console.print(f"{len(files.errors)} scenario file(s) or folder(s) could not be evaluated; "
+                          "see the error lines above", highlight=False, soft_wrap=True)
     if fail_under is not None and any(r["summary"]["success_rate"] < fail_under for r in reports):
         raise typer.Exit(1)
     if any(r["summary"]["stopped"] for r in reports):
         raise typer.Exit(130)
+    if files.errors:
+        raise typer.Exit(1)
+
+
+def _eval_one(sc: Scenario, runs: int, seed: int, quiet: bool, verbose: bool, trace: Path | None,
+              learning: bool, learning_key: str | None, no_learned_model: bool,
+              fallback: bool) -> tuple[EvalResult, dict]:
+    """One scenario's eval (after its -v walk-through of one run): the result and its report."""
+    if verbose and not sc.llm_managed:
+        sw = sc.swarm(seed)
+        sw.add_hook(SnapshotHook(sc, console))
+        res = sw.run()
+        console.print(f"[bold]run seed {seed}:[/] {res.verdict.reason} in {res.ticks} ticks, "
+                      f"{res.actions} actions", highlight=False)
+    session = LearningSession.open(sc, learning=learning, key=learning_key, use_model=not no_learned_model,
+                                   say=None if quiet else _say)
+    result = _run_one(session.scenario, runs, seed, quiet, trace, session.recorder, fallback)
+    report = build_report(result, adapter_version=session.adapter)
+    report["learning"] = session.close(result, seed, say=None if quiet else _say)
+    return result, report
+
+
+def _load_checked(f: Path, variant: str | None, overrides: dict, memory: str | None, limit: tuple[int | None, str],
+                  runs: int, record: bool) -> Scenario:
+    """Load one scenario and refuse it when its eval would need more memory than the limit."""
+    sc = load_scenario(f, variant, overrides, memory=memory)
+    check_memory(estimate(sc.binding, sc.config, sc.rules, len(sc.actions), runs, record_events=record), limit,
+                 source=sc.path)
+    return sc
 
 
 def register(app: typer.Typer) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from swarm_engine._native import _kernel
 from swarm_engine.core.environment import EnvironmentBinding
 from swarm_engine.errors import ConfigError
@@ -14,7 +16,7 @@ from swarm_engine.exploration.rules import CompiledRules
 from swarm_engine.exploration.selectors import SelectorConfig
 
 __all__ = ["ManagementStrategy", "TerminationConfig", "SwarmConfig", "make_kernel", "kernel_kwargs",
-           "MANAGE_KINDS", "TERM_STRATEGIES", "ON_EXHAUSTED"]
+           "start_targets", "MANAGE_KINDS", "TERM_STRATEGIES", "ON_EXHAUSTED"]
 
 MANAGE_KINDS = {
     "every_tick": _kernel.MANAGE_EVERY_TICK,
@@ -97,6 +99,17 @@ class SwarmConfig:
             raise ConfigError(f"tick_duration_ms must be >= 0, got {self.tick_duration_ms}")
 
 
+def start_targets(rules: CompiledRules, env: EnvironmentBinding) -> np.ndarray:
+    """The start nodes' targets: a start node that names none gets the
+    environment's documented start target for its action (the grid's cell 0,
+    the code tree's root), whichever graph (static, custom, planned) made it."""
+    tgt = np.asarray(rules.start_tgt, np.int32)
+    if env.start_targets is None or tgt.shape[0] == 0:
+        return tgt
+    own = np.asarray(env.start_targets, np.int32)[np.asarray(rules.start_act, np.intp)]
+    return np.where(tgt < 0, own, tgt).astype(np.int32)
+
+
 def kernel_kwargs(rules: CompiledRules, env: EnvironmentBinding, config: SwarmConfig, *,
                   record_events: bool = False) -> dict[str, Any]:
     """The Kernel constructor's arguments for ``config``; the pure-Python
@@ -106,7 +119,7 @@ def kernel_kwargs(rules: CompiledRules, env: EnvironmentBinding, config: SwarmCo
     return dict(
         n_actions=len(rules.is_terminal), succ_ptr=rules.succ_ptr, succ_act=rules.succ_act,
         is_terminal=rules.is_terminal, var_ptr=rules.var_ptr, var_val=rules.var_val,
-        start_act=rules.start_act, start_tgt=rules.start_tgt, start_arg=rules.start_arg,
+        start_act=rules.start_act, start_tgt=start_targets(rules, env), start_arg=rules.start_arg,
         n_workers=config.workers, max_ticks=config.max_ticks,
         term_strategy=TERM_STRATEGIES[term.strategy], on_exhausted=ON_EXHAUSTED[term.on_exhausted],
         max_consec_errors=term.max_consecutive_errors, max_retries=term.max_retries,
@@ -118,6 +131,7 @@ def kernel_kwargs(rules: CompiledRules, env: EnvironmentBinding, config: SwarmCo
         env_kind=env.kind, env_params=env.params, env_ops=env.ops,
         env_max_disc=env.max_discoveries, record_events=record_events,
         act_kind=env.act_kind, env_args=env.arg_ops(rules.args.values) if env.arg_names else None,
+        env_completes=env.completes,
     )
 
 

@@ -22,11 +22,13 @@ import numpy as np
 
 from swarm_engine._native import _kernel
 from swarm_engine.core.config import SwarmConfig, make_kernel
-from swarm_engine.core.environment import ActionBatch, BatchedEnvironment, EnvironmentBinding, StepResult
+from swarm_engine.core.env_protocol import StepArrays
+from swarm_engine.core.environment import ActionBatch, EnvironmentBinding
 from swarm_engine.core.events import EventBatch, EventSubscriber
+from swarm_engine.core.guarded_env import GuardedEnvironment
 from swarm_engine.core.hooks import Assignments, Hook
 from swarm_engine.core.state import SharedState, Verdict, WorkerStates
-from swarm_engine.errors import ConfigError, EnvironmentError_
+from swarm_engine.errors import ConfigError
 from swarm_engine.exploration.rules import CompiledRules, DependencyGraph
 
 __all__ = ["Swarm", "RunResult", "AsyncSource"]
@@ -90,6 +92,8 @@ class Swarm:
             self.action_names = list(action_names or [f"action{i}" for i in range(len(rules.is_terminal))])
         self.rules = rules
         self.environment = environment
+        self._guard = None if environment.python is None else GuardedEnvironment(
+            environment.python, environment.name, environment.source, environment.max_discoveries)
         self._record = record_events
         self.kernel = make_kernel(rules, environment, self.config, record_events=True)
         self._hooks: list[Hook] = []
@@ -106,8 +110,8 @@ class Swarm:
         if not 0 <= seed < 2 ** 64:
             raise ConfigError(f"seed must be in [0, 2^64), got {seed}")
         self.seed = int(seed)
-        if self.environment.python is not None:
-            self.environment.python.reset(self.seed)
+        if self._guard is not None:
+            self._guard.reset(self.seed)
         self.kernel.reset(self.seed)
         self.shared.clear()
         self.ema_tick_ms = 0.0
@@ -238,16 +242,10 @@ class Swarm:
             a = Assignments(*k.assignments())
             for h in self._hooks:
                 h.on_manage(self, a)
-        python = self.environment.python
-        if python is None:                                # 3. act + 4. merge
+        if self._guard is None:                           # 3. act + 4. merge
             k.commit_native(k.act_tick())
         else:
-            results = self._python_act(python, n)
-            try:
-                k.commit_tick(*results)
-            except (ValueError, TypeError) as exc:
-                raise EnvironmentError_(f"environment '{self.environment.name}' returned a malformed "
-                                        f"StepResult at tick {self.tick}: {exc}") from exc
+            k.commit_tick(*self._python_act(self._guard, n))
         events = self._drain_events()
         if self._hooks:
             w = k.workers()["result"]
@@ -265,22 +263,15 @@ class Swarm:
             time.sleep(budget - elapsed)
         self._wall += time.perf_counter() - t0
 
-    def _python_act(self, python: BatchedEnvironment, n: int) -> tuple:
-        env = self.environment
+    def _python_act(self, guard: GuardedEnvironment, n: int) -> StepArrays:
+        """The tick's actions through the Python environment's step(), its
+        result checked (a raise or a protocol violation is one line)."""
+        if not n:           # no work this tick: the environment is not called
+            return StepArrays(np.zeros(0, np.int8), np.zeros(1, np.int32), np.zeros(0, np.int32),
+                              np.zeros(0, np.float32), False, None)
         workers, actions, targets, args = self.kernel.assignments()
-        batch = ActionBatch(workers, env.ops[actions] if n else actions, targets, args)
-        try:
-            res = python.step(batch) if n else StepResult.build([])
-        except Exception as exc:  # an environment bug must not look like an engine bug
-            raise EnvironmentError_(f"environment '{env.name}' failed in step() at tick {self.tick}: "
-                                    f"{type(exc).__name__}: {exc}") from exc
-        if not isinstance(res, StepResult):
-            raise EnvironmentError_(f"environment '{env.name}' step() returned {type(res).__name__}, "
-                                    "expected StepResult")
-        try:
-            return res.outcome, res.disc_ptr, res.discoveries, res.duration_ms, bool(res.done), res.disc_kind
-        except AttributeError as exc:
-            raise EnvironmentError_(f"environment '{env.name}' returned a malformed StepResult") from exc
+        batch = ActionBatch(workers, self.environment.ops[actions], targets, args)
+        return guard.step(batch, self.tick)
 
     def _drain_events(self) -> EventBatch | None:
         if self.kernel.n_events == 0 and not self._subscribers:

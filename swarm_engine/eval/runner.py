@@ -20,9 +20,9 @@ import numpy as np
 from swarm_engine._native import _kernel
 from swarm_engine.core.config import make_kernel
 from swarm_engine.core.events import EventBatch
-from swarm_engine.core.state import VERDICT_REASONS, Verdict
-from swarm_engine.errors import ConfigError, LlmError
-from swarm_engine.eval.conditions import evaluate, run_metrics
+from swarm_engine.errors import ConfigError, EnvironmentError_, LlmError, StoreError
+from swarm_engine.eval.conditions import run_metrics
+from swarm_engine.eval.judge import judge
 from swarm_engine.eval.loader import Scenario
 
 __all__ = ["EvalResult", "run_eval", "TraceWriter", "RunHooks", "LlmRunHooks", "PER_RUN_LLM", "unavailable_summary",
@@ -76,21 +76,44 @@ class TraceWriter:
         self.binding = scenario.binding
 
     def write(self, events: EventBatch) -> None:
+        for row in events.rows():
+            seed = int(self.seeds[row["run"]])
+            try:
+                line = self._line(row, seed)
+            except EnvironmentError_ as exc:     # a Python environment's target_name / render
+                raise EnvironmentError_(f"{exc} (writing the trace: seed {seed}, tick {row['tick']})") from exc
+            try:
+                self.stream.write(line)
+            except OSError as exc:
+                raise StoreError(f"cannot write the trace {getattr(self.stream, 'name', '')}: "
+                                 f"{exc.strerror or exc}") from exc
+
+    def _line(self, row: dict, seed: int) -> str:
         b = self.binding
         name = b.target_names or str
         args = self.scenario.planned_rules().args        # planned by now (an LLM plans before the runs)
-        for row in events.rows():
-            seed = int(self.seeds[row["run"]])
-            op = int(b.ops[row["action"]])
-            obs = None
-            arg = args.name(row["arg"]) if row["arg"] >= 0 else None
-            if b.renderer is not None:
-                obs = b.renderer({"op": op, "target": row["target"], "arg": row["arg"], "arg_name": arg,
-                                  "outcome": {"fail": 0, "ok": 1, "error": 2}[row["outcome"]]}, seed)
-            row.update(seed=seed, action=self.actions[row["action"]],
-                       target=name(row["target"]) if row["target"] >= 0 else None,
-                       arg=arg, observation=obs)
-            self.stream.write(json.dumps(row) + "\n")
+        op = int(b.ops[row["action"]])
+        obs = None
+        arg = args.name(row["arg"]) if row["arg"] >= 0 else None
+        if b.renderer is not None:
+            obs = b.renderer({"op": op, "target": row["target"], "arg": row["arg"], "arg_name": arg,
+                              "outcome": {"fail": 0, "ok": 1, "error": 2}[row["outcome"]]}, seed)
+        row.update(seed=seed, action=self.actions[row["action"]],
+                   target=name(row["target"]) if row["target"] >= 0 else None,
+                   arg=arg, observation=obs)
+        return json.dumps(row) + "\n"
+
+
+def _open_trace(path: str | Path) -> TextIO:
+    """The trace file, its folder made as ``-o`` makes a report's; one StoreError line if it cannot be."""
+    folder = Path(path).parent
+    if folder.exists() and not folder.is_dir():
+        raise StoreError(f"cannot write the trace {path}: {folder} is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return open(path, "w", encoding="utf-8")
+    except OSError as exc:
+        raise StoreError(f"cannot write the trace {path}: {exc.strerror or exc}") from None
 
 
 def _native_batches(scenario: Scenario, seeds: np.ndarray, progress: ProgressFn | None,
@@ -301,44 +324,10 @@ def _llm_runs(scenario: Scenario, seeds: np.ndarray, progress: ProgressFn | None
 
 
 def _judge(scenario: Scenario, out: dict) -> tuple[np.ndarray, list[str], dict, dict]:
-    spec = scenario.spec
     metrics = run_metrics(out["done"], out["ticks"], out["actions"], out["failed"], out["by_action"],
                           scenario.actions, out.get("llm_errors"), out.get("llm_calls"))
-    verdict = out["verdict"].astype(np.int64)
-    kernel_ok = verdict == Verdict.SUCCESS
-    conds: dict[str, np.ndarray] = {}
-    success = kernel_ok.copy()
-    if spec.conditions.success:
-        held = np.ones_like(kernel_ok)
-        for i, c in enumerate(spec.conditions.success):
-            ok = evaluate(c, metrics)
-            conds[c.name or f"success[{i}]"] = ok
-            held &= ok
-        success = held & (verdict != Verdict.STOPPED)
-        timeout = verdict == Verdict.TIMEOUT
-        if spec.conditions.on_timeout != "success":
-            success &= ~timeout
-    reason = [VERDICT_REASONS[Verdict(int(v))] for v in verdict]
-    for i, c in enumerate(spec.conditions.failure):
-        hit = evaluate(c, metrics)
-        label = c.name or f"failure[{i}]"
-        conds[label] = hit
-        for j in np.flatnonzero(hit & success):
-            reason[j] = f"failure_condition:{label}"
-        success &= ~hit
-    for j in np.flatnonzero(~success):
-        if reason[j] == "success":
-            reason[j] = "success_conditions_unmet"
-    miles: dict[str, np.ndarray] = {}
-    for m in spec.milestones:
-        c = m.condition
-        holds = evaluate(c, metrics).astype(np.float64)
-        if m.partial and c.op in ("gt", "gte", "lt", "lte") and float(c.value) > 0:
-            actual = metrics[c.metric].astype(np.float64)
-            ratio = actual / float(c.value) if c.op in ("gt", "gte") else float(c.value) / np.maximum(actual, 1e-12)
-            holds = np.maximum(holds, np.clip(ratio, 0.0, 1.0))
-        miles[m.name] = holds * m.weight
-    return success, reason, conds, miles
+    j = judge(scenario.spec, out["verdict"], metrics)
+    return j.success, j.reason, j.conditions, j.milestones
 
 
 def run_eval(scenario: Scenario, runs: int, seed: int = 42, *, progress: ProgressFn | None = None,
@@ -387,7 +376,7 @@ def run_eval(scenario: Scenario, runs: int, seed: int = 42, *, progress: Progres
 
                 warnings.warn(message, RuntimeWarning, stacklevel=2)
             llm_summary = unavailable_summary(str(exc))
-    stream = open(trace, "w", encoding="utf-8") if trace else None
+    stream = _open_trace(trace) if trace else None
     try:
         tw = TraceWriter(scenario, seeds, stream) if stream else None
         paced = scenario.config.tick_duration_ms > 0

@@ -183,17 +183,17 @@ class TestThroughScenario:
 
 
 @pytest.mark.parametrize(("env_class", "fragment"), [
-    ("BrokenRaises", "failed in step() at tick 2: ZeroDivisionError: the vault's door sensor"),
-    ("BrokenReturnsDict", "returned dict, expected StepResult"),
-    ("BrokenWrongLength", "returned a malformed StepResult at tick 0: expected 1 results"),
-    ("BrokenBadOutcome", "returned a malformed StepResult at tick 0: outcomes must be 0 (fail), 1 (ok) or 2"),
+    ("BrokenRaises", "BrokenRaises.step() at tick 2 raised ZeroDivisionError: the vault's door sensor"),
+    ("BrokenReturnsDict", "BrokenReturnsDict.step() at tick 0 returned dict, expected StepResult"),
+    ("BrokenWrongLength", "step() at tick 0 returned a malformed StepResult: outcome must have 1 entries, got 0"),
+    ("BrokenBadOutcome", "step() at tick 0 returned a malformed StepResult: outcomes must be 0 (fail), 1 (ok) or 2"),
 ])
 def test_broken_environment_is_one_clear_line(env_class, fragment):
     sc = parse_scenario(vault_text(env_class, "rooms = 4\nlocked_rate = 0.0"), "broken.toml")
     with pytest.raises(EnvironmentError_) as info:
         sc.swarm(seed=1).run()
     msg = str(info.value)
-    assert f"python:tests.envs_example:{env_class}" in msg
+    assert msg.startswith(f"broken.toml: environment 'python:tests.envs_example:{env_class}': ")
     assert fragment in msg
     assert "\n" not in msg
 

@@ -195,6 +195,7 @@ def run_settings(draw, n_actions):
         greedy_weight=draw(weight),
         maturity_threshold=draw(st.integers(0, 40)),
         error_rate_threshold=draw(unit),
+        env_completes=draw(st.booleans()),                # only the environment completes the task
         bonus3=bonus_table(n_actions, draw(st.integers(0, 2**32 - 1))) if draw(st.booleans()) else [],
         prior=prior_tables(n_actions, draw(st.integers(0, 2**32 - 1))) if draw(st.booleans()) else None)
 

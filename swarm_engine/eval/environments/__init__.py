@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from swarm_engine.core.env_protocol import one_line
 from swarm_engine.core.environment import EnvironmentBinding
 from swarm_engine.errors import ScenarioError
 from swarm_engine.eval.environments.base import EnvironmentFace, normalize
@@ -38,6 +39,20 @@ def bind_environment(env_type: str, params: dict[str, Any], actions: Sequence[st
                             field="environment.env_type") from None
 
 
+def _own_graph(binding: EnvironmentBinding, own_graph: Callable[[], object], source: str | None) -> DependencyGraph:
+    """A Python environment's ``default_graph()``, guarded: a raise or a wrong type is one line."""
+    cls = type(binding.python).__name__
+    try:
+        graph = own_graph()
+    except Exception as exc:
+        raise ScenarioError(f"{cls}.default_graph() raised {one_line(exc)}", path=source,
+                            field="dependency_graph.type") from exc
+    if not isinstance(graph, DependencyGraph):
+        raise ScenarioError(f"{cls}.default_graph() returned {type(graph).__name__}, expected a DependencyGraph",
+                            path=source, field="dependency_graph.type")
+    return graph
+
+
 def default_graph(binding: EnvironmentBinding, actions: Sequence[str], source: str | None) -> DependencyGraph:
     """The environment's own graph, renamed to the scenario's action names."""
     face = BUILTIN.get(binding.name)
@@ -47,7 +62,7 @@ def default_graph(binding: EnvironmentBinding, actions: Sequence[str], source: s
         graph = face.default_graph(actions, binding.extra["params"])
         ops = face.ops
     elif binding.python is not None and callable(own_graph):
-        graph = own_graph()
+        graph = _own_graph(binding, own_graph, source)
         ops = list(binding.python.action_names)
     else:
         raise ScenarioError(f"environment '{binding.name}' has no built-in graph: "
@@ -59,7 +74,10 @@ def default_graph(binding: EnvironmentBinding, actions: Sequence[str], source: s
     op_ids = {normalize(op): i for i, op in enumerate(ops)}
 
     def rename(op_name: str) -> str:
-        op = op_ids[normalize(op_name)]
+        op = op_ids.get(normalize(str(op_name)))
+        if op is None:
+            raise ScenarioError(f"the graph of '{binding.name}' names '{op_name}', which is not one of its "
+                                f"operations ({', '.join(ops)})", path=source, field="dependency_graph.type")
         if op not in by_op:
             raise ScenarioError(f"the built-in graph of '{binding.name}' needs an action for "
                                 f"'{op_name}'; add it to [[actions.actions]]", path=source, field="actions")

@@ -15,7 +15,7 @@ from swarm_engine.core.environment import EnvironmentBinding
 from swarm_engine.errors import ScenarioError
 from swarm_engine.exploration.rules import DependencyGraph
 
-__all__ = ["EnvironmentFace", "ParamSpec", "normalize", "map_ops"]
+__all__ = ["EnvironmentFace", "ParamSpec", "normalize", "map_ops", "always_completes"]
 
 
 def normalize(name: str) -> str:
@@ -60,6 +60,11 @@ class ParamSpec:
         return value
 
 
+def always_completes(params: dict[str, Any]) -> bool:
+    """A built-in environment that always reports its own completion."""
+    return True
+
+
 def _call_with_params(fn: Callable[..., str], params: dict[str, Any], *args: Any) -> str:
     """``fn(*args, params)``: a face's target_name / render bound to one scenario's parameters."""
     return fn(*args, params)
@@ -80,6 +85,10 @@ class EnvironmentFace:
     op_kinds: tuple[int, ...] = ()      # target kind each op takes (0 = any); () = all any
     arg_names: tuple[str, ...] = ()     # the environment's own argument names
     check: Callable[[dict, str | None], None] | None = None   # cross-parameter validation
+    # whether, with these parameters, the environment reports its own completion (then only
+    # that completes the task; a terminal action's success does not: see docs/scenarios.md)
+    completes: Callable[[dict], bool] = always_completes
+    start_targets: tuple[int, ...] = ()  # per op: the target of a start node that names none; () = all -1
 
     def param_vector(self, params: dict[str, Any]) -> np.ndarray:
         """Parameters in the order the native kernel reads them (defaults fill gaps)."""
@@ -107,9 +116,11 @@ class EnvironmentFace:
         vector = self.param_vector(params)
         ops = map_ops(self.name, self.ops, actions, source)
         kinds = np.array([self.op_kinds[o] for o in ops], np.int8) if self.op_kinds else None
+        starts = np.array([self.start_targets[o] for o in ops], np.int32) if self.start_targets else None
         return EnvironmentBinding(
             name=self.name, kind=self.kind, params=vector, ops=ops,
             max_discoveries=int(_envs.max_discoveries(self.kind, vector)),
             target_names=partial(_call_with_params, self.target_name, params),
             renderer=partial(_call_with_params, self.render, params),
-            act_kind=kinds, arg_names=self.arg_names, extra={"params": params})
+            act_kind=kinds, arg_names=self.arg_names, extra={"params": params},
+            completes=bool(self.completes(params)), start_targets=starts, source=source)

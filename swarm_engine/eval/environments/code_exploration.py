@@ -94,4 +94,5 @@ CODE_EXPLORATION = EnvironmentFace(
     render=_render,
     description="Find the file that defines a symbol in a large code tree",
     op_kinds=(DIR, DIR, FILE),
+    start_targets=(0, 0, -1),         # List and Grep start at the root directory; Read needs a file
 )

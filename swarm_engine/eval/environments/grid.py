@@ -35,6 +35,11 @@ def _render(event: dict, seed: int, params: dict) -> str:
     return f"cell {cell} blocked"
 
 
+def _has_goal(params: dict) -> bool:
+    """goal -1 is "explore everything": no completion of its own, terminal actions end the task."""
+    return int(params["goal"]) != -1
+
+
 def _check(params: dict, source: str | None) -> None:
     cells = int(params["width"]) * int(params["height"])
     if cells > _kernel.LIMITS["target"]:
@@ -60,4 +65,6 @@ GRID = EnvironmentFace(
     render=_render,
     description="Flood-fill a grid (the large-swarm benchmark workload)",
     check=_check,
+    completes=_has_goal,
+    start_targets=(0,),               # the start is cell 0, whichever graph names Explore first
 )
