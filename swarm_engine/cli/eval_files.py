@@ -53,7 +53,8 @@ def expand(paths: list[Path]) -> EvalFiles:
     out = EvalFiles(files=[], many=any(p.is_dir() for p in paths))
     for p in paths:
         if p.is_dir():
-            found = sorted(f for f in p.glob("*.toml") if f.is_file())
+            # FIFOs and devices named *.toml are kept: the loader refuses them in one line
+            found = sorted(f for f in p.glob("*.toml") if not f.is_dir())
             if not found:
                 err = ScenarioError("no *.toml scenario files in this directory (subdirectories are not "
                                     "searched)", path=str(p))
