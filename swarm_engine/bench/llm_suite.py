@@ -43,8 +43,9 @@ from swarm_engine.bench.settings import Settings
 __all__ = ["run", "skip_reason", "failures", "SERVER_ROWS"]
 
 # engine vs bare at the same concurrency; batched (concurrent, array) vs sequential
-SERVER_ROWS = ("invoker-concurrent", "bare-concurrent", "invoker-array", "invoker-sequential", "bare-sequential",
-               "invoker-label", "bare-label")
+JSON_ROWS = ("invoker-concurrent", "bare-concurrent", "invoker-array", "invoker-sequential", "bare-sequential")
+LABEL_ROWS = ("invoker-label", "bare-label")
+SERVER_ROWS = JSON_ROWS + LABEL_ROWS
 
 
 def skip_reason() -> str | None:
@@ -90,10 +91,12 @@ def _server(settings: Settings, say: Callable[[str], None]) -> dict:
                 def say_row(message: str, w: str = workload) -> None:
                     say(f"llm: {w}: {message}")
 
-                results = run_rows(srv.url, rows=SERVER_ROWS, n_slots=slots, workers=workers, grow=grow,
-                                   ticks=ticks if grow else ticks + 1, skip=0 if grow else 1,
-                                   first_worker=0 if grow else 1000, interleave=grow, rounds=2,
-                                   say=say_row)
+                results = []
+                for rows in (JSON_ROWS, LABEL_ROWS):     # each with its own warm prefix
+                    results += run_rows(srv.url, rows=rows, n_slots=slots, workers=workers, grow=grow,
+                                        ticks=ticks if grow else ticks + 1, skip=0 if grow else 1,
+                                        first_worker=0 if grow else 1000, interleave=grow, rounds=2,
+                                        say=say_row)
                 _check(results)
                 rate = {r.label: r.decisions_per_s for r in results}
                 limit = {r.label: r.server_decisions_per_s for r in results}
