@@ -19,7 +19,8 @@ from rich.markup import escape
 
 from swarm_engine.bench import PARTS, SUITES, MismatchError, Settings, llm_suite, plots, run_suites, tables
 from swarm_engine.bench.runner import resolve
-from swarm_engine.errors import SwarmError
+from swarm_engine.cli.usage import usage_errors, usage_line
+from swarm_engine.errors import SwarmError, one_line
 from swarm_engine.fsio import write_json
 
 __all__ = ["app_factory", "main"]
@@ -108,11 +109,13 @@ def app_factory() -> typer.Typer:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code.
 
-    Click runs in standalone mode, so usage errors print and exit 2 the
-    same way whichever click typer brings (0.29 vendors its own, whose
-    exception classes are not ``click``'s)."""
+    Usage errors (a bad flag) are one line and exit 2, as for ``swarm``."""
     try:
-        typer.main.get_command(app_factory()).main(args=argv, prog_name="swarm-bench", standalone_mode=True)
+        code = typer.main.get_command(app_factory()).main(args=argv, prog_name="swarm-bench",
+                                                          standalone_mode=False)
+    except usage_errors() as exc:
+        err_console.print(f"error: {one_line(usage_line(exc))}", markup=False, highlight=False, soft_wrap=True)
+        return int(getattr(exc, "exit_code", 2))
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except SwarmError as exc:
@@ -124,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         err_console.print(f"native and reference disagree: {exc}", markup=False, highlight=False,
                           soft_wrap=True)
         return 2
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -15,26 +15,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from swarm_engine._version import __version__
+from swarm_engine.cli.usage import usage_errors, usage_line
 from swarm_engine.errors import SwarmError, one_line
 
 __all__ = ["app_factory", "main"]
 
 err_console = Console(stderr=True)
-
-
-def _usage_errors() -> tuple[type[Exception], ...]:
-    """Usage errors of the typer in use: its vendored click's (typer >= 0.29) or click's."""
-    kinds: list[type[Exception]] = []
-    vendored = getattr(typer, "TyperException", None)
-    if isinstance(vendored, type):
-        kinds.append(vendored)
-    try:
-        import click
-    except ImportError:       # typer >= 0.29 vendors click and does not need it installed
-        pass
-    else:
-        kinds.append(click.ClickException)
-    return tuple(kinds)
 
 
 def _version(value: bool) -> None:
@@ -62,15 +48,6 @@ def app_factory() -> typer.Typer:
     return app
 
 
-def _usage_line(exc: Exception) -> str:
-    """A usage error as one line: what was wrong and where to read more."""
-    path = getattr(getattr(exc, "ctx", None), "command_path", None)
-    hint = f" (see '{path} --help')" if path else ""
-    format_message = getattr(exc, "format_message", None)
-    text = format_message() if callable(format_message) else str(exc)
-    return " ".join(str(text).split()) + hint
-
-
 def main(argv: list[str] | None = None) -> int:
     app = app_factory()
     try:
@@ -89,13 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130
-    except _usage_errors() as exc:
+    except usage_errors() as exc:
         exit_code = int(getattr(exc, "exit_code", 2))
         show = getattr(exc, "show", None)
         if type(exc).__name__ == "NoArgsIsHelpError" and callable(show):   # `swarm` or a group alone: its help
             show()
             return exit_code
-        err_console.print(f"[bold red]error:[/] {escape(one_line(_usage_line(exc)))}", highlight=False,
+        err_console.print(f"[bold red]error:[/] {escape(one_line(usage_line(exc)))}", highlight=False,
                           soft_wrap=True)
         return exit_code
     return code if isinstance(code, int) else 0

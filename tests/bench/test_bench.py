@@ -246,3 +246,10 @@ def test_llm_server_failure_is_reported_and_exits_1(monkeypatch, capsys):
     out, err = capsys.readouterr()
     assert "llm: failed: llama-server: LlmPermanentError: llama-server exited with SIGSEGV" in out
     assert "error: llm: llama-server: LlmPermanentError" in err
+
+
+def test_cli_usage_error_is_one_line(capsys):
+    assert main(["--repeat", "x"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("error: Invalid value for '--repeat'"), err
+    assert "swarm-bench --help" in err[0]
