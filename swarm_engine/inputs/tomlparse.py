@@ -45,8 +45,10 @@ def depth_of(value: Any, limit: int) -> int:
 def deep_line(text: str, limit: int) -> int | None:
     """The 1-based line where brackets in ``text`` first nest past ``limit``."""
     depth, pos = 0, 0
-    for m in _SKIP.finditer(text + "\n"):
-        for i in range(pos, m.start()):
+    # the code between skipped spans (strings, comments), then the tail after the last one
+    spans = [(m.start(), m.end()) for m in _SKIP.finditer(text + "\n")] + [(len(text), len(text))]
+    for start, end in spans:
+        for i in range(pos, start):
             c = text[i]
             if c in _OPEN:
                 depth += 1
@@ -54,15 +56,7 @@ def deep_line(text: str, limit: int) -> int | None:
                     return text.count("\n", 0, i) + 1
             elif c in _CLOSE:
                 depth = max(0, depth - 1)
-        pos = m.end()
-    for i in range(pos, len(text)):
-        c = text[i]
-        if c in _OPEN:
-            depth += 1
-            if depth > limit:
-                return text.count("\n", 0, i) + 1
-        elif c in _CLOSE:
-            depth = max(0, depth - 1)
+        pos = end
     return None
 
 

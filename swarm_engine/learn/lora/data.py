@@ -271,8 +271,9 @@ def build_examples(records: Iterable[dict], *, min_choices: int = 2) -> list[Exa
                 failed.add(k)
         failed -= ok
         win = _winner(recs)
-        revealed = "\n".join(_seen(r["messages"]) for r in recs if isinstance(r.get("messages"), list))
-        for r in recs:
+        reads = [_seen(r["messages"]) for r in recs]        # what each worker had read when it decided
+        revealed = "\n".join(reads)
+        for r, read in zip(recs, reads):
             choices = r["choices"]
             if len(choices) < min_choices:
                 continue
@@ -283,7 +284,6 @@ def build_examples(records: Iterable[dict], *, min_choices: int = 2) -> list[Exa
             bad = [i for i, k in enumerate(keys) if k in failed]
             executed = _key(r.get("executed"))
             messages = [{"role": str(m["role"]), "content": str(m["content"])} for m in r["messages"]]
-            read = _seen(messages)
             rejected: int | None = None
             if win in keys and _evident(win, read, revealed):
                 # the text held the winning step: it is the answer, whatever the worker did
