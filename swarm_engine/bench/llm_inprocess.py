@@ -40,19 +40,14 @@ __all__ = ["run", "BareDecoder", "ROWS"]
 
 ROWS = ("label-batched", "label-sequential", "json-batched", "json-sequential", "bare-decode")
 
-_ACTIONS = [("CheckStatus", "Check the status of every service (Running, Degraded, Down)"),
-            ("ReadLogs", "Read the recent logs of a service"),
-            ("AnalyzeMetrics", "Analyze CPU, memory, disk and latency metrics of a service"),
-            ("Diagnose", "Name the problem of a service from the evidence gathered"),
-            ("Restart", "Restart a diagnosed service")]
 _SERVICES = ("api-gateway", "user-service", "db-primary", "cache", "web", "queue")
-_GOAL = "One service is failing. Find it, read its logs or metrics, diagnose the problem and restart it."
 
 
 def requests(workers: int, answer: str, tick: int = 0) -> list:
     """Tick ``tick``'s requests: the same candidates for every worker (their
     statistics change with the tick, as a swarm's do), each worker's own
     two-step history; label or JSON prompts as the manager builds them."""
+    from swarm_engine.bench.llm import ACTIONS, GOAL  # the server rows' task and catalogue
     from swarm_engine.llm import prompts
     from swarm_engine.llm.protocol import Choice, DecisionRequest, Sampling
 
@@ -64,10 +59,10 @@ def requests(workers: int, answer: str, tick: int = 0) -> list:
         hist = [f"CheckStatus -> ok: {_SERVICES[w % 6]}: Degraded; {_SERVICES[(w + 1) % 6]}: Running",
                 f"ReadLogs {_SERVICES[w % 6]} -> ok: {_SERVICES[w % 6]} logs: WARN slow responses ({100 + w} ms)"]
         if answer == "label":
-            shared = prompts.label_shared_prompt(_GOAL, "Six services; one is faulty.", _ACTIONS)
+            shared = prompts.label_shared_prompt(GOAL, "Six services; one is faulty.", ACTIONS)
             body = prompts.label_worker_prompt(w, hist, choices)
         else:
-            shared = prompts.shared_prompt(_GOAL, "Six services; one is faulty.", _ACTIONS)
+            shared = prompts.shared_prompt(GOAL, "Six services; one is faulty.", ACTIONS)
             body = prompts.worker_prompt(w, hist, "", choices)
         out.append(DecisionRequest(w, shared, body, choices, Sampling(temperature=0.0, max_tokens=32),
                                    slot=w, answer=answer))
@@ -81,6 +76,7 @@ class BareDecoder:
     batch, and an argmax over the label tokens. Nothing else."""
 
     def __init__(self, model_path: str, *, n_ctx: int, n_seq: int, n_threads: int) -> None:
+        from swarm_engine.llm.backends.llama_cpp.batch import Batch
         from swarm_engine.llm.backends.llama_cpp.library import lib
         from swarm_engine.llm.cpu import safe_model_params
 
@@ -96,7 +92,7 @@ class BareDecoder:
         cp.no_perf = True
         self.ctx = L.llama_init_from_model(self.model, cp)
         self.mem = L.llama_get_memory(self.ctx)
-        self.batch = L.llama_batch_init(512, 0, 1)
+        self.batch = Batch(L, 512)          # the engine's numpy-backed llama_batch: filled by slices
         self.n_vocab = L.llama_vocab_n_tokens(L.llama_model_get_vocab(self.model))
         self.cached: list[int] = []      # what sequence 0 holds between ticks
 
@@ -104,20 +100,22 @@ class BareDecoder:
         """Decode (seq, tokens, first pos) parts in chunks of 512; the logits
         of each part's last token."""
         L, b = self.L, self.batch
-        flat = [(s, t, p0 + j, j == len(toks) - 1) for s, toks, p0 in parts for j, t in enumerate(toks)]
+        tok = np.concatenate([np.asarray(t, dtype=np.int32) for _, t, _ in parts])
+        pos = np.concatenate([np.arange(p0, p0 + len(t), dtype=np.int32) for _, t, p0 in parts])
+        seq = np.concatenate([np.full(len(t), s, dtype=np.int32) for s, t, _ in parts])
+        last = np.zeros(len(tok), dtype=np.int8)
+        last[np.cumsum([len(t) for _, t, _ in parts]) - 1] = 1
         out: list[np.ndarray] = []
-        for lo in range(0, len(flat), 512):
-            chunk = flat[lo:lo + 512]
-            for i, (s, t, pos, last) in enumerate(chunk):
-                b.token[i], b.pos[i], b.n_seq_id[i], b.logits[i] = t, pos, 1, int(last)
-                b.seq_id[i][0] = s
-            b.n_tokens = len(chunk)
-            if L.llama_decode(self.ctx, b) != 0:
+        for lo in range(0, len(tok), 512):
+            hi = min(lo + 512, len(tok))
+            n = hi - lo
+            b.token[:n], b.pos[:n], b.seq[:n], b.logits[:n] = tok[lo:hi], pos[lo:hi], seq[lo:hi], last[lo:hi]
+            b.struct.n_tokens = n
+            if L.llama_decode(self.ctx, b.struct) != 0:
                 raise RuntimeError("llama_decode failed")
-            for i, (_s, _t, _p, last) in enumerate(chunk):
-                if last:
-                    ptr = L.llama_get_logits_ith(self.ctx, i)
-                    out.append(np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy())
+            for i in np.flatnonzero(last[lo:hi]):
+                ptr = L.llama_get_logits_ith(self.ctx, int(i))
+                out.append(np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy())
         return out
 
     def tick(self, token_lists: Sequence[Sequence[int]], labels: Sequence[int]) -> list[int]:
@@ -145,7 +143,6 @@ class BareDecoder:
 
     def close(self) -> None:
         L = self.L
-        L.llama_batch_free(self.batch)
         L.llama_free(self.ctx)
         L.llama_model_free(self.model)
 
