@@ -20,28 +20,6 @@ from swarm_engine import load_scenario, run_eval
 from tests.paths import DATA, SCENARIOS, TROUBLESHOOTING
 
 
-@pytest.fixture(scope="module")
-def swarm_exe() -> str:
-    exe = shutil.which("swarm")
-    if exe is None:
-        pytest.skip("the 'swarm' console script is not on PATH: install the package (pip install -e .)")
-    return exe
-
-
-@pytest.fixture
-def swarm(swarm_exe, subprocess_env, tmp_path):
-    """Run ``swarm ARGS...`` in a temporary directory."""
-
-    home = tmp_path / "home"            # no user configuration (~/.swarm-engine/config.toml) leaks in
-    home.mkdir()
-
-    def run(*args: str | Path, env: dict | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([swarm_exe, *map(str, args)], capture_output=True, text=True, cwd=tmp_path,
-                              env={**subprocess_env, "SWARM_HOME": str(home), **(env or {})}, timeout=120)
-
-    return run
-
-
 def stderr_lines(proc: subprocess.CompletedProcess) -> list[str]:
     return [line for line in proc.stderr.splitlines() if line.strip()]
 

@@ -17,26 +17,6 @@ import pytest
 from tests.paths import DATA, TROUBLESHOOTING
 
 
-@pytest.fixture(scope="module")
-def swarm_exe() -> str:
-    exe = shutil.which("swarm")
-    if exe is None:
-        pytest.skip("the 'swarm' console script is not on PATH: install the package (pip install -e .)")
-    return exe
-
-
-@pytest.fixture
-def swarm(swarm_exe, subprocess_env, tmp_path):
-    home = tmp_path / "home"
-    home.mkdir()
-
-    def run(*args: str | Path) -> subprocess.CompletedProcess:
-        return subprocess.run([swarm_exe, *map(str, args)], capture_output=True, text=True, cwd=tmp_path,
-                              env={**subprocess_env, "SWARM_HOME": str(home)}, timeout=120)
-
-    return run
-
-
 def errors(proc: subprocess.CompletedProcess) -> list[str]:
     assert "Traceback" not in proc.stderr, proc.stderr
     return [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
