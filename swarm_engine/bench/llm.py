@@ -242,12 +242,12 @@ async def _run_rows(url: str, rows: Sequence[str], *, n_slots: int, workers: int
     kinds = {"label" if row.endswith("-label") else "json" for row in rows}
     if len(kinds) > 1:
         raise ValueError("run label rows and JSON rows in separate run_rows calls (each warms its own prefix)")
+    answer = kinds.pop()
     warm = _InvokerRow(url, "warm", "concurrent", n_slots, confidence=False)
     await warm.tick([dataclasses.replace(r, slot=k) for k, r in
-                     enumerate(tick_requests(range(10_000, 10_000 + n_slots), 0, answer=kinds.pop()))], False)
+                     enumerate(tick_requests(range(10_000, 10_000 + n_slots), 0, answer=answer))], False)
     await warm.aclose()
     runners: list[tuple[_InvokerRow | _BareRow, range]] = []
-    answers: dict[int, str] = {}
     for k, row in enumerate(rows):
         kind, mode = row.split("-")
         conc = 1 if mode == "sequential" else workers
@@ -256,21 +256,20 @@ async def _run_rows(url: str, rows: Sequence[str], *, n_slots: int, workers: int
         runner = (_InvokerRow(url, row, mode, conc) if kind == "invoker"
                   else _BareRow(url, row, mode, conc, n_slots))
         runners.append((runner, ids))
-        answers[id(runner)] = "label" if mode == "label" else "json"
     try:
         if interleave:
             for t in range(ticks):
                 shift = t % len(runners)
                 for runner, ids in runners[shift:] + runners[:shift]:
                     await runner.tick(tick_requests(ids, t, same_choices=same_choices, grow=grow,
-                                                    answer=answers[id(runner)]), t >= skip)
+                                                    answer=answer), t >= skip)
                 say(f"tick {t + 1}/{ticks} done")
         else:
             for rnd in range(rounds):
                 for runner, ids in (runners if rnd % 2 == 0 else runners[::-1]):
                     for t in range(ticks):
                         await runner.tick(tick_requests(ids, t, same_choices=same_choices, grow=grow,
-                                                        answer=answers[id(runner)]), t >= skip)
+                                                        answer=answer), t >= skip)
                     say(f"round {rnd + 1}: {runner.result.label} done")
     finally:
         for runner, _ in runners:
