@@ -49,6 +49,10 @@ class Scenario:
     binding: EnvironmentBinding
     config: SwarmConfig
     rules: CompiledRules | None
+    # what it was built from, so another process or node can rebuild it
+    # (parse_scenario(text, path, variant, overrides)) and check its sha256
+    text: str = ""
+    overrides: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:
@@ -256,7 +260,8 @@ def parse_scenario(text: str, source: str | None = None, variant: str | None = N
     except ScenarioError as exc:
         raise _located(exc, text, source) from None
     return Scenario(spec=spec, path=source, sha256=hashlib.sha256(text.encode()).hexdigest(),
-                    variant=variant, graph=graph, binding=binding, config=config, rules=rules)
+                    variant=variant, graph=graph, binding=binding, config=config, rules=rules,
+                    text=text, overrides=copy.deepcopy(overrides) if overrides else None)
 
 
 def load_scenario(path: str | Path, variant: str | None = None,

@@ -1,0 +1,99 @@
+"""Put an eval back together from parts that ran apart (threads, processes, Ray tasks).
+
+Every per-run value of an :class:`EvalResult` depends on its own seed alone
+(runs share no state, and a run's conditions and milestones are judged from
+its own metrics), so an eval split into contiguous chunks of seeds is the
+concatenation of the chunks' results, run for run. ``to_payload`` /
+``from_payload`` carry a part across a process boundary as plain arrays and
+lists: a :class:`Scenario` holds compiled native objects, so the receiver
+brings its own (rebuilt from the same text, its sha256 checked).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from swarm_engine.errors import ConfigError
+from swarm_engine.eval.loader import Scenario
+from swarm_engine.eval.runner import EvalResult
+
+__all__ = ["concat_results", "to_payload", "from_payload", "ARRAY_FIELDS"]
+
+# the per-run arrays of an EvalResult, in the order of its fields
+ARRAY_FIELDS = ("seeds", "success", "verdict", "done", "ticks", "actions", "failed", "wall", "by_action")
+
+
+def concat_results(parts: Sequence[EvalResult], *, requested: int | None = None,
+                   engine_seconds: float | None = None) -> EvalResult:
+    """One result from ``parts`` given in seed order, each starting where the
+    previous one ended. ``engine_seconds`` defaults to the parts' sum (parts
+    that ran one after another); callers that ran them side by side pass the
+    wall time they measured. A stopped part stops the eval there: later parts
+    are dropped, so the result is still a prefix of the seeds."""
+    if not parts:
+        raise ConfigError("no results to merge")
+    kept: list[EvalResult] = []
+    for p in parts:
+        if kept:
+            prev = kept[-1]
+            expected = prev.base_seed + prev.runs
+            if p.base_seed != expected:
+                raise ConfigError(f"results do not follow each other: a part starts at seed {p.base_seed}, "
+                                  f"expected {expected}")
+            if p.scenario.sha256 != kept[0].scenario.sha256:
+                raise ConfigError("results of different scenarios cannot be merged")
+        kept.append(p)
+        if p.stopped or p.runs < p.requested:
+            break
+    first = kept[0]
+    arrays = {f: np.concatenate([getattr(p, f) for p in kept]) for f in ARRAY_FIELDS}
+    conds = {k: np.concatenate([p.conditions[k] for p in kept]) for k in first.conditions}
+    miles = {k: np.concatenate([p.milestones[k] for p in kept]) for k in first.milestones}
+    per_run_llm = {k: np.concatenate([p.per_run_llm[k] for p in kept]) for k in first.per_run_llm}
+    stopped = any(p.stopped for p in kept) or len(kept) < len(parts)
+    return EvalResult(
+        scenario=first.scenario, base_seed=first.base_seed,
+        requested=requested if requested is not None else sum(p.requested for p in parts),
+        reason=[r for p in kept for r in p.reason], conditions=conds, milestones=miles,
+        engine_seconds=engine_seconds if engine_seconds is not None else sum(p.engine_seconds for p in kept),
+        stopped=stopped, llm=_merge_llm([p.llm for p in kept]), per_run_llm=per_run_llm, **arrays)
+
+
+def _merge_llm(summaries: list[dict]) -> dict:
+    """LLM summaries of the parts: counts add up, the rest is the first part's."""
+    present = [s for s in summaries if s]
+    if not present:
+        return {}
+    if len(present) == 1:
+        return dict(present[0])
+    out = dict(present[0])
+    for key, value in present[0].items():
+        if isinstance(value, int) and not isinstance(value, bool):
+            out[key] = sum(int(s.get(key, 0)) for s in present)
+    return out
+
+
+def to_payload(result: EvalResult) -> dict[str, Any]:
+    """The result as plain arrays, lists and numbers (no Scenario), with the
+    scenario's sha256 so the receiver can check it merges the right thing."""
+    return {"sha256": result.scenario.sha256, "base_seed": result.base_seed, "requested": result.requested,
+            "reason": list(result.reason), "engine_seconds": result.engine_seconds, "stopped": result.stopped,
+            "llm": dict(result.llm), "conditions": dict(result.conditions),
+            "milestones": dict(result.milestones), "per_run_llm": dict(result.per_run_llm),
+            **{f: getattr(result, f) for f in ARRAY_FIELDS}}
+
+
+def from_payload(scenario: Scenario, payload: dict[str, Any]) -> EvalResult:
+    """The result ``to_payload`` made, bound to the receiver's ``scenario``."""
+    if payload.get("sha256") != scenario.sha256:
+        raise ConfigError(f"a result of scenario sha256 {str(payload.get('sha256'))[:12]}... cannot be merged "
+                          f"into an eval of {scenario.sha256[:12]}...")
+    return EvalResult(scenario=scenario, base_seed=int(payload["base_seed"]), requested=int(payload["requested"]),
+                      reason=list(payload["reason"]), conditions=dict(payload["conditions"]),
+                      milestones=dict(payload["milestones"]), engine_seconds=float(payload["engine_seconds"]),
+                      stopped=bool(payload["stopped"]), llm=dict(payload["llm"]),
+                      per_run_llm=dict(payload["per_run_llm"]),
+                      **{f: np.asarray(payload[f]) for f in ARRAY_FIELDS})
