@@ -57,14 +57,15 @@ class ManagerPolicy:
     history: int = 6                 # the worker's own recent actions in its prompt
     idle_wait_s: float = 30.0        # an idle free-running tick waits at most this long for an answer
     # "label": candidates labelled 1..9, A..Z, the answer is one token read from one
-    # forward pass (llama-cpp, llama-server); "json": the canonical JSON answer (every
-    # backend); None: the invoker's own ``answer`` attribute, "json" when it has none
+    # forward pass (llama-cpp, llama-server); "text": the candidate's line, decoded under
+    # a constraint to the candidates' lines (llama-cpp); "json": the canonical JSON
+    # answer (every backend); None: the invoker's own ``answer`` attribute, else "json"
     answer: str | None = None
     # True: one tick's asked workers get disjoint candidates (dealt round-robin, best
     # first), so no two of them can choose the same node and no answer is dropped for
     # that. False: every worker sees every candidate; a first choice another worker
     # took falls through to the answer's next open candidate. None (default): False
-    # for label answers (one forward pass ranks every candidate, so sharing loses
+    # for label and text answers (one forward pass ranks every candidate, so sharing loses
     # nothing, the shared list is a prefix prefilled once per tick, and a worker can
     # pick what its own observation names), True for JSON answers (one choice each)
     distinct: bool | None = None
@@ -100,9 +101,10 @@ class LlmManager:
         if answer not in prompts.ANSWERS:
             raise ConfigError(f"[manager] answer {answer!r}: expected one of {', '.join(prompts.ANSWERS)}")
         self.answer: str = answer
-        self.distinct: bool = answer != "label" if policy.distinct is None else bool(policy.distinct)
-        self.shared = (prompts.label_shared_prompt if answer == "label" else prompts.shared_prompt)(
-            goal, context, list(actions), rules)
+        self.distinct: bool = answer == "json" if policy.distinct is None else bool(policy.distinct)
+        shared = {"label": prompts.label_shared_prompt, "text": prompts.text_shared_prompt}.get(
+            answer, prompts.shared_prompt)
+        self.shared = shared(goal, context, list(actions), rules)
         self._history: dict[int, deque] = {}
         self._released: set[int] = set()
         self._held: set[int] = set()        # idle workers kept out of one tick (shared lists)
@@ -297,7 +299,8 @@ class LlmManager:
         if len(gids) == 0:
             return ()
         order = np.argsort(-scores, kind="stable")[: self.policy.max_candidates]
-        limit = len(prompts.LABELS) if self.answer == "label" else None
+        # labels run out at 35; text answers are held to as many lines (each is prefilled)
+        limit = len(prompts.LABELS) if self.answer in ("label", "text") else None
         g = k.groups()
         names = swarm.environment.target_names or str
         args = swarm.rules.args
@@ -317,6 +320,8 @@ class LlmManager:
         history = list(self._history.get(worker, ()))
         if self.answer == "label":
             body = prompts.label_worker_prompt(worker, history, choices)
+        elif self.answer == "text":
+            body = prompts.text_worker_prompt(worker, history)
         else:
             team = (f"tick {swarm.tick}; {k.total_visits} actions so far ({k.total_fail} failed); "
                     f"{k.n_open} open candidates")

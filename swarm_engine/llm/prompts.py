@@ -40,7 +40,8 @@ if TYPE_CHECKING:
 __all__ = ["HEADER", "ANSWER_CUE", "CONTENT_CUE", "shared_prompt", "worker_prompt", "answer_json",
            "answer_object", "chat_messages", "plan_prompt", "plan_schema", "PLAN_SCHEMA",
            "LABELS", "ANSWERS", "LABEL_HEADER", "LABEL_CUE", "label_of", "label_shared_prompt",
-           "label_worker_prompt", "answer_text", "observed_text"]
+           "label_worker_prompt", "answer_text", "observed_text", "choice_text", "text_shared_prompt",
+           "text_worker_prompt", "TEXT_CUE"]
 
 HEADER = "You are a JSON-only response AI for action selection."
 CONTENT_CUE = "Now respond with ONLY a JSON object:"
@@ -195,7 +196,7 @@ def worker_prompt(worker: int, history: list[str], team_summary: str, choices: S
 # label: the choice, its confidence and a ranking, with no sampling loop and
 # no JSON to decode.
 
-ANSWERS = ("label", "json")
+ANSWERS = ("label", "json", "text")
 LABELS = "123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 LABEL_HEADER = "You choose the next step of one worker of a team."
 LABEL_CUE = "Answer with one label."
@@ -216,12 +217,21 @@ def label_of(i: int) -> str:
 
 
 def answer_text(choices: Sequence[Choice], index: int, answer: str = "json") -> str:
-    """What the model answers for ``choices[index]``: its label or its canonical JSON."""
-    return label_of(index) if answer == "label" else answer_json(choices[index])
+    """What the model answers for ``choices[index]``: its label, its line
+    (``text``) or its canonical JSON."""
+    if answer == "label":
+        return label_of(index)
+    if answer == "text":
+        return choice_text(choices[index])
+    return answer_json(choices[index])
 
 
-def _choice_text(choice: Choice) -> str:
+def choice_text(choice: Choice) -> str:
+    """A candidate as one line, ``<action> [<target>] [<arg>]``: how the label
+    and text prompts show it, and the whole answer of a ``text`` answer."""
     return " ".join(x for x in (choice.action, choice.target, choice.arg) if x)
+
+
 
 
 def label_shared_prompt(goal: str, context: str, actions: list[tuple[str, str]], rules: str = "") -> str:
@@ -233,7 +243,7 @@ def label_shared_prompt(goal: str, context: str, actions: list[tuple[str, str]],
                        "- Answer with its label alone."],
                       goal, context, actions, rules)
     a, b = _example_choices(actions)
-    lines += ["", "Example:", f"Candidates: 1 {_choice_text(a)}; 2 {_choice_text(b)}", "Answer: 2", "", LABEL_CUE,
+    lines += ["", "Example:", f"Candidates: 1 {choice_text(a)}; 2 {choice_text(b)}", "Answer: 2", "", LABEL_CUE,
               ""]
     return "\n".join(lines)
 
@@ -277,12 +287,56 @@ def label_worker_prompt(worker: int, history: list[str], choices: Sequence[Choic
     lines = ["Candidates:"]
     for i, c in enumerate(choices):
         stat = f" (tried {c.visits}, ok {c.successes})" if c.visits else ""
-        lines.append(f"{label_of(i)} {_choice_text(c)}{stat}")
+        lines.append(f"{label_of(i)} {choice_text(c)}{stat}")
     recent = list(history[-max_history:]) if max_history > 0 else []
     cut = [_short(h, max_chars) for h in recent[:-1]] + [_head_tail(h, last_chars) for h in recent[-1:]]
     lines.append(f"Worker {worker}. Last steps: " + ("; ".join(cut) if cut else "none."))
     lines.append(_LABEL_ANSWER)
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- text answers
+#
+# answer = "text": every candidate's line (``ApplyFix db-primary
+# grow_connection_pool``) is scored as the answer, by the sum of its tokens'
+# log-probabilities after the prompt, and the softmax over the lines is the
+# distribution the choice, its confidence and the fall-through read. The
+# prompt does not list the candidates: the lines are what is scored, and a
+# list in the prompt is text the model copies from instead of what it read.
+# What a small model does well is continue what its context just said: when
+# a step it read names the next one ("Fix: ApplyFix db-primary
+# grow_connection_pool"), that line is by far the likeliest. One prefill of
+# the worker part plus the lines' tokens, batched.
+
+TEXT_CUE = "Answer with the next step."
+
+
+def text_shared_prompt(goal: str, context: str, actions: list[tuple[str, str]], rules: str = "") -> str:
+    """The shared part for text answers: the rules, task and action catalogue
+    of the other formats and an example whose answer is the step its last
+    step named. Identical for every worker; ends with a newline."""
+    lines = _briefing([LABEL_HEADER, "", "Rules:",
+                       "- Answer with the next step: an action and its target, nothing else.",
+                       "- When what you read names the next step, that is the answer."],
+                      goal, context, actions, rules)
+    a, b = _example_choices(actions)
+    lines += ["", "Example:", f"Last steps: {choice_text(a)} -> ok: the next step is {choice_text(b)}",
+              f"Answer: {choice_text(b)}", "", TEXT_CUE, ""]
+    return "\n".join(lines)
+
+
+def text_worker_prompt(worker: int, history: list[str], *, max_history: int = 3, max_chars: int = 60,
+                       last_chars: int = 240) -> str:
+    """One worker's part for text answers: its last ``max_history`` steps and
+    "Answer:". The newest step and the newest one that succeeded (what the
+    worker last learned: a failed step after it must not push it out) are cut
+    to ``last_chars`` characters, head and tail kept; the others to
+    ``max_chars``."""
+    recent = list(history[-max_history:]) if max_history > 0 else []
+    learned = max((i for i, h in enumerate(recent) if " -> ok" in h), default=-1)
+    cut = [_head_tail(h, last_chars) if i in (learned, len(recent) - 1) else _short(h, max_chars)
+           for i, h in enumerate(recent)]
+    return f"Worker {worker}. Last steps: " + ("; ".join(cut) if cut else "none.") + "\n" + _LABEL_ANSWER
 
 
 def observed_text(worker_prompt: str) -> str:

@@ -40,8 +40,9 @@ class Llm(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True)
     api_key_env: str | None = None
     extra: dict[str, Any] = {}
     # how decisions are answered: "label" (one token per decision: llama-cpp,
-    # llama-server), "json" (the canonical JSON answer: every backend), "auto" (each
-    # backend's default: label in process, json on llama-server, see docs/llm.md)
-    answer: Literal["auto", "label", "json"] = "auto"
+    # llama-server), "text" (the candidate's line, copied under a constraint: llama-cpp),
+    # "json" (the canonical JSON answer: every backend), "auto" (each backend's
+    # default: label in process, json on llama-server, see docs/llm.md)
+    answer: Literal["auto", "label", "json", "text"] = "auto"
     # llama-server: several servers, workers dealt round-robin (endpoint overrides it when given)
     endpoints: list[str] = []

@@ -72,7 +72,8 @@ class Seq:
     done_at: float = 0.0
     labels: np.ndarray | None = None   # answer "label": the allowed labels' tokens; prefill alone decides
     choice: int | None = None          # ... the chosen label's position
-    probs: np.ndarray | None = None    # ... and every label's probability
+    probs: np.ndarray | None = None    # ... and every label's (or line's) probability
+    lines: list[list[int]] | None = None   # answer "text": each candidate line's tokens, scored
 
     def fail(self, kind: str, message: str) -> None:
         if self.error is None:

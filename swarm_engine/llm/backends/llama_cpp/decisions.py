@@ -37,7 +37,7 @@ def decision_of(r: DecisionRequest, s: Seq | None, t0: float) -> Decision:
     if s.error is not None:
         d.error, d.message = s.error, s.message
         return d
-    if s.labels is not None:
+    if s.labels is not None or s.lines is not None:   # one distribution over the choices
         assert s.choice is not None and s.probs is not None
         d.choice = s.choice
         d.confidence = float(s.probs[s.choice])

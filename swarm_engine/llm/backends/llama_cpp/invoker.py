@@ -42,18 +42,21 @@ from swarm_engine.llm.backends.llama_cpp.sampling import (
     common_prefix_len,
     label_choice,
     label_tokens,
+    line_choice,
     reachable,
     shared_prefix,
+    token_logprob,
     window,
 )
 from swarm_engine.llm.backends.llama_cpp.text import Vocab
 from swarm_engine.llm.cpu import safe_model_params
 from swarm_engine.llm.grammar import gbnf_for
 from swarm_engine.llm.models import resolve_model
-from swarm_engine.llm.prompts import LABELS, answer_json, chat_messages
+from swarm_engine.llm.prompts import LABELS, answer_json, chat_messages, choice_text
 from swarm_engine.llm.protocol import (
     ERROR_PERMANENT,
     ERROR_TRANSIENT,
+    Choice,
     Decision,
     DecisionRequest,
     Sampling,
@@ -112,7 +115,7 @@ class LlamaCppInvoker:
     # the answer format the manager asks for by default: one label token, read
     # from the prefill's logits (see swarm_engine.llm.prompts); "json" also works
     answer = "label"
-    answers = ("label", "json")
+    answers = ("label", "json", "text")
 
     def __init__(self, model_path: str | os.PathLike | None = None, *, n_gpu_layers: int = 0, n_ctx: int = 4096,
                  n_batch: int = 512, n_threads: int | None = None, n_seq_max: int = 8,
@@ -225,6 +228,11 @@ class LlamaCppInvoker:
                                     sampling=dataclasses.replace(r.sampling, max_tokens=1),
                                     rng=self._rng(r.sampling, r.worker), answers=None,
                                     labels=self._labels(len(r.choices)))
+                        elif r.answer == "text":
+                            prompt = self._format(r)
+                            s = Seq(index=i, tokens=self._text.tokenize(prompt), grammar=None,
+                                    sampling=r.sampling, rng=self._rng(r.sampling, r.worker), answers=None,
+                                    lines=self._lines(prompt, r.choices))
                         else:
                             answers = [answer_json(c).encode() for c in r.choices]
                             s = Seq(index=i, tokens=self._text.tokenize(self._format(r)),
@@ -243,7 +251,8 @@ class LlamaCppInvoker:
                         for s in group:
                             s.fail(ERROR_PERMANENT, str(e))
                         continue
-                    self._run(group)
+                    self._run([s for s in group if s.lines is None])
+                    self._score([s for s in group if s.lines is not None])
         except LlmError as e:
             for i, r in enumerate(requests):
                 if decisions[i] is None and ((seq := seqs[i]) is None or seq.done_at == 0.0):
@@ -413,7 +422,120 @@ class LlamaCppInvoker:
         self._L.llama_memory_clear(self._mem, True)
         self._cached = []
 
+    def _lines(self, prompt: str, choices: Sequence[Choice]) -> list[list[int]]:
+        """Each candidate's line as the tokens that follow ``prompt`` when it is
+        the answer, ending with the end-of-turn token (so a line that is a
+        prefix of another is scored as a whole answer, not as a beginning)."""
+        base = self._text.tokenize(prompt)
+        end = int(self._L.llama_vocab_eot(self._vocab))
+        if end < 0:
+            end = int(self._L.llama_vocab_eos(self._vocab))
+        out = []
+        for c in choices:
+            full = self._text.tokenize(prompt + choice_text(c))
+            if full[:len(base)] != base:      # the line merged with the prompt's last token
+                raise LlmPermanentError(f"the candidate line {choice_text(c)!r} does not tokenize apart "
+                                        f"from the prompt")
+            out.append(full[len(base):] + ([end] if end >= 0 else []))
+        return out
+
     # batches
+
+    def _score(self, seqs: list[Seq]) -> None:
+        """Text answers: prefill each prompt in sequence 0 (after what it
+        shares with the cached prefix), then decode every candidate line after
+        it in sequences 1.. (copies of sequence 0), as many lines per
+        ``llama_decode`` as fit, and score each line by the sum of its tokens'
+        log-probabilities (:func:`.sampling.line_choice`)."""
+        L = self._L
+        for s in seqs:
+            if s.done_at:
+                continue
+            assert s.lines is not None
+            longest = max(map(len, s.lines))
+            if len(s.tokens) + longest > self._n_ctx_seq:
+                s.fail(ERROR_PERMANENT, f"prompt of {len(s.tokens)} tokens + a candidate line of {longest} "
+                                        f"exceeds the context of a sequence ({self._n_ctx_seq} tokens)")
+                continue
+            try:
+                reuse = common_prefix_len(self._cached, s.tokens[:-1]) if self._keep_prefix else 0
+                if reuse < len(self._cached) and not L.llama_memory_seq_rm(self._mem, 0, reuse, -1):
+                    self._clear_memory()
+                    reuse = 0
+                self._cached = self._cached[:reuse]
+                s.seq_id = 0
+                self._decode([(s, s.tokens[reuse:], reuse, True)])
+                self._cached = list(s.tokens)
+                s.cached = reuse
+                assert s.logits is not None
+                scores = self._line_logprobs(len(s.tokens), s.logits, s.lines)
+            except LlmError as e:
+                self._clear_memory()
+                s.fail(ERROR_TRANSIENT if isinstance(e, LlmTransientError) else ERROR_PERMANENT, str(e))
+                continue
+            j, _, p = line_choice(scores, s.sampling, s.rng)
+            s.choice, s.probs = j, p
+            s.logprob = float(np.log(p[j])) if p[j] > 0 else -np.inf
+            s.out = list(s.lines[j])
+            s.text = bytearray(b"".join(self._text.piece(t) for t in s.lines[j] if not self._text.is_eog(t)))
+            s.done_at = time.perf_counter()
+        if not self._keep_prefix:
+            self._clear_memory()
+
+    def _line_logprobs(self, n_past: int, first: np.ndarray, lines: list[list[int]]) -> list[float]:
+        """log p(line) of each line after the ``n_past`` tokens sequence 0 holds
+        (``first``: the logits of its last position)."""
+        L = self._L
+        out = [token_logprob(first, line[0]) for line in lines]
+        per_call = max(1, self._n_seq_max - 1)
+        i = 0
+        while i < len(lines):
+            chunk: list[int] = []
+            size = 0
+            while i < len(lines) and len(chunk) < per_call and (not chunk or size + len(lines[i]) <= self._n_batch):
+                chunk.append(i)
+                size += len(lines[i])
+                i += 1
+            for k in range(len(chunk)):
+                L.llama_memory_seq_cp(self._mem, 0, k + 1, -1, -1)
+            try:
+                self._decode_scores(n_past, [(k + 1, lines[j]) for k, j in enumerate(chunk)],
+                                    [out, chunk])
+            finally:
+                for k in range(len(chunk)):
+                    L.llama_memory_seq_rm(self._mem, k + 1, -1, -1)
+        return out
+
+    def _decode_scores(self, n_past: int, parts: list[tuple[int, list[int]]], sink: list) -> None:
+        """Decode each ``(seq id, line)`` at positions ``n_past..`` in one batch
+        and add to ``sink[0][sink[1][k]]`` the log-probability of every token of
+        part k after its first (its first was scored from sequence 0)."""
+        out, chunk = sink
+        tok = np.concatenate([np.asarray(t, dtype=np.int32) for _, t in parts])
+        pos = np.concatenate([np.arange(n_past, n_past + len(t), dtype=np.int32) for _, t in parts])
+        seq = np.concatenate([np.full(len(t), sid, dtype=np.int32) for sid, t in parts])
+        want = np.ones(len(tok), dtype=np.int8)
+        nxt = np.full(len(tok), -1, dtype=np.int64)       # the token row i's logits predict
+        owner = np.zeros(len(tok), dtype=np.int64)
+        at = 0
+        for k, (_, t) in enumerate(parts):
+            nxt[at:at + len(t) - 1] = t[1:]
+            want[at + len(t) - 1] = 0                     # a line's last token predicts nothing scored
+            owner[at:at + len(t)] = chunk[k]
+            at += len(t)
+        b, L = self._batch, self._L
+        b.token[:len(tok)] = tok
+        b.pos[:len(tok)] = pos
+        b.seq[:len(tok)] = seq
+        b.logits[:len(tok)] = want
+        b.struct.n_tokens = len(tok)
+        rc = L.llama_decode(self._ctx, b.struct)
+        if rc != 0:
+            what = {1: "no KV slot for the batch (n_ctx too small)", 2: "aborted"}.get(rc, "invalid batch")
+            raise LlmTransientError(f"llama_decode failed ({rc}: {what}){LogTap.reason()}")
+        for i in np.flatnonzero(want):
+            row = np.ctypeslib.as_array(L.llama_get_logits_ith(self._ctx, int(i)), shape=(self._n_vocab,))
+            out[int(owner[i])] += token_logprob(row, int(nxt[i]))
 
     def _run(self, seqs: list[Seq]) -> None:
         """Run sequences in waves that fit ``n_seq_max`` and the KV cache."""

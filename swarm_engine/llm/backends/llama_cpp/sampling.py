@@ -242,3 +242,19 @@ def label_choice(label_logits: np.ndarray, sampling: SamplingParams, rng: np.ran
     (first highest) or sampled label (:func:`choose`), ``confidence = p[j]``."""
     j, p = choose(label_logits, sampling, rng)
     return j, float(p[j]), p
+
+
+def token_logprob(logits: np.ndarray, token: int) -> float:
+    """log p(``token``) under the softmax of one position's ``logits``."""
+    top = float(logits.max())
+    return float(logits[token]) - top - float(np.log(np.exp(logits - top).sum()))
+
+
+def line_choice(line_logprobs: Sequence[float], sampling: SamplingParams, rng: np.random.Generator | None
+                ) -> tuple[int, float, np.ndarray]:
+    """``(j, confidence, p)`` of a text answer: each candidate line scored by
+    its log-probability as the answer (the sum over its tokens, the end of turn
+    included); ``p`` is the softmax over the lines, i.e. p(line | prompt)
+    renormalised over the candidates, and ``j`` is chosen from it as a label
+    is (:func:`choose`: greedy, or sampled at the request's temperature)."""
+    return label_choice(np.asarray(line_logprobs, dtype=np.float64), sampling, rng)
