@@ -18,7 +18,7 @@ import numpy as np
 
 from swarm_engine.llm.protocol import Sampling
 
-__all__ = ["Batch", "Seq", "TOKEN_DATA"]
+__all__ = ["Batch", "TreeBatch", "Seq", "TOKEN_DATA"]
 
 # llama_token_data: {int32 id; float logit; float p}
 TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
@@ -37,6 +37,32 @@ class Batch:
         ip = ctypes.POINTER(ctypes.c_int32)
         base = self.seq.ctypes.data
         self._seq_ptrs = (ip * capacity)(*[ctypes.cast(base + 4 * i, ip) for i in range(capacity)])
+        self.struct = lib.llama_batch(
+            n_tokens=0,
+            token=self.token.ctypes.data_as(ctypes.POINTER(lib.llama_token)),
+            embd=None,
+            pos=self.pos.ctypes.data_as(ctypes.POINTER(lib.llama_pos)),
+            n_seq_id=self.n_seq_id.ctypes.data_as(ip),
+            seq_id=ctypes.cast(self._seq_ptrs, ctypes.POINTER(ip)),
+            logits=self.logits.ctypes.data_as(ctypes.POINTER(ctypes.c_int8)),
+        )
+
+
+class TreeBatch:
+    """A ``llama_batch`` whose tokens may each belong to up to ``width``
+    sequences: a prefix tree of candidate lines, one sequence per line, where
+    a token the lines share is decoded once for all of them."""
+
+    def __init__(self, lib: Any, capacity: int, width: int) -> None:
+        self.capacity, self.width = capacity, width
+        self.token = np.zeros(capacity, dtype=np.int32)
+        self.pos = np.zeros(capacity, dtype=np.int32)
+        self.n_seq_id = np.zeros(capacity, dtype=np.int32)
+        self.seq = np.zeros((capacity, width), dtype=np.int32)
+        self.logits = np.zeros(capacity, dtype=np.int8)
+        ip = ctypes.POINTER(ctypes.c_int32)
+        base = self.seq.ctypes.data
+        self._seq_ptrs = (ip * capacity)(*[ctypes.cast(base + 4 * width * i, ip) for i in range(capacity)])
         self.struct = lib.llama_batch(
             n_tokens=0,
             token=self.token.ctypes.data_as(ctypes.POINTER(lib.llama_token)),

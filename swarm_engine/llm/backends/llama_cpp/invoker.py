@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -29,11 +30,12 @@ from typing import Any
 import numpy as np
 
 from swarm_engine.errors import ConfigError, LlmError, LlmPermanentError, LlmTransientError
-from swarm_engine.llm.backends.llama_cpp.batch import TOKEN_DATA, Batch, Seq
+from swarm_engine.llm.backends.llama_cpp.batch import TOKEN_DATA, Batch, Seq, TreeBatch
 from swarm_engine.llm.backends.llama_cpp.decisions import decision_of, failed_decision
 from swarm_engine.llm.backends.llama_cpp.library import LogTap, lib
 from swarm_engine.llm.backends.llama_cpp.lora import Adapters
 from swarm_engine.llm.backends.llama_cpp.sampling import (
+    LineTrie,
     answer_mass,
     answer_prefixes,
     answer_tokens,
@@ -43,9 +45,10 @@ from swarm_engine.llm.backends.llama_cpp.sampling import (
     label_choice,
     label_tokens,
     line_choice,
+    line_scores,
+    line_trie,
     reachable,
     shared_prefix,
-    token_logprob,
     window,
 )
 from swarm_engine.llm.backends.llama_cpp.text import Vocab
@@ -65,6 +68,9 @@ from swarm_engine.llm.protocol import (
 __all__ = ["LlamaCppInvoker"]
 
 _log = logging.getLogger("swarm_engine.llm.backends.llama_cpp")
+
+# candidate lines a text answer scores per llama_decode (one sequence each)
+SCORE_LINES = 35           # = len(LABELS), the most candidates the manager shows
 
 
 class LlamaCppInvoker:
@@ -154,7 +160,11 @@ class LlamaCppInvoker:
         cp = L.llama_context_default_params()
         cp.n_ctx = n_ctx
         cp.n_batch = cp.n_ubatch = n_batch
-        cp.n_seq_max = n_seq_max
+        # text answers score up to SCORE_LINES candidate lines per llama_decode, each in
+        # a sequence of its own: a unified cache holds them at no cost beyond their cells
+        # (llama.cpp aborts a context whose n_seq_max exceeds n_ubatch: held below it)
+        cp.n_seq_max = max(n_seq_max, min(1 + SCORE_LINES, n_batch, L.llama_max_parallel_sequences())) \
+            if kv_unified else n_seq_max
         cp.n_threads = cp.n_threads_batch = self._n_threads
         cp.kv_unified = bool(kv_unified)
         cp.no_perf = True
@@ -169,7 +179,8 @@ class LlamaCppInvoker:
         self._closed = False
         self._n_ctx = L.llama_n_ctx(self._ctx)
         self._n_batch = L.llama_n_batch(self._ctx)
-        self._n_seq_max = L.llama_n_seq_max(self._ctx)
+        self._n_seq_max = min(n_seq_max, L.llama_n_seq_max(self._ctx))     # sequences of one wave
+        self._n_score = max(1, L.llama_n_seq_max(self._ctx) - 1)           # lines of one scoring decode
         self._n_ctx_seq = L.llama_n_ctx_seq(self._ctx)
         self._mem = L.llama_get_memory(self._ctx)
         tmpl = L.llama_model_chat_template(self._model, None) if chat_template else None
@@ -177,6 +188,7 @@ class LlamaCppInvoker:
         self._vocab = self._text.vocab
         self._n_vocab = self._text.n_vocab
         self._batch = Batch(L, self._n_batch)
+        self._tree: TreeBatch | None = None      # text answers' line trees, made on first use
         self._cand = np.zeros(self._n_vocab, dtype=TOKEN_DATA)
         self._cand_arr = L.llama_token_data_array(data=self._cand.ctypes.data_as(L.llama_token_data_p),
                                                   size=0, selected=-1, sorted=False)
@@ -484,58 +496,54 @@ class LlamaCppInvoker:
 
     def _line_logprobs(self, n_past: int, first: np.ndarray, lines: list[list[int]]) -> list[float]:
         """log p(line) of each line after the ``n_past`` tokens sequence 0 holds
-        (``first``: the logits of its last position)."""
+        (``first``: the logits of its last position). The lines go as a prefix
+        tree (:func:`.sampling.line_trie`), ``SCORE_LINES`` lines at a time, one
+        sequence each (copies of sequence 0), searched best first
+        (:func:`.sampling.line_scores`): only nodes that could still beat the
+        best whole line are decoded, so the choice is exact and a line the
+        model finds unlikely costs nothing past its first unlikely token."""
         L = self._L
-        out = [token_logprob(first, line[0]) for line in lines]
-        per_call = max(1, self._n_seq_max - 1)
-        i = 0
-        while i < len(lines):
-            chunk: list[int] = []
-            size = 0
-            while i < len(lines) and len(chunk) < per_call and (not chunk or size + len(lines[i]) <= self._n_batch):
-                chunk.append(i)
-                size += len(lines[i])
-                i += 1
+        out: list[float] = []
+        for lo in range(0, len(lines), self._n_score):
+            chunk = lines[lo:lo + self._n_score]
+            trie = line_trie(chunk)
             for k in range(len(chunk)):
                 L.llama_memory_seq_cp(self._mem, 0, k + 1, -1, -1)
             try:
-                self._decode_scores(n_past, [(k + 1, lines[j]) for k, j in enumerate(chunk)],
-                                    [out, chunk])
+                scores, _ = line_scores(trie, first, functools.partial(self._decode_tree, n_past, trie))
             finally:
                 for k in range(len(chunk)):
                     L.llama_memory_seq_rm(self._mem, k + 1, -1, -1)
+            out += scores
         return out
 
-    def _decode_scores(self, n_past: int, parts: list[tuple[int, list[int]]], sink: list) -> None:
-        """Decode each ``(seq id, line)`` at positions ``n_past..`` in one batch
-        and add to ``sink[0][sink[1][k]]`` the log-probability of every token of
-        part k after its first (its first was scored from sequence 0)."""
-        out, chunk = sink
-        tok = np.concatenate([np.asarray(t, dtype=np.int32) for _, t in parts])
-        pos = np.concatenate([np.arange(n_past, n_past + len(t), dtype=np.int32) for _, t in parts])
-        seq = np.concatenate([np.full(len(t), sid, dtype=np.int32) for sid, t in parts])
-        want = np.ones(len(tok), dtype=np.int8)
-        nxt = np.full(len(tok), -1, dtype=np.int64)       # the token row i's logits predict
-        owner = np.zeros(len(tok), dtype=np.int64)
-        at = 0
-        for k, (_, t) in enumerate(parts):
-            nxt[at:at + len(t) - 1] = t[1:]
-            want[at + len(t) - 1] = 0                     # a line's last token predicts nothing scored
-            owner[at:at + len(t)] = chunk[k]
-            at += len(t)
-        b, L = self._batch, self._L
-        b.token[:len(tok)] = tok
-        b.pos[:len(tok)] = pos
-        b.seq[:len(tok)] = seq
-        b.logits[:len(tok)] = want
-        b.struct.n_tokens = len(tok)
-        rc = L.llama_decode(self._ctx, b.struct)
-        if rc != 0:
-            what = {1: "no KV slot for the batch (n_ctx too small)", 2: "aborted"}.get(rc, "invalid batch")
-            raise LlmTransientError(f"llama_decode failed ({rc}: {what}){LogTap.reason()}")
-        for i in np.flatnonzero(want):
-            row = np.ctypeslib.as_array(L.llama_get_logits_ith(self._ctx, int(i)), shape=(self._n_vocab,))
-            out[int(owner[i])] += token_logprob(row, int(nxt[i]))
+    def _decode_tree(self, n_past: int, trie: LineTrie, nodes: list[int]) -> dict[int, np.ndarray]:
+        """Decode trie ``nodes`` (each in the sequences of the lines through it,
+        at position ``n_past + depth``; their parents are decoded already or come
+        first) in chunks of n_batch tokens; their logits by node."""
+        L = self._L
+        if self._tree is None or self._tree.width < self._n_score:
+            self._tree = TreeBatch(L, self._n_batch, self._n_score)
+        b = self._tree
+        rows: dict[int, np.ndarray] = {}
+        for lo in range(0, len(nodes), self._n_batch):
+            part = nodes[lo:lo + self._n_batch]
+            n = len(part)
+            for j, v in enumerate(part):
+                seqs = trie.lines[v]
+                b.token[j] = trie.token[v]
+                b.pos[j] = n_past + trie.depth[v]
+                b.n_seq_id[j] = len(seqs)
+                b.seq[j, :len(seqs)] = [i + 1 for i in seqs]
+            b.logits[:n] = 1
+            b.struct.n_tokens = n
+            rc = L.llama_decode(self._ctx, b.struct)
+            if rc != 0:
+                what = {1: "no KV slot for the batch (n_ctx too small)", 2: "aborted"}.get(rc, "invalid batch")
+                raise LlmTransientError(f"llama_decode failed ({rc}: {what}){LogTap.reason()}")
+            for j, v in enumerate(part):
+                rows[v] = np.ctypeslib.as_array(L.llama_get_logits_ith(self._ctx, j), shape=(self._n_vocab,)).copy()
+        return rows
 
     def _run(self, seqs: list[Seq]) -> None:
         """Run sequences in waves that fit ``n_seq_max`` and the KV cache."""

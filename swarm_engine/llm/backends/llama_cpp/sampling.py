@@ -28,13 +28,15 @@ arguments), so every rule can be tested without a model or llama-cpp-python:
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 __all__ = ["WINDOW", "MASS_FLOOR", "common_prefix_len", "shared_prefix", "cells_needed", "softmax", "choose",
            "window", "answer_tokens", "reachable", "answer_mass", "answer_prefixes", "label_tokens",
-           "label_choice"]
+           "label_choice", "token_logprob", "line_choice", "LineTrie", "line_trie",
+           "line_scores"]
 
 # complete_json (no answer list): candidates within this many nats of the best
 # logit get the grammar check; when the best allowed one is below the best
@@ -258,3 +260,107 @@ def line_choice(line_logprobs: Sequence[float], sampling: SamplingParams, rng: n
     renormalised over the candidates, and ``j`` is chosen from it as a label
     is (:func:`choose`: greedy, or sampled at the request's temperature)."""
     return label_choice(np.asarray(line_logprobs, dtype=np.float64), sampling, rng)
+
+
+@dataclass(frozen=True)
+class LineTrie:
+    """Candidate lines (token lists) as a prefix tree, so a token that several
+    lines share is decoded once, in the sequences of all of them.
+
+    ``token[v]``, ``depth[v]`` (0 = the first token after the prompt),
+    ``parent[v]`` (-1: the prompt's last position) and ``lines[v]`` (the line
+    indices through node v) describe node v, parents before children.
+    ``decode`` lists the nodes whose logits are needed (those with children):
+    a line's last token is scored from its parent's logits and never decoded.
+    ``path[i]`` is line i's nodes, first to last."""
+
+    token: list[int]
+    depth: list[int]
+    parent: list[int]
+    lines: list[list[int]]
+    decode: list[int]
+    path: list[list[int]]
+
+
+def line_trie(lines: Sequence[Sequence[int]]) -> LineTrie:
+    """The prefix tree of ``lines`` (see :class:`LineTrie`), nodes breadth first."""
+    index: dict[tuple[int, int], int] = {}
+    token: list[int] = []
+    depth: list[int] = []
+    parent: list[int] = []
+    through: list[list[int]] = []
+    path: list[list[int]] = []
+    for i, line in enumerate(lines):
+        up, nodes = -1, []
+        for d, t in enumerate(line):
+            v = index.get((up, int(t)))
+            if v is None:
+                v = index[(up, int(t))] = len(token)
+                token.append(int(t))
+                depth.append(d)
+                parent.append(up)
+                through.append([])
+            through[v].append(i)
+            nodes.append(v)
+            up = v
+        path.append(nodes)
+    order = sorted(range(len(token)), key=lambda v: (depth[v], v))          # breadth first
+    new = {v: k for k, v in enumerate(order)}
+    has_child = set(parent) - {-1}
+    return LineTrie(token=[token[v] for v in order], depth=[depth[v] for v in order],
+                    parent=[new[parent[v]] if parent[v] >= 0 else -1 for v in order],
+                    lines=[through[v] for v in order],
+                    decode=sorted(new[v] for v in has_child),
+                    path=[[new[v] for v in p] for p in path])
+
+
+def line_scores(trie: LineTrie, first: np.ndarray, decode: Callable[[list[int]], dict[int, np.ndarray]],
+                batch: int = 8) -> tuple[list[float], list[bool]]:
+    """Each line's log-probability, found best first with branch and bound.
+
+    A node's *partial* score (the log-probability of the tokens down to it)
+    only falls as a line goes on, so it bounds every line below it. The
+    frontier's best ``batch`` nodes are decoded together (``decode(nodes)``:
+    their logits), their children scored, and the search stops when no
+    frontier node beats the best whole line: that line is the exact argmax.
+    Lines never reached keep their bound. Returns the scores and, per line,
+    whether its score is exact."""
+    n = len(trie.path)
+    children: dict[int, list[int]] = {}
+    for v, up in enumerate(trie.parent):
+        children.setdefault(up, []).append(v)
+    end_of = {p[-1]: i for i, p in enumerate(trie.path)}        # the node a line ends at
+    partial: dict[int, float] = {}
+    for v in children.get(-1, []):
+        partial[v] = token_logprob(first, trie.token[v])
+    score = [-np.inf] * n
+    exact = [False] * n
+    best = -np.inf
+    for v, s in partial.items():
+        if v in end_of:
+            score[end_of[v]], exact[end_of[v]] = s, True
+            best = max(best, s)
+    frontier = [v for v in partial if v in children]
+    while True:
+        frontier = [v for v in frontier if partial[v] > best]
+        if not frontier:
+            break
+        frontier.sort(key=lambda v: -partial[v])
+        take, frontier = frontier[:batch], frontier[batch:]
+        rows = decode(take)
+        for u in take:
+            row = rows[u]
+            top = float(row.max())
+            lse = top + float(np.log(np.exp(row - top).sum()))
+            for v in children[u]:
+                s = partial[u] + float(row[trie.token[v]]) - lse
+                partial[v] = s
+                if v in end_of:
+                    score[end_of[v]], exact[end_of[v]] = s, True
+                    best = max(best, s)
+                if v in children:
+                    frontier.append(v)
+    for i, p in enumerate(trie.path):
+        if not exact[i]:
+            score[i] = min(partial[v] for v in p if v in partial)      # the deepest bound reached
+    return score, exact
