@@ -132,6 +132,7 @@ def python_processes(scenario: Scenario, seeds: np.ndarray, jobs: int, progress:
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init, initargs=init) as pool:
         futures = [pool.submit(_run, i, lo, seeds[lo:hi], trace is not None) for i, (lo, hi) in enumerate(parts)]
         ordered = _Ordered(futures, [hi - lo for lo, hi in parts], trace)
+        finished = False                # every chunk returned, none raised
         try:
             pending: set[Future] = set(futures)
             while pending:
@@ -141,13 +142,11 @@ def python_processes(scenario: Scenario, seeds: np.ndarray, jobs: int, progress:
                 ordered.advance()
                 if progress:
                     progress(sum(counts[0::2]), sum(counts[1::2]))
+            finished = not pending
         except KeyboardInterrupt:
             stopped = True
-        except BaseException:
-            stop.set()
-            raise
         finally:
-            if stopped or not ordered.complete or any(f.done() and f.exception() for f in futures):
+            if not finished:            # Ctrl-C, a worker's error or the trace's: the rest stop
                 stop.set()
                 for f in futures:
                     f.cancel()
