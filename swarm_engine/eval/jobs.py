@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from dataclasses import dataclass
 
 from swarm_engine.errors import ConfigError
@@ -89,7 +90,7 @@ def plan(scenario: Scenario, jobs: int, runs: int, *, llm: bool, recorder: bool)
         return JobPlan(jobs, min(jobs, runs), "threads")
     if recorder:
         return serial("the learning recorder updates its tables after every run of a Python environment")
-    why = _not_rebuildable(scenario)
+    why = _not_rebuildable(scenario) or _main_not_importable()
     if why:
         return serial(why)
     used = min(jobs, runs // MIN_PROCESS_RUNS)
@@ -109,6 +110,18 @@ def _not_rebuildable(scenario: Scenario) -> str | None:
         return (f"its environment object is not the one its text names ({env.env_type}), so another process "
                 f"cannot rebuild it")
     return None
+
+
+def _main_not_importable() -> str | None:
+    """Why a ``spawn`` worker process could not import this program's main
+    module again (``python - < script``: its ``__file__`` is ``<stdin>``)."""
+    main = sys.modules.get("__main__")
+    if main is None or getattr(getattr(main, "__spec__", None), "name", None):
+        return None
+    path = getattr(main, "__file__", None)
+    if path is None or os.path.isfile(path):
+        return None
+    return f"the main program ({path}) is not a file a worker process can import again"
 
 
 def chunks(lo: int, hi: int, jobs: int) -> list[tuple[int, int]]:

@@ -23,12 +23,13 @@ import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import numpy as np
 
 from swarm_engine.core.events import EventBatch
-from swarm_engine.errors import ConfigError
+from swarm_engine.errors import ConfigError, EnvironmentError_
 from swarm_engine.eval.jobs import chunks
 from swarm_engine.eval.loader import Scenario, parse_scenario
 from swarm_engine.eval.threaded import EventSink
@@ -153,7 +154,13 @@ def python_processes(scenario: Scenario, seeds: np.ndarray, jobs: int, progress:
             wait(futures)
     for f in futures:
         if f.done() and not f.cancelled():
-            f.result()                        # a worker's error, raised here
+            try:
+                f.result()                    # a worker's error, raised here
+            except BrokenProcessPool as exc:
+                raise EnvironmentError_(
+                    f"a worker process of the Python environment ended abruptly ({exc}); a script that "
+                    f"calls run_eval(jobs=N) must guard its top level with `if __name__ == \"__main__\":` "
+                    f"(the workers import it again), or run with jobs=1") from None
     ordered.advance()
     elapsed = time.perf_counter() - t0
     if progress:

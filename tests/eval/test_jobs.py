@@ -107,6 +107,18 @@ def test_plan_says_why_one_core():
     assert "not the one its text names" in plan(swapped, 2, 1000, llm=False, recorder=False).reason
 
 
+def test_a_main_program_from_stdin_stays_on_one_core(monkeypatch):
+    """``python - < script.py``: a spawned worker could not import ``<stdin>`` again."""
+    import sys
+    import types
+
+    main = types.ModuleType("__main__")
+    main.__file__ = "<stdin>"
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    vault = load_scenario(DATA / "vault.toml")
+    assert "(<stdin>) is not a file" in plan(vault, 2, 1000, llm=False, recorder=False).reason
+
+
 def test_the_report_says_how_it_ran():
     res = run_eval(load_scenario(TROUBLESHOOTING), 200, jobs=2)
     assert res.jobs == {"requested": 2, "used": 2, "mode": "threads", "reason": None}
