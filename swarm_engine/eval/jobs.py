@@ -36,9 +36,9 @@ CHUNKS_PER_JOB = 8
 # The smallest chunk worth a thread hand-off (~30 us of Python per chunk vs
 # ~2 us per troubleshooting run); a smaller eval gets one chunk per job.
 MIN_CHUNK = 64
-# Below this many runs per process a Python environment stays on one core:
-# starting a process (spawn, imports, parsing the scenario) costs ~0.5 s.
-MIN_PROCESS_RUNS = 50
+# Below this many runs per process a Python environment stays on one core
+# without trying (swarm_engine.eval.processes times a run and decides for longer evals).
+MIN_PROCESS_RUNS = 32
 
 
 @dataclass(frozen=True)

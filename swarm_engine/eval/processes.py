@@ -10,6 +10,13 @@ does, and sends back the chunk's columns (and its events, for a trace); the
 parent keeps them in seed order. That assumes what the environment protocol
 asks: a run depends on the parameters and the seed alone (``reset(seed)``).
 
+Processes pay only for long evals: starting one (spawn, imports, parsing)
+took 0.6-1.7 s on the 2-core development machine, while a run of a numpy
+environment takes ~1.5 ms. So the parent first runs the eval's first seeds
+itself (:data:`PROBE_RUNS`, part of the eval), and starts processes for the
+rest only when that time, shared by the jobs, beats it by more than the
+start-up (:data:`START_SECONDS`); otherwise it runs the rest too, and says why.
+
 Ctrl-C reaches the parent only (the processes ignore SIGINT): it sets a
 shared flag that every process checks after each run, and the finished
 prefix of the seeds is kept, as on one core.
@@ -34,7 +41,10 @@ from swarm_engine.eval.jobs import chunks
 from swarm_engine.eval.loader import Scenario, parse_scenario
 from swarm_engine.eval.threaded import EventSink
 
-__all__ = ["python_processes"]
+__all__ = ["python_processes", "PROBE_RUNS", "START_SECONDS"]
+
+PROBE_RUNS = 16            # the first seeds, run in the parent to time a run
+START_SECONDS = 1.5        # what starting the worker processes costs (measured 0.6-1.7 s, see above)
 
 ProgressFn = Callable[[int, int], None]
 # the one-core runner of Python environments, swarm_engine.eval.runner._python_runs,
@@ -117,13 +127,55 @@ class _Ordered:
             self.kept.append(out)
 
 
+class _Shifted:
+    """A sink (and progress) for runs that start at seed index ``offset``."""
+
+    def __init__(self, trace: EventSink | None, progress: ProgressFn | None, offset: int, ok: int) -> None:
+        self.trace, self.report, self.offset, self.ok = trace, progress, offset, ok
+
+    def write(self, events: EventBatch) -> None:
+        assert self.trace is not None
+        self.trace.write(dataclasses.replace(events, run=events.run + self.offset))
+
+    def progress(self, done: int, ok: int) -> None:
+        if self.report:
+            self.report(self.offset + done, self.ok + ok)
+
+
 def python_processes(scenario: Scenario, seeds: np.ndarray, jobs: int, progress: ProgressFn | None,
                      trace: EventSink | None, poll: float, runs_fn: RunsFn
-                     ) -> tuple[dict[str, np.ndarray], float, bool]:
-    """Run every seed on ``jobs`` processes; ``(columns, engine seconds,
-    stopped)`` as ``runs_fn`` (the one-core runner) returns them."""
+                     ) -> tuple[dict[str, np.ndarray], float, bool, str | None]:
+    """Run every seed, the first ones in this process and, when it pays, the
+    rest on ``jobs`` processes: ``(columns, engine seconds, stopped, why one
+    core)`` as ``runs_fn`` (the one-core runner) returns the first three."""
+    t0 = time.perf_counter()
+    n = min(PROBE_RUNS, seeds.shape[0])
+    first, probe_s, stopped = runs_fn(scenario, seeds[:n], progress, trace)
+    rest = seeds.shape[0] - n
+    if stopped or rest == 0:
+        return first, time.perf_counter() - t0, stopped, None
+    ok = int(first["success"].sum())
+    serial = probe_s / n * rest
+    if START_SECONDS + serial / jobs >= serial:
+        shifted = _Shifted(trace, progress, n, ok)
+        more, _s, stopped = runs_fn(scenario, seeds[n:], shifted.progress, shifted if trace is not None else None)
+        why = (f"a run takes {1e3 * probe_s / n:.2f} ms, so the {rest} runs left would gain less on {jobs} "
+               f"processes than starting them costs (~{START_SECONDS:g} s)")
+        return _concat([first, more]), time.perf_counter() - t0, stopped, why
+    out, _s, stopped = _on_processes(scenario, seeds, n, jobs, progress, trace, poll, runs_fn, ok)
+    return _concat([first, out]), time.perf_counter() - t0, stopped, None
+
+
+def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _on_processes(scenario: Scenario, seeds: np.ndarray, start: int, jobs: int, progress: ProgressFn | None,
+                  trace: EventSink | None, poll: float, runs_fn: RunsFn, ok: int
+                  ) -> tuple[dict[str, np.ndarray], float, bool]:
+    """Seeds ``start ..`` on ``jobs`` processes (``ok``: successes before ``start``)."""
     ctx = multiprocessing.get_context("spawn")
-    parts = chunks(0, seeds.shape[0], jobs)
+    parts = chunks(start, seeds.shape[0], jobs)
     stop = ctx.Event()
     counts = ctx.Array("q", 2 * len(parts), lock=False)      # (done, successes) per chunk
     init = (scenario.text, scenario.path, scenario.variant, scenario.overrides, scenario.sha256,
@@ -142,7 +194,7 @@ def python_processes(scenario: Scenario, seeds: np.ndarray, jobs: int, progress:
                     break
                 ordered.advance()
                 if progress:
-                    progress(sum(counts[0::2]), sum(counts[1::2]))
+                    progress(start + sum(counts[0::2]), ok + sum(counts[1::2]))
             finished = not pending
         except KeyboardInterrupt:
             stopped = True
@@ -164,8 +216,7 @@ def python_processes(scenario: Scenario, seeds: np.ndarray, jobs: int, progress:
     ordered.advance()
     elapsed = time.perf_counter() - t0
     if progress:
-        progress(sum(counts[0::2]), sum(counts[1::2]))
+        progress(start + sum(counts[0::2]), ok + sum(counts[1::2]))
     if not ordered.kept:
         return runs_fn(scenario, seeds[:0], None, None)[0], elapsed, True
-    out = {k: np.concatenate([p[k] for p in ordered.kept]) for k in ordered.kept[0]}
-    return out, elapsed, stopped or len(ordered.kept) < len(parts) or not ordered.complete
+    return _concat(ordered.kept), elapsed, stopped or len(ordered.kept) < len(parts) or not ordered.complete

@@ -396,8 +396,8 @@ def run_eval(scenario: Scenario, runs: int, seed: int = 42, *, progress: Progres
         if runner is not None:
             out, elapsed, stopped, llm_summary = _llm_runs(scenario, seeds, progress, tw, recorder, runner)
         else:
-            out, elapsed, stopped = _bandit_runs(scenario, seeds, how, progress, tw, chunk_seconds, recorder,
-                                                 paced)
+            out, elapsed, stopped, how = _bandit_runs(scenario, seeds, how, progress, tw, chunk_seconds,
+                                                      recorder, paced)
     finally:
         if stream:
             stream.close()
@@ -415,14 +415,16 @@ def run_eval(scenario: Scenario, runs: int, seed: int = 42, *, progress: Progres
 
 def _bandit_runs(scenario: Scenario, seeds: np.ndarray, how: JobPlan, progress: ProgressFn | None,
                  trace: EventSink | None, chunk_seconds: float, recorder, paced: bool):
-    """The runs without an LLM, on the cores ``how`` chose."""
+    """The runs without an LLM, on the cores ``how`` chose; and how they ran."""
     if how.mode == "threads":
-        return native_threads(scenario, seeds, how.jobs, progress, trace, chunk_seconds, recorder,
-                              observe=_observe_block)
+        return (*native_threads(scenario, seeds, how.jobs, progress, trace, chunk_seconds, recorder,
+                                observe=_observe_block), how)
     if how.mode == "processes":
-        return python_processes(scenario, seeds, how.jobs, progress, trace, chunk_seconds, _python_runs)
+        out, elapsed, stopped, why = python_processes(scenario, seeds, how.jobs, progress, trace, chunk_seconds,
+                                                      _python_runs)
+        return out, elapsed, stopped, how if why is None else JobPlan(how.requested, 1, "serial", why)
     if scenario.binding.native and not paced:
-        return _native_batches(scenario, seeds, progress, trace, chunk_seconds, recorder)
-    return _python_runs(scenario, seeds, progress, trace, recorder=recorder)
+        return (*_native_batches(scenario, seeds, progress, trace, chunk_seconds, recorder), how)
+    return (*_python_runs(scenario, seeds, progress, trace, recorder=recorder), how)
 
 

@@ -143,7 +143,7 @@ class TestEval:
         proc = swarm("eval", DATA / "vault.toml", "-n", "10", "-q", "-j", "2")
         assert proc.returncode == 0
         assert stderr_lines(proc) == ["warning: vault: ran on one core: 10 runs of a Python environment are too "
-                                      "few to pay for starting processes (at least 100)"]
+                                      "few to pay for starting processes (at least 64)"]
 
     @pytest.mark.parametrize(("threshold", "code"), [("0.01", 0), ("0.99", 1)])
     def test_fail_under(self, swarm, threshold, code):

@@ -20,7 +20,7 @@ from swarm_engine import EnvironmentBinding
 from swarm_engine.core.events import EventBatch
 from swarm_engine.errors import ConfigError, ScenarioError
 from swarm_engine.eval import jobs as jobs_mod
-from swarm_engine.eval import threaded
+from swarm_engine.eval import processes, threaded
 from swarm_engine.eval.builtin import builtin_scenario, builtin_scenario_files
 from swarm_engine.eval.jobs import MIN_PROCESS_RUNS, available_cores, chunks, plan, resolve_jobs
 from swarm_engine.eval.loader import list_variants, load_scenario, parse_scenario
@@ -228,13 +228,13 @@ def test_a_learning_session_is_the_same(tmp_path, monkeypatch):
 # ----------------------------------------------------------------------------- Ctrl-C
 
 
-def _interrupt_once_runs_finish():
-    """A progress callback that raises KeyboardInterrupt (Ctrl-C) once runs have finished."""
+def _interrupt_once_runs_finish(after: int = 0):
+    """A progress callback that raises KeyboardInterrupt (Ctrl-C) once more than ``after`` runs finished."""
     seen: list[tuple[int, int]] = []
 
     def progress(done: int, ok: int) -> None:
         seen.append((done, ok))
-        if done > 0 and all(d == 0 for d, _ in seen[:-1]):
+        if done > after and all(d <= after for d, _ in seen[:-1]):
             raise KeyboardInterrupt
     return progress, seen
 
@@ -264,6 +264,20 @@ def vault():
     return load_scenario(DATA / "vault.toml")
 
 
+@pytest.fixture
+def start_free(monkeypatch):
+    """Processes cost nothing to start: the short evals of these tests go to them."""
+    monkeypatch.setattr(processes, "START_SECONDS", 0.0)
+
+
+def test_a_short_python_eval_stays_in_this_process(vault):
+    """The first runs time a run: 240 runs of ~1.5 ms gain less on 2 processes than starting them costs."""
+    res = run_eval(vault, 240, jobs=2)
+    assert res.jobs["mode"] == "serial" and "gain less on 2 processes than starting them" in res.jobs["reason"]
+    assert_same_eval(run_eval(vault, 240, jobs=1), res)
+
+
+@pytest.mark.usefixtures("start_free")
 def test_a_python_environment_is_the_same_on_processes(vault, tmp_path):
     one = run_eval(vault, 240, trace=tmp_path / "one.jsonl", jobs=1)
     many = run_eval(vault, 240, trace=tmp_path / "many.jsonl", jobs=2)
@@ -272,6 +286,7 @@ def test_a_python_environment_is_the_same_on_processes(vault, tmp_path):
     assert (tmp_path / "many.jsonl").read_bytes() == (tmp_path / "one.jsonl").read_bytes()
 
 
+@pytest.mark.usefixtures("start_free")
 def test_processes_take_the_parents_run_configuration(vault):
     """A learned selector or other config changes travel with the rules (the
     worker's own parse of the text would not have them)."""
@@ -280,13 +295,16 @@ def test_processes_take_the_parents_run_configuration(vault):
     assert_same_eval(run_eval(fifo, 120, jobs=1), run_eval(fifo, 120, jobs=2))
 
 
+@pytest.mark.usefixtures("start_free")
 def test_ctrl_c_keeps_the_finished_prefix_on_processes(vault):
-    progress, _ = _interrupt_once_runs_finish()
+    """Ctrl-C once the processes report finished runs (the parent's first runs are not enough)."""
+    progress, _ = _interrupt_once_runs_finish(after=processes.PROBE_RUNS)
     res = run_eval(vault, 2000, jobs=2, chunk_seconds=0.01, progress=progress)
-    assert res.stopped and 0 < res.runs < 2000
+    assert res.stopped and processes.PROBE_RUNS < res.runs < 2000
     assert_same_eval(dataclasses.replace(run_eval(vault, res.runs, jobs=1), requested=2000, stopped=True), res)
 
 
+@pytest.mark.usefixtures("start_free")
 def test_a_worker_process_error_is_one_line(tmp_path):
     """The environment fails only in a worker process (its module is gone
     from the path there): the parent raises the worker's ScenarioError."""
