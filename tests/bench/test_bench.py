@@ -209,10 +209,10 @@ def test_cli_tiny_exploration_json(tmp_path, monkeypatch, capsys):
 @needs_matplotlib
 def test_cli_plots(tmp_path, monkeypatch):
     monkeypatch.setattr(Settings, "quick_settings", classmethod(lambda cls: TINY))
-    assert main(["--quick", "--suite", "workers", "--suite", "python-env", "--suite", "learn",
+    assert main(["--quick", "--suite", "workers", "--suite", "jobs", "--suite", "python-env", "--suite", "learn",
                  "--plot", str(tmp_path / "plots")]) == 0
     pngs = sorted(p.name for p in (tmp_path / "plots").iterdir())
-    assert pngs == ["exploration_workers.png", "learn.png", "python_env.png"]
+    assert pngs == ["exploration_jobs.png", "exploration_workers.png", "learn.png", "python_env.png"]
     assert all((tmp_path / "plots" / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
 
 
