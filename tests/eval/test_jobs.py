@@ -240,8 +240,10 @@ def _interrupt_once_runs_finish(after: int = 0):
 
 
 def test_ctrl_c_keeps_the_finished_prefix_on_threads():
+    """Ctrl-C once 20 runs finished on two threads (chunks of 25 seeds): the
+    first chunk has finished runs, and the result is the eval's first runs."""
     sc = load_scenario(builtin_scenario("code_exploration"), "large")
-    progress, _ = _interrupt_once_runs_finish()
+    progress, _ = _interrupt_once_runs_finish(after=19)
     res = run_eval(sc, 400, llm=False, jobs=2, chunk_seconds=0.01, progress=progress)
     assert res.stopped and 0 < res.runs < 400
     assert_same_eval(dataclasses.replace(run_eval(sc, res.runs, llm=False, jobs=1), requested=400,
