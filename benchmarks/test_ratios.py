@@ -20,6 +20,7 @@ from swarm_engine.bench.measure import best_time, native_batch, step_ticks
 from swarm_engine.bench.selectors import OVERRIDES, overrides
 from swarm_engine.bench.swarm import node_capacity
 from swarm_engine.bench.workloads import grid, troubleshooting
+from swarm_engine.eval.jobs import available_cores
 from swarm_engine.exploration.selectors import SELECTOR_KINDS
 
 # Floors, about a quarter of what the 2-core development machine measured
@@ -111,3 +112,12 @@ def test_ratio_mesa(benchmark, trouble, workload):
     wl = trouble if workload == "troubleshooting" else troubleshooting(overrides=overrides("ucb1"))
     gate = benchmark.pedantic(gates.mesa_ratio, args=(wl, 1_000), rounds=1, iterations=1)
     _gate(benchmark, f"mesa/{workload}", gate.ratio, FLOOR_MESA)
+
+
+@pytest.mark.benchmark(group="ratio")
+@pytest.mark.skipif(available_cores() < 2, reason="the speed-up of -j 2 needs two usable cores")
+def test_ratio_jobs(benchmark, trouble):
+    """run_eval on 2 threads vs 1, 10^6 troubleshooting runs, identical runs."""
+    gate = benchmark.pedantic(gates.jobs_ratio, args=(trouble, 1_000_000), rounds=1, iterations=1)
+    benchmark.extra_info["ratio"] = gate.ratio
+    assert gate.ratio >= gates.JOBS_FLOOR, gate.message(gates.JOBS_FLOOR)

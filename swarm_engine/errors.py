@@ -19,6 +19,8 @@ its traceback.
 
 from __future__ import annotations
 
+import functools
+
 __all__ = [
     "SwarmError",
     "InputError",
@@ -71,6 +73,11 @@ class InputError(SwarmError):
         self.line = line
         self.field = field
         super().__init__(self.__str__())
+
+    def __reduce__(self):
+        # pickled with its parts (a worker process's error reaches the parent
+        # as it was raised), not with the formatted line as its message
+        return (functools.partial(type(self), path=self.path, line=self.line, field=self.field), (self.message,))
 
     def __str__(self) -> str:
         where = one_line(self.path or self.unnamed)

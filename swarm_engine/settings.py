@@ -44,6 +44,7 @@ class _Section(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
 class EvalSettings(_Section, frozen=True):
     runs: Annotated[int, Meta(ge=1, le=limits.MAX_RUNS)] = 1
     seed: limits.Seed = 42
+    jobs: limits.Jobs = 0
     reports_dir: str = ""
     llm_fallback: bool = False
 
@@ -82,6 +83,7 @@ DEFAULT_CONFIG_TOML = """\
 [eval]
 runs = 1                 # swarm eval -n default
 seed = 42                # swarm eval -s default
+jobs = 0                 # swarm eval -j default: threads or processes; 0 = every core this process may use
 reports_dir = ""         # "" = ~/swarm-engine/reports
 llm_fallback = false     # --llm-fallback: an LLM that does not answer -> warn, run on the bandit alone
 

@@ -1,6 +1,6 @@
 """Suite ``exploration``: the native kernel at scale, next to the reference.
 
-Five parts, each also selectable on its own (``--suite troubleshooting``):
+Six parts, each also selectable on its own (``--suite troubleshooting``):
 
 ``troubleshooting``
     The eval path (``run_eval``) at 10^3 .. 10^6 runs against the reference
@@ -10,6 +10,9 @@ Five parts, each also selectable on its own (``--suite troubleshooting``):
 ``swarm``
     10^4 workers on a 10^6-cell grid, one ``step(1)`` per tick: tick latency,
     memory, and the small-grid reference pair (:mod:`swarm_engine.bench.swarm`).
+``jobs``
+    The eval on 1 .. N cores (``run_eval(..., jobs=j)``): runs/s, speed-up
+    and efficiency, the same runs on every row (:mod:`swarm_engine.bench.cores`).
 ``workers`` / ``graph``
     Scaling curves: cost vs workers (10^2 .. 10^6) and vs graph size
     (10^4 .. 10^7 nodes) (:mod:`swarm_engine.bench.scaling`).
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from swarm_engine.bench import scaling, selectors, swarm, troubleshooting
+from swarm_engine.bench import cores, scaling, selectors, swarm, troubleshooting
 from swarm_engine.bench.settings import Settings
 
 __all__ = ["PARTS", "run"]
@@ -28,6 +31,7 @@ __all__ = ["PARTS", "run"]
 # large case does not hide them.
 PARTS: dict[str, Callable[..., dict]] = {
     "troubleshooting": troubleshooting.curve,
+    "jobs": cores.run,
     "selectors": selectors.run,
     "swarm": swarm.run,
     "workers": scaling.workers_curve,

@@ -80,6 +80,28 @@ def _eval(r: dict, path: Path) -> Path:
     return _finish(fig, path, f"Troubleshooting eval: actions/s vs runs ({rows[0]['scenario_id']})")
 
 
+def _jobs(r: dict, path: Path) -> Path:
+    plt = _plt()
+    fig, (a, b) = plt.subplots(1, 2, figsize=(_W, _H))
+    rows = r["rows"]
+    xs = [row["jobs"] for row in rows]
+    _line(a, xs, [row["speedup"] for row in rows], "speed-up (median, min-max)")
+    a.plot(xs, xs, linestyle="--", color="grey", label="ideal")
+    a.set_xlabel("jobs (threads)")
+    a.set_ylabel("speed-up over 1 job")
+    a.grid(True, alpha=0.3)
+    a.legend(fontsize=8)
+    b.plot(xs, [100 * row["efficiency_best"] for row in rows], marker="o", label="efficiency, best times")
+    b.axhline(100 * r["efficiency_floor"], linestyle="--", color="grey", label="the bar")
+    b.set_xlabel("jobs (threads)")
+    b.set_ylabel("%")
+    b.set_ylim(0, 110)
+    b.grid(True, alpha=0.3)
+    b.legend(fontsize=8)
+    return _finish(fig, path, f"Eval of {r['runs']:,} runs on 1..N threads ({r['cores']} usable cores, load "
+                              f"{r['load_before'][0] if r['load_before'] else '?'})")
+
+
 def _workers(r: dict, path: Path) -> Path:
     plt = _plt()
     fig, (a, b) = plt.subplots(1, 2, figsize=(_W, _H))
@@ -219,10 +241,10 @@ def write_plots(report: dict, directory: str | Path) -> list[Path]:
     d.mkdir(parents=True, exist_ok=True)
     res, out = report["suites"], []
     ex = res.get("exploration", {})
-    for part, fn, name in (("troubleshooting", _eval, "exploration_eval.png"), ("selectors", _selectors,
-                                                                               "exploration_selectors.png"),
-                           ("workers", _workers, "exploration_workers.png"), ("graph", _graph,
-                                                                             "exploration_graph.png")):
+    parts = (("troubleshooting", _eval, "exploration_eval.png"), ("jobs", _jobs, "exploration_jobs.png"),
+             ("selectors", _selectors, "exploration_selectors.png"),
+             ("workers", _workers, "exploration_workers.png"), ("graph", _graph, "exploration_graph.png"))
+    for part, fn, name in parts:
         if part in ex:
             out.append(fn(ex[part], d / name))
     if "peers" in res:

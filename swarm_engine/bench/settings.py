@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from swarm_engine.errors import ConfigError
+from swarm_engine.inputs import limits
 
 __all__ = ["Settings", "LATENCY_WORKERS", "MAX_GRID"]
 
@@ -29,6 +30,9 @@ class Settings:
     runs: int = 100_000                # the main row's native runs
     reference_runs: int = 2_000        # reference runs (the first seeds)
     eval_runs: tuple[int, ...] = (1_000, 10_000, 100_000, 1_000_000)     # the scaling curve
+    # exploration: the eval's speed-up vs cores (run_eval jobs=1..N); () = 1 .. every usable core
+    jobs: tuple[int, ...] = ()
+    jobs_runs: int = 1_000_000
     # exploration: every selector on the widened troubleshooting world
     explore_runs: int = 20_000
     explore_reference_runs: int = 300
@@ -70,7 +74,7 @@ class Settings:
     @classmethod
     def quick_settings(cls) -> Settings:
         """Everything in seconds (tests, smoke runs); rates are noisier."""
-        return cls(runs=5_000, reference_runs=300, eval_runs=(1_000, 10_000), explore_runs=1_000,
+        return cls(runs=5_000, reference_runs=300, eval_runs=(1_000, 10_000), jobs_runs=20_000, explore_runs=1_000,
                    explore_reference_runs=60, workers=1_000, grid=200, reference_grid=30, reference_workers=30,
                    scale_workers=(100, 1_000, 10_000), scale_workers_grid=300, scale_ticks=50,
                    scale_grids=(100, 200), scale_grid_workers=100,
@@ -85,7 +89,7 @@ class Settings:
 
     def validate(self) -> None:
         """Raise ConfigError (one line) for sizes the suites cannot run."""
-        for name in ("runs", "reference_runs", "explore_runs", "explore_reference_runs", "workers",
+        for name in ("runs", "reference_runs", "jobs_runs", "explore_runs", "explore_reference_runs", "workers",
                      "grid", "reference_grid", "reference_workers", "repeat", "scale_workers_grid", "scale_ticks",
                      "scale_grid_workers", "peer_runs", "peer_reference_runs", "peer_mesa_runs", "pyenv_grid",
                      "llm_ticks", "llm_workers", "learn_train_runs", "learn_heldout_runs", "learn_episodes"):
@@ -95,6 +99,8 @@ class Settings:
             values = getattr(self, name)
             if not values or min(values) < 1:
                 raise ConfigError(f"{name.replace('_', '-')} needs sizes of at least 1")
+        if self.jobs and not 1 <= min(self.jobs) <= max(self.jobs) <= limits.MAX_JOBS:
+            raise ConfigError(f"jobs must be counts in 1..{limits.MAX_JOBS}")
         if not 0.0 <= self.block_rate < 1.0:
             raise ConfigError("block rate must be in [0, 1)")
         grids = (self.grid, self.reference_grid, self.scale_workers_grid, self.pyenv_grid, *self.scale_grids)

@@ -6,8 +6,8 @@ from __future__ import annotations
 from rich.table import Table
 
 __all__ = ["machine_line", "troubleshooting_table", "exploration_table", "swarm_tables", "eval_curve_table",
-           "workers_table", "graph_table", "peers_table", "pyenv_table", "learn_table", "llm_tables", "skip_line",
-           "suite_tables", "rate", "seconds", "nbytes"]
+           "jobs_table", "workers_table", "graph_table", "peers_table", "pyenv_table", "learn_table", "llm_tables",
+           "skip_line", "suite_tables", "rate", "seconds", "nbytes"]
 
 
 def _num(x: float) -> str:
@@ -152,6 +152,24 @@ def eval_curve_table(r: dict) -> Table:
     t.caption = ("Native: run_eval -> Kernel.run_batch, kernel seconds; whole call adds judging the conditions. "
                  "Reference: the first min(runs, reference runs) seeds,\nper-run results identical. "
                  "Peak RSS: the process's, after the row.")
+    return t
+
+
+def jobs_table(r: dict) -> Table:
+    """The eval's speed-up vs the jobs (threads) it runs on."""
+    t = _table(f"jobs: troubleshooting eval of {r['runs']:,} runs on 1..N threads ({r['cores']} usable cores), "
+               f"{r['scenario_id']}; median (min-max) of {r['repeat']}, interleaved",
+               ("Jobs", "Runs/s", "Seconds", "Speed-up", "Best speed-up", "Efficiency"))
+    for row in r["rows"]:
+        low = row["jobs"] > 1 and row["efficiency_best"] < r["efficiency_floor"]
+        t.add_row(f"{row['jobs']}", _spread(row["runs_per_s"]), _spread(row["seconds"], seconds),
+                  f"{row['speedup']['median']:.2f}x ({row['speedup']['min']:.2f}-{row['speedup']['max']:.2f})",
+                  f"{row['speedup_best']:.2f}x",
+                  f"{100 * row['efficiency_best']:.0f}%" + (" (below the bar)" if low else ""))
+    t.caption = (f"Seconds: the eval's engine time (threads' wall time, judging excluded). Speed-up: one job's "
+                 f"best time / this row's; efficiency: best speed-up / jobs (bar {100 * r['efficiency_floor']:.0f}%)."
+                 f"\nEvery row's runs identical to jobs=1 ({r['identical_runs']:,} runs). Load average "
+                 f"{r['load_before']} before, {r['load_after']} after.")
     return t
 
 
@@ -311,6 +329,8 @@ def suite_tables(report: dict) -> list[Table | str]:
     ex = res.get("exploration", {})
     if "troubleshooting" in ex:
         out.append(eval_curve_table(ex["troubleshooting"]))
+    if "jobs" in ex:
+        out.append(jobs_table(ex["jobs"]))
     if "selectors" in ex:
         out.append(exploration_table(ex["selectors"]))
     if "swarm" in ex:

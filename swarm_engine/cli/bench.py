@@ -43,6 +43,14 @@ def _sizes(text: str | None, name: str) -> tuple[int, ...] | None:
     return values
 
 
+def _job_counts(text: str | None) -> tuple[int, ...] | None:
+    """``"4"`` -> (1, 2, 3, 4); ``"1,2,8"`` -> (1, 2, 8); None passes through."""
+    counts = _sizes(text, "--jobs")
+    if counts is not None and len(counts) == 1:
+        return tuple(range(1, counts[0] + 1))
+    return counts
+
+
 def bench_command(
     suite: list[str] | None = typer.Option(
         None, "--suite", help="Suite to run (repeatable): all, " + ", ".join(SUITES)
@@ -54,6 +62,11 @@ def bench_command(
                                     help="Swarm grid side N: N x N nodes (default 1000)."),
     eval_runs: str | None = typer.Option(None, "--eval-runs",
                                          help="Eval sizes of the scaling curve, e.g. 1000,1000000."),
+    jobs: str | None = typer.Option(None, "--jobs",
+                                    help="Job counts of the speed-up curve (part jobs): N for 1..N, or a list "
+                                         "such as 1,2,4 (default 1..every usable core)."),
+    jobs_runs: int | None = typer.Option(None, "--jobs-runs", min=1, max=10**9,
+                                         help="Runs of the speed-up curve's eval (default 1000000)."),
     scale_workers: str | None = typer.Option(None, "--scale-workers", help="Worker counts of the scaling curve."),
     scale_grids: str | None = typer.Option(None, "--scale-grids",
                                            help="Grid sides of the graph-size curve (3163: 10^7 nodes)."),
@@ -68,7 +81,8 @@ def bench_command(
     and the learner."""
     base = Settings.quick_settings() if quick else Settings()
     settings = base.with_(runs=runs, workers=workers, grid=grid, repeat=repeat,
-                          eval_runs=_sizes(eval_runs, "--eval-runs"),
+                          eval_runs=_sizes(eval_runs, "--eval-runs"), jobs=_job_counts(jobs),
+                          jobs_runs=jobs_runs,
                           scale_workers=_sizes(scale_workers, "--scale-workers"),
                           scale_grids=_sizes(scale_grids, "--scale-grids"),
                           learn_sessions=_sizes(sessions, "--sessions"),

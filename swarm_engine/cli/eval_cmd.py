@@ -16,6 +16,7 @@ from swarm_engine.cli import options
 from swarm_engine.cli.eval_files import EvalFiles, expand
 from swarm_engine.core.hooks import Hook
 from swarm_engine.errors import ScenarioError
+from swarm_engine.eval.jobs import resolve_jobs
 from swarm_engine.eval.loader import Scenario, list_variants, load_scenario
 from swarm_engine.eval.memory import check_memory, estimate, memory_limit
 from swarm_engine.eval.report import SCHEMA_VERSION, build_report
@@ -174,13 +175,13 @@ def _table(rows: list[list[str]], title: str) -> Table:
 
 
 def _run_one(scenario: Scenario, runs: int, seed: int, quiet: bool, trace: Path | None,
-             recorder=None, llm_fallback: bool = False) -> EvalResult:
+             recorder=None, llm_fallback: bool = False, jobs: int = 1) -> EvalResult:
     from swarm_engine.llm.stats import LlmStats
 
     stats = LlmStats() if scenario.llm_managed else None
     if quiet:
         return run_eval(scenario, runs, seed, trace=trace, recorder=recorder, llm_fallback=llm_fallback,
-                        warn=warn)
+                        warn=warn, jobs=jobs)
     columns: list[ProgressColumn] = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                      TextColumn("ok {task.fields[ok]}")]
     if stats is not None:
@@ -188,7 +189,7 @@ def _run_one(scenario: Scenario, runs: int, seed: int, quiet: bool, trace: Path 
     with Progress(*columns, TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task(scenario.name, total=runs, ok=0)
         return run_eval(scenario, runs, seed, trace=trace, recorder=recorder, llm_fallback=llm_fallback,
-                        llm_stats=stats, warn=warn,
+                        llm_stats=stats, warn=warn, jobs=jobs,
                         progress=lambda done, ok: bar.update(task, completed=done, ok=ok))
 
 
@@ -196,6 +197,7 @@ def eval_command(
     scenarios: list[Path] = typer.Argument(..., help="Scenario files or directories of them."),
     runs: int | None = options.RUNS,
     seed: int | None = options.SEED,
+    jobs: int | None = options.JOBS,
     output: Path | None = typer.Option(None, "-o", "--output", help="Write the JSON report here."),
     verbose: bool = options.VERBOSE,
     quiet: bool = options.QUIET,
@@ -221,6 +223,8 @@ def eval_command(
     fallback = options.resolve_llm_fallback(llm_fallback, settings)
     runs = options.resolve_runs(runs, settings)
     seed = options.resolve_seed(seed, settings)
+    n_jobs, asked = options.resolve_jobs(jobs, settings)
+    n_jobs = resolve_jobs(n_jobs)
     learning = options.resolve_learning(learning, settings)
     files = expand(scenarios)
     for _, message in files.errors:
@@ -239,16 +243,18 @@ def eval_command(
     record = trace is not None or learning
     loaded = [(i, sc) for i, f in enumerate(files.files)
               if (sc := files.attempt(f, error_line, _load_checked, f, variant, overrides, memory, limit, runs,
-                                      record)) is not None]
+                                      record, n_jobs)) is not None]
     rows, reports = [], []
     for i, sc in loaded:
         many = len(files.files) > 1
         t = trace if not many or trace is None else trace.with_name(f"{trace.stem}.{i}{trace.suffix}")
         ran = files.attempt(sc.path or "", error_line, _eval_one, sc, runs, seed, quiet, verbose, t,
-                            learning, learning_key_, no_learned_model, fallback)
+                            learning, learning_key_, no_learned_model, fallback, n_jobs)
         if ran is None:
             continue
         result, report = ran
+        if asked and result.jobs.get("reason"):
+            warn(f"{result.scenario.name}: ran on one core: {result.jobs['reason']}")
         reports.append(report)
         rows.append(_row(result, report))
         if result.stopped:
@@ -281,7 +287,7 @@ def eval_command(
 
 def _eval_one(sc: Scenario, runs: int, seed: int, quiet: bool, verbose: bool, trace: Path | None,
               learning: bool, learning_key: str | None, no_learned_model: bool,
-              fallback: bool) -> tuple[EvalResult, dict]:
+              fallback: bool, jobs: int = 1) -> tuple[EvalResult, dict]:
     """One scenario's eval (after its -v walk-through of one run): the result and its report."""
     if verbose and not sc.llm_managed:
         sw = sc.swarm(seed)
@@ -291,18 +297,18 @@ def _eval_one(sc: Scenario, runs: int, seed: int, quiet: bool, verbose: bool, tr
                       f"{res.actions} actions", highlight=False)
     session = LearningSession.open(sc, learning=learning, key=learning_key, use_model=not no_learned_model,
                                    say=None if quiet else _say)
-    result = _run_one(session.scenario, runs, seed, quiet, trace, session.recorder, fallback)
+    result = _run_one(session.scenario, runs, seed, quiet, trace, session.recorder, fallback, jobs)
     report = build_report(result, adapter_version=session.adapter)
     report["learning"] = session.close(result, seed, say=None if quiet else _say)
     return result, report
 
 
 def _load_checked(f: Path, variant: str | None, overrides: dict, memory: str | None, limit: tuple[int | None, str],
-                  runs: int, record: bool) -> Scenario:
+                  runs: int, record: bool, jobs: int = 1) -> Scenario:
     """Load one scenario and refuse it when its eval would need more memory than the limit."""
     sc = load_scenario(f, variant, overrides, memory=memory)
-    check_memory(estimate(sc.binding, sc.config, sc.rules, len(sc.actions), runs, record_events=record), limit,
-                 source=sc.path)
+    check_memory(estimate(sc.binding, sc.config, sc.rules, len(sc.actions), runs, record_events=record, jobs=jobs),
+                 limit, source=sc.path)
     return sc
 
 

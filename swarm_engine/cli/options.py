@@ -12,16 +12,19 @@ from swarm_engine.errors import ConfigError
 from swarm_engine.inputs import limits
 from swarm_engine.settings import Settings
 
-__all__ = ["RUNS", "SEED", "VERBOSE", "QUIET", "VARIANT", "PROVIDER", "MODEL", "ENDPOINT",
+__all__ = ["RUNS", "SEED", "JOBS", "VERBOSE", "QUIET", "VARIANT", "PROVIDER", "MODEL", "ENDPOINT",
            "LEARNING", "LEARNING_KEY", "NO_LEARNED_MODEL", "LLM_FALLBACK", "MEMORY_LIMIT",
-           "resolve_runs", "resolve_seed", "check_seeds", "resolve_learning", "resolve_llm_fallback", "llm_overrides",
-           "scenario_overrides"]
+           "resolve_runs", "resolve_seed", "resolve_jobs", "check_seeds", "resolve_learning", "resolve_llm_fallback",
+           "llm_overrides", "scenario_overrides"]
 
 RUNS = typer.Option(None, "-n", "--runs", min=1, max=limits.MAX_RUNS,
                     help=f"Number of seeded runs, 1..{limits.MAX_RUNS} \\[config eval.runs, 1].")
 SEED = typer.Option(None, "-s", "--seed", min=0, max=limits.UINT64_MAX,
                     help="Seed of the first run; run i uses seed + i, and the last must be below 2^64 "
                          "\\[config eval.seed, 42].")
+JOBS = typer.Option(None, "-j", "--jobs", min=0, max=limits.MAX_JOBS,
+                    help="Threads (native environments) or processes (Python ones) to run on; the report is "
+                         "the same as with -j 1. 0 = every core this process may use \\[config eval.jobs, 0].")
 MEMORY_LIMIT = typer.Option(None, "--memory-limit",
                             help="Refuse a run or eval estimated to need more memory: bytes (8G, 512M), a share "
                                  "of RAM (75%) or off \\[env SWARM_MEMORY_LIMIT, 50%].")
@@ -52,6 +55,13 @@ def resolve_runs(runs: int | None, settings: Settings) -> int:
 def resolve_seed(seed: int | None, settings: Settings) -> int:
     """``--seed``, else config ``eval.seed``."""
     return int(settings.get("eval", "seed")) if seed is None else seed
+
+
+def resolve_jobs(jobs: int | None, settings: Settings) -> tuple[int, bool]:
+    """``--jobs``, else config ``eval.jobs`` (0 = every core), and whether
+    either asked for it (an eval that then runs on one core says why)."""
+    value = int(settings.get("eval", "jobs")) if jobs is None else jobs
+    return value, value != 0
 
 
 def check_seeds(seed: int, runs: int) -> None:

@@ -13,6 +13,7 @@ docs/scenarios.md, "Run manifest")::
                  timeout, n_ctx, n_gpu_layers, parallel, extra, cache,
                  model_file {path, size, sha256} | null,
                  adapters [{path, scale, size, sha256}], adapter_version},
+     jobs null | {requested, used, mode, reason},
      machine {os, python, cpu_count, cpu_model}}
 
 Nothing here may fail an eval: no git, an unreadable model file or a
@@ -202,5 +203,6 @@ def build_manifest(result: Any, *, adapter_version: int | None = None, cache: Pa
                   "first": int(result.seeds[0]) if n else None, "last": int(result.seeds[-1]) if n else None},
         "selector": _selector(sc.config.selector),
         "llm": llm,
+        "jobs": dict(result.jobs) if getattr(result, "jobs", None) else None,
         "machine": machine(),
     }

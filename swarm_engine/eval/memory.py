@@ -127,10 +127,11 @@ class MemoryEstimate:
     environment: int     # the environment's state
     results: int         # every run's results and report entry
     runs: int
+    jobs: int = 1        # kernels alive at once (one per thread or process of ``-j``)
 
     @property
     def run(self) -> int:
-        return self.kernel + self.environment
+        return self.jobs * (self.kernel + self.environment)
 
     @property
     def total(self) -> int:
@@ -138,7 +139,8 @@ class MemoryEstimate:
 
     def describe(self) -> str:
         plural = "s" if self.workers != 1 else ""
-        parts = [f"{self.workers} worker{plural} and their graph {fmt_bytes(self.kernel)}"]
+        parts = [f"{self.workers} worker{plural} and their graph {fmt_bytes(self.kernel)}"
+                 + (f" on each of {self.jobs} jobs" if self.jobs > 1 else "")]
         if self.environment >= 2**20:
             parts.append(f"environment state {fmt_bytes(self.environment)}")
         if self.runs > 1:
@@ -147,9 +149,9 @@ class MemoryEstimate:
 
 
 def estimate(binding: EnvironmentBinding, config: SwarmConfig, rules: CompiledRules | None, n_actions: int,
-             runs: int = 1, *, record_events: bool = False) -> MemoryEstimate:
-    """The memory ``runs`` runs need at most (runs share one kernel); a Scenario's
-    ``binding``, ``config``, ``rules`` and number of actions."""
+             runs: int = 1, *, record_events: bool = False, jobs: int = 1) -> MemoryEstimate:
+    """The memory ``runs`` runs need at most (runs share one kernel per job);
+    a Scenario's ``binding``, ``config``, ``rules`` and number of actions."""
     from swarm_engine._native import _envs
 
     W, disc = config.workers, max(1, int(binding.max_discoveries))
@@ -165,7 +167,7 @@ def estimate(binding: EnvironmentBinding, config: SwarmConfig, rules: CompiledRu
         kernel += EVENT_BYTES + 35 * W
     env = 4 * int(_envs.state_size(binding.kind, binding.params)) if binding.python is None else 0
     results = runs * (RUN_BYTES + 16 * n_actions)
-    return MemoryEstimate(W, kernel, env, results, runs)
+    return MemoryEstimate(W, kernel, env, results, runs, max(1, min(jobs, runs)))
 
 
 def check_memory(est: MemoryEstimate, limit: tuple[int | None, str] | None = None, *,
@@ -176,6 +178,8 @@ def check_memory(est: MemoryEstimate, limit: tuple[int | None, str] | None = Non
     if cap is None or est.total <= cap:
         return
     advice = f"raise the limit with --memory-limit or ${ENV_VAR} (e.g. 80%, 64G, off)"
+    if est.jobs > 1:
+        advice = f"run on fewer --jobs, or {advice}"
     if est.runs > 1 and est.results > est.run:
         raise ConfigError(f"got {est.runs}: the runs need {est.describe()}, over the memory limit of {how}; "
                           f"run fewer or {advice}", path="--runs")

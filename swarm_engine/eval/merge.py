@@ -59,7 +59,8 @@ def concat_results(parts: Sequence[EvalResult], *, requested: int | None = None,
         requested=requested if requested is not None else sum(p.requested for p in parts),
         reason=[r for p in kept for r in p.reason], conditions=conds, milestones=miles,
         engine_seconds=engine_seconds if engine_seconds is not None else sum(p.engine_seconds for p in kept),
-        stopped=stopped, llm=_merge_llm([p.llm for p in kept]), per_run_llm=per_run_llm, **arrays)
+        stopped=stopped, llm=_merge_llm([p.llm for p in kept]), per_run_llm=per_run_llm, jobs=dict(first.jobs),
+        **arrays)
 
 
 def _merge_llm(summaries: list[dict]) -> dict:
@@ -82,7 +83,7 @@ def to_payload(result: EvalResult) -> dict[str, Any]:
     return {"sha256": result.scenario.sha256, "base_seed": result.base_seed, "requested": result.requested,
             "reason": list(result.reason), "engine_seconds": result.engine_seconds, "stopped": result.stopped,
             "llm": dict(result.llm), "conditions": dict(result.conditions),
-            "milestones": dict(result.milestones), "per_run_llm": dict(result.per_run_llm),
+            "milestones": dict(result.milestones), "per_run_llm": dict(result.per_run_llm), "jobs": dict(result.jobs),
             **{f: getattr(result, f) for f in ARRAY_FIELDS}}
 
 
@@ -95,5 +96,5 @@ def from_payload(scenario: Scenario, payload: dict[str, Any]) -> EvalResult:
                       reason=list(payload["reason"]), conditions=dict(payload["conditions"]),
                       milestones=dict(payload["milestones"]), engine_seconds=float(payload["engine_seconds"]),
                       stopped=bool(payload["stopped"]), llm=dict(payload["llm"]),
-                      per_run_llm=dict(payload["per_run_llm"]),
+                      per_run_llm=dict(payload["per_run_llm"]), jobs=dict(payload.get("jobs", {})),
                       **{f: np.asarray(payload[f]) for f in ARRAY_FIELDS})

@@ -22,8 +22,11 @@ from swarm_engine.core.config import make_kernel
 from swarm_engine.core.events import EventBatch
 from swarm_engine.errors import ConfigError, EnvironmentError_, LlmError, StoreError
 from swarm_engine.eval.conditions import run_metrics
+from swarm_engine.eval.jobs import JobPlan, plan, resolve_jobs
 from swarm_engine.eval.judge import judge
 from swarm_engine.eval.loader import Scenario
+from swarm_engine.eval.processes import python_processes
+from swarm_engine.eval.threaded import EventSink, native_threads
 
 __all__ = ["EvalResult", "run_eval", "TraceWriter", "RunHooks", "LlmRunHooks", "PER_RUN_LLM", "unavailable_summary",
            "llm_runner"]
@@ -58,6 +61,7 @@ class EvalResult:
     stopped: bool = False
     llm: dict = field(default_factory=dict)             # LlmStats.summary() of LLM-managed evals
     per_run_llm: dict = field(default_factory=dict)     # llm_calls, llm_errors, ... per run
+    jobs: dict = field(default_factory=dict)            # JobPlan.to_dict(): requested, used, mode, reason
 
     @property
     def runs(self) -> int:
@@ -117,7 +121,7 @@ def _open_trace(path: str | Path) -> TextIO:
 
 
 def _native_batches(scenario: Scenario, seeds: np.ndarray, progress: ProgressFn | None,
-                    trace: TraceWriter | None, chunk_seconds: float, recorder=None):
+                    trace: EventSink | None, chunk_seconds: float, recorder=None):
     R, A = seeds.shape[0], len(scenario.actions)
     record = trace is not None or recorder is not None
     k = make_kernel(scenario.planned_rules(), scenario.binding, scenario.config,
@@ -187,7 +191,7 @@ class RunHooks:
 
 
 def _python_runs(scenario: Scenario, seeds: np.ndarray, progress: ProgressFn | None,
-                 trace: TraceWriter | None, hooks: RunHooks | None = None, recorder=None):
+                 trace: EventSink | None, hooks: RunHooks | None = None, recorder=None):
     R, A = seeds.shape[0], len(scenario.actions)
     rows, extras = [], []
     stopped = False
@@ -333,8 +337,15 @@ def _judge(scenario: Scenario, out: dict) -> tuple[np.ndarray, list[str], dict, 
 def run_eval(scenario: Scenario, runs: int, seed: int = 42, *, progress: ProgressFn | None = None,
              trace: str | Path | None = None, chunk_seconds: float = 0.2, llm: bool = True,
              recorder=None, llm_fallback: bool = False, llm_stats=None,
-             warn: Callable[[str], None] | None = None) -> EvalResult:
+             warn: Callable[[str], None] | None = None, jobs: int | None = 1) -> EvalResult:
     """Run ``runs`` seeded runs of ``scenario``; Ctrl-C keeps the finished runs.
+
+    ``jobs`` runs them on that many threads (native environments) or
+    processes (Python ones); 0 or None: every core this process may use. The
+    result is the same, run for run, as with ``jobs=1`` (only the per-run
+    ``wall`` seconds differ); ``result.jobs`` says how it ran and, for an
+    eval that stays on one core (LLM-managed, paced, see
+    :mod:`swarm_engine.eval.jobs`), why.
 
     ``llm=False`` runs an LLM-managed scenario with its bandit alone. Before
     the first run of an LLM-managed scenario its backend is checked
@@ -355,6 +366,7 @@ def run_eval(scenario: Scenario, runs: int, seed: int = 42, *, progress: Progres
         raise ConfigError(f"seeds must lie in [0, 2^64), got {runs} runs from seed {seed} "
                           f"(seeds {seed}..{seed + runs - 1})")
     seeds = (np.uint64(seed) + np.arange(runs, dtype=np.uint64)).astype(np.uint64)
+    n_jobs = resolve_jobs(jobs)
     llm_summary: dict = {}
     runner = None
     if scenario.llm_managed and llm:
@@ -376,16 +388,16 @@ def run_eval(scenario: Scenario, runs: int, seed: int = 42, *, progress: Progres
 
                 warnings.warn(message, RuntimeWarning, stacklevel=2)
             llm_summary = unavailable_summary(str(exc))
+    how = plan(scenario, n_jobs, runs, llm=runner is not None, recorder=recorder is not None)
     stream = _open_trace(trace) if trace else None
     try:
         tw = TraceWriter(scenario, seeds, stream) if stream else None
         paced = scenario.config.tick_duration_ms > 0
         if runner is not None:
             out, elapsed, stopped, llm_summary = _llm_runs(scenario, seeds, progress, tw, recorder, runner)
-        elif scenario.binding.native and not paced:
-            out, elapsed, stopped = _native_batches(scenario, seeds, progress, tw, chunk_seconds, recorder)
         else:
-            out, elapsed, stopped = _python_runs(scenario, seeds, progress, tw, recorder=recorder)
+            out, elapsed, stopped, how = _bandit_runs(scenario, seeds, how, progress, tw, chunk_seconds,
+                                                      recorder, paced)
     finally:
         if stream:
             stream.close()
@@ -398,6 +410,21 @@ def run_eval(scenario: Scenario, runs: int, seed: int = 42, *, progress: Progres
                       actions=out["actions"], failed=out["failed"], wall=out["wall"],
                       by_action=out["by_action"], conditions=conds, milestones=miles,
                       engine_seconds=elapsed, stopped=stopped, llm=llm_summary,
-                      per_run_llm={k: out[k] for k in PER_RUN_LLM if k in out})
+                      per_run_llm={k: out[k] for k in PER_RUN_LLM if k in out}, jobs=how.to_dict())
+
+
+def _bandit_runs(scenario: Scenario, seeds: np.ndarray, how: JobPlan, progress: ProgressFn | None,
+                 trace: EventSink | None, chunk_seconds: float, recorder, paced: bool):
+    """The runs without an LLM, on the cores ``how`` chose; and how they ran."""
+    if how.mode == "threads":
+        return (*native_threads(scenario, seeds, how.jobs, progress, trace, chunk_seconds, recorder,
+                                observe=_observe_block), how)
+    if how.mode == "processes":
+        out, elapsed, stopped, why = python_processes(scenario, seeds, how.jobs, progress, trace, chunk_seconds,
+                                                      _python_runs)
+        return out, elapsed, stopped, how if why is None else JobPlan(how.requested, 1, "serial", why)
+    if scenario.binding.native and not paced:
+        return (*_native_batches(scenario, seeds, progress, trace, chunk_seconds, recorder), how)
+    return (*_python_runs(scenario, seeds, progress, trace, recorder=recorder), how)
 
 

@@ -13,9 +13,9 @@ from typing import Annotated
 
 from msgspec import Meta
 
-__all__ = ["INT32_MAX", "UINT64_MAX", "MAX_WORKERS", "MAX_RUNS", "MAX_WEIGHT", "MAX_TICK_MS",
+__all__ = ["INT32_MAX", "UINT64_MAX", "MAX_WORKERS", "MAX_RUNS", "MAX_JOBS", "MAX_WEIGHT", "MAX_TICK_MS",
            "MAX_SCENARIO_BYTES", "MAX_CONFIG_BYTES", "MAX_DEPTH", "Count32", "PositiveCount32",
-           "Ticks", "PositiveTicks", "Probability", "Weight", "TickMs", "Workers", "Seed", "Port",
+           "Ticks", "PositiveTicks", "Probability", "Weight", "TickMs", "Workers", "Jobs", "Seed", "Port",
            "Int64", "FiniteFloat", "seeds_error", "Consecutive", "MAX_CONSECUTIVE", "INT64_MIN", "INT64_MAX"]
 
 INT32_MAX = 2**31 - 1            # tick numbers, node ids and kernel counters are int32 / C int
@@ -23,6 +23,7 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 UINT64_MAX = 2**64 - 1           # run seeds are uint64: base seed + runs - 1 must not pass it
 MAX_WORKERS = 2**24              # worker ids are int32 and W x discoveries indexes an int32 column
 MAX_RUNS = 10**9                 # runs of one eval; memory is checked separately (eval.memory)
+MAX_JOBS = 1024                  # threads or processes of one eval (-j); 0 = every core
 MAX_WEIGHT = 1e6                 # selector weights and milestone weights: finite, generous
 MAX_TICK_MS = 86_400_000.0       # one day: longer ticks overflow time.sleep on some platforms
 MAX_CONSECUTIVE = 65_535         # the kernel counts a worker's failures in a saturating uint16
@@ -40,6 +41,7 @@ Probability = Annotated[float, Meta(ge=0.0, le=1.0)]
 Weight = Annotated[float, Meta(ge=0.0, le=MAX_WEIGHT)]
 TickMs = Annotated[float, Meta(ge=0.0, le=MAX_TICK_MS)]
 Workers = Annotated[int, Meta(ge=1, le=MAX_WORKERS)]
+Jobs = Annotated[int, Meta(ge=0, le=MAX_JOBS)]
 # msgspec bounds must fit an int64: the upper bound of a seed is checked by check_seed
 Seed = Annotated[int, Meta(ge=0)]
 Port = Annotated[int, Meta(ge=0, le=65_535)]

@@ -132,13 +132,16 @@ class SessionRecorder:
         counts = PriorCounts(targets=stats.action_targets, args=stats.action_args, target_ids=stats.target_ids)
         return bonus, prior_tables(counts, self.actions, self.arg_values, prior_weight)
 
-    def install(self, kernel) -> None:
-        """Put the current tables into ``kernel`` (called between blocks / runs)."""
+    def install(self, *kernels) -> None:
+        """Put the current tables into every one of ``kernels`` (called between
+        blocks / runs; an eval on several threads runs one block on all of
+        them, so it is one update)."""
         bonus, prior = self.tables()
-        if bonus is not None:
-            kernel.set_bonus(bonus)
-        if prior is not None:
-            kernel.set_prior(*prior)
+        for kernel in kernels:
+            if bonus is not None:
+                kernel.set_bonus(bonus)
+            if prior is not None:
+                kernel.set_prior(*prior)
         self.updates += 1
 
     # ------------------------------------------------------------------ the end

@@ -56,11 +56,12 @@ def with_selector(scenario: Scenario, selector: SelectorConfig) -> Scenario:
     return dataclasses.replace(scenario, config=dataclasses.replace(scenario.config, selector=selector))
 
 
-def simulate(scenario: Scenario, selector: SelectorConfig, seed: int, runs: int) -> SimResult:
-    """Run ``runs`` seeds from ``seed`` with ``selector`` (bandit only, no LLM)."""
+def simulate(scenario: Scenario, selector: SelectorConfig, seed: int, runs: int, jobs: int | None = 1) -> SimResult:
+    """Run ``runs`` seeds from ``seed`` with ``selector`` (bandit only, no LLM)
+    on ``jobs`` threads or processes (0 or None: every core; the same runs)."""
     from swarm_engine.eval.runner import run_eval
 
-    res = run_eval(with_selector(scenario, selector), runs, seed, llm=False)
+    res = run_eval(with_selector(scenario, selector), runs, seed, llm=False, jobs=jobs)
     ok = res.success
     acts = res.actions[ok].astype(np.float64)
     n = int(acts.shape[0])

@@ -37,7 +37,7 @@ TINY = Settings.quick_settings().with_(
     grid=40, reference_grid=12, reference_workers=12, scale_workers=(10, 100), scale_workers_grid=40,
     scale_ticks=10, scale_grids=(20, 40), scale_grid_workers=20, peer_runs=300, peer_reference_runs=40,
     peer_mesa_runs=30, pyenv_grid=20, pyenv_workers=(5, 50), learn_sessions=(3, 8), learn_train_runs=20,
-    learn_heldout_runs=40, learn_episodes=5, repeat=1)
+    learn_heldout_runs=40, learn_episodes=5, jobs_runs=2_000, repeat=1)
 
 
 # ---------------------------------------------------------------- settings and suite names
@@ -48,7 +48,8 @@ class TestSettings:
         TINY.validate()
 
     @pytest.mark.parametrize("change", [dict(repeat=0), dict(scale_workers=()), dict(learn_sessions=(0,)),
-                                        dict(block_rate=1.0), dict(scale_grids=(20_000,))])
+                                        dict(block_rate=1.0), dict(scale_grids=(20_000,)), dict(jobs=(0, 2)),
+                                        dict(jobs_runs=0)])
     def test_bad_sizes_are_one_line_errors(self, change):
         with pytest.raises(ConfigError):
             Settings().with_(**change).validate()
@@ -196,7 +197,7 @@ def test_cli_tiny_exploration_json(tmp_path, monkeypatch, capsys):
     assert main(["--quick", "--suite", "exploration", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     ex = report["suites"]["exploration"]
-    assert list(ex) == ["troubleshooting", "selectors", "swarm", "workers", "graph"]
+    assert list(ex) == ["troubleshooting", "jobs", "selectors", "swarm", "workers", "graph"]
     assert [r["workers"] for r in ex["workers"]["rows"]] == [10, 100]
     assert [r["grid"] for r in ex["graph"]["rows"]] == [20, 40]
     assert all(r["identical_runs"] > 0 for r in ex["troubleshooting"]["rows"])
@@ -208,10 +209,10 @@ def test_cli_tiny_exploration_json(tmp_path, monkeypatch, capsys):
 @needs_matplotlib
 def test_cli_plots(tmp_path, monkeypatch):
     monkeypatch.setattr(Settings, "quick_settings", classmethod(lambda cls: TINY))
-    assert main(["--quick", "--suite", "workers", "--suite", "python-env", "--suite", "learn",
+    assert main(["--quick", "--suite", "workers", "--suite", "jobs", "--suite", "python-env", "--suite", "learn",
                  "--plot", str(tmp_path / "plots")]) == 0
     pngs = sorted(p.name for p in (tmp_path / "plots").iterdir())
-    assert pngs == ["exploration_workers.png", "learn.png", "python_env.png"]
+    assert pngs == ["exploration_jobs.png", "exploration_workers.png", "learn.png", "python_env.png"]
     assert all((tmp_path / "plots" / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
 
 
@@ -221,6 +222,20 @@ def test_cli_sizes_override_quick(tmp_path, monkeypatch):
     assert main(["--quick", "--suite", "troubleshooting", "--eval-runs", "100,300", "--json", str(out)]) == 0
     rows = json.loads(out.read_text())["suites"]["exploration"]["troubleshooting"]["rows"]
     assert [r["runs"] for r in rows] == [100, 300, 500]
+
+
+def test_cli_jobs_curve(tmp_path, monkeypatch, capsys):
+    """--jobs N: the curve 1..N, every row the same runs as jobs=1 (checked by the part)."""
+    monkeypatch.setattr(Settings, "quick_settings", classmethod(lambda cls: TINY))
+    out = tmp_path / "j.json"
+    assert main(["--quick", "--suite", "jobs", "--jobs", "3", "--repeat", "2", "--json", str(out)]) == 0
+    r = json.loads(out.read_text())["suites"]["exploration"]["jobs"]
+    assert [row["jobs"] for row in r["rows"]] == [1, 2, 3]
+    assert r["runs"] == r["identical_runs"] == 2_000 and r["rows"][0]["speedup_best"] == 1.0
+    for row in r["rows"]:
+        assert len(row["seconds"]["samples"]) == 2
+        assert row["efficiency_best"] == pytest.approx(row["speedup_best"] / row["jobs"])
+    assert "jobs: troubleshooting eval of 2,000 runs" in capsys.readouterr().out
 
 
 def test_cli_errors(capsys):

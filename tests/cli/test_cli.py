@@ -116,6 +116,35 @@ class TestEval:
         assert report["summary"]["runs"] == 10
         assert set(report["summary"]["actions_by_kind"]) == {"scan", "open", "try"}
 
+    def test_jobs_give_the_same_report_and_trace(self, swarm, tmp_path):
+        """-j 1 and -j 3: the same report but for the clock and the manifest's
+        jobs, and the same trace, byte for byte."""
+        for j in ("1", "3"):
+            proc = swarm("eval", TROUBLESHOOTING, "--variant", "complex", "-n", "500", "-q", "-j", j,
+                         "-o", f"r{j}.json", "--trace", f"t{j}.jsonl")
+            assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+        one, three = (json.loads((tmp_path / f"r{j}.json").read_text(encoding="utf-8")) for j in "13")
+        assert three["manifest"]["jobs"] == {"requested": 3, "used": 3, "mode": "threads", "reason": None}
+        for report in (one, three):
+            for key in ("wall_seconds", "actions_per_sec"):
+                del report["summary"][key]
+            del report["manifest"]["jobs"]
+            for run in report["runs"]:
+                del run["wall_seconds"]
+        assert one == three
+        assert (tmp_path / "t1.jsonl").read_bytes() == (tmp_path / "t3.jsonl").read_bytes()
+
+    def test_jobs_from_the_config_and_why_one_core(self, swarm, tmp_path):
+        """eval.jobs (here $SWARM_EVAL_JOBS) is -j's default; an eval asked for
+        more that runs on one core says why, in one warning line."""
+        proc = swarm("eval", TROUBLESHOOTING, "-n", "50", "-q", "-o", "t.json", env={"SWARM_EVAL_JOBS": "2"})
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads((tmp_path / "t.json").read_text(encoding="utf-8"))["manifest"]["jobs"]["used"] == 2
+        proc = swarm("eval", DATA / "vault.toml", "-n", "10", "-q", "-j", "2")
+        assert proc.returncode == 0
+        assert stderr_lines(proc) == ["warning: vault: ran on one core: 10 runs of a Python environment are too "
+                                      "few to pay for starting processes (at least 64)"]
+
     @pytest.mark.parametrize(("threshold", "code"), [("0.01", 0), ("0.99", 1)])
     def test_fail_under(self, swarm, threshold, code):
         # the maze variant succeeds in a few percent of runs
@@ -217,8 +246,10 @@ def test_help_imports_nothing_heavy(subprocess_env, tmp_path, args):
 # ----------------------------------------------------------------------------- Ctrl-C
 
 
-def test_ctrl_c_keeps_finished_runs(swarm_exe, subprocess_env, tmp_path):
-    """SIGINT stops between batches: the report holds the finished runs, exit 130.
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_ctrl_c_keeps_finished_runs(swarm_exe, subprocess_env, tmp_path, jobs):
+    """SIGINT stops between batches: the report holds the finished runs, exit 130;
+    on two threads too (each stops when its batch returns, the finished prefix is kept).
 
     The child gets SIGINT's default disposition whatever pytest inherited (a
     background ``pytest &`` ignores it), the test sends the signal once the
@@ -231,7 +262,7 @@ def test_ctrl_c_keeps_finished_runs(swarm_exe, subprocess_env, tmp_path):
     code = SCENARIOS / "code_exploration.toml"
     # FORCE_COLOR: rich draws its progress bar into the pipe as on a terminal ("N/100000 ok M")
     proc = subprocess.Popen(with_default_sigint([swarm_exe, "eval", str(code), "--variant", "large",
-                                                 "-n", "100000", "-o", "report.json"]),
+                                                 "-n", "100000", "-j", jobs, "-o", "report.json"]),
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**subprocess_env, "SWARM_HOME": str(tmp_path), "FORCE_COLOR": "1"})
     try:
@@ -247,7 +278,11 @@ def test_ctrl_c_keeps_finished_runs(swarm_exe, subprocess_env, tmp_path):
         stderr = err.finish()
     finally:
         stop_process(proc)
-    summary = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))["summary"]
+    report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    summary = report["summary"]
     assert summary["stopped"] is True
     assert 0 < summary["runs"] < 100000
     assert "Traceback" not in stderr
+    if jobs != "1":          # the finished prefix: the first runs of the eval, as one thread runs them
+        res = run_eval(load_scenario(code, "large"), summary["runs"], jobs=1)
+        np.testing.assert_array_equal([r["actions"] for r in report["runs"]], res.actions)

@@ -24,6 +24,8 @@ USAGE = [
     (("eval", TROUBLESHOOTING, "--seed", "-1"), "'--seed'"),
     (("eval", TROUBLESHOOTING, "--seed", str(2**64)), "'--seed'"),
     (("eval", TROUBLESHOOTING, "--fail-under", "1.5"), "'--fail-under'"),
+    (("eval", TROUBLESHOOTING, "-j", "-1"), "'-j' / '--jobs'"),
+    (("eval", TROUBLESHOOTING, "--jobs", "1025"), "'-j' / '--jobs'"),
     (("eval", TROUBLESHOOTING, "--bogus"), "No such option"),
     (("eval",), "Missing argument"),
     (("no-such-command",), "No such command"),

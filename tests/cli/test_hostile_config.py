@@ -31,7 +31,7 @@ BAD_FILES = [
     (b"[learning]\ndaemon_serve_port = 70000\n",
      ["learning.daemon_serve_port: got 70000, expected an int in 0..65535"]),
     (b'[llm]\nprovider = "gpt"\n', ["llm.provider: Invalid enum value 'gpt'"]),
-    (b"[eval]\nrun = 3\n", ["eval.run: unknown field `run` (known: runs, seed, reports_dir, llm_fallback)"]),
+    (b"[eval]\nrun = 3\n", ["eval.run: unknown field `run` (known: runs, seed, jobs, reports_dir, llm_fallback)"]),
     (b"[nope]\n", ["nope: unknown field `nope` (known: eval, llm, learning)"]),
     (b"eval = 3\n", ["eval: Expected `object`, got `int`"]),
     (b"[eval\n", ["TOML syntax error"]),
@@ -69,6 +69,7 @@ BAD_ENV = [
     ("SWARM_EVAL_RUNS", "abc", "$SWARM_EVAL_RUNS: eval.runs: got 'abc', expected an int"),
     ("SWARM_EVAL_RUNS", "1e3", "expected an int"),
     ("SWARM_EVAL_SEED", "99999999999999999999999", "eval.seed: got 99999999999999999999999"),
+    ("SWARM_EVAL_JOBS", "-1", "$SWARM_EVAL_JOBS: eval.jobs: got -1, expected an int in 0..1024"),
     ("SWARM_LEARNING_ENABLED", "maybe", "learning.enabled: got 'maybe', expected a boolean: 1, true, yes, on or 0"),
     ("SWARM_EVAL_LLM_FALLBACK", "2", "expected a boolean"),
     ("SWARM_LEARNING_DAEMON_MINUTES", "-1", "learning.daemon_minutes: got -1"),
@@ -109,7 +110,7 @@ def test_valid_layers_merge(config, monkeypatch):
 
 
 def test_defaults_are_the_documented_ones():
-    assert DEFAULTS["eval"] == {"runs": 1, "seed": 42, "reports_dir": "", "llm_fallback": False}
+    assert DEFAULTS["eval"] == {"runs": 1, "seed": 42, "jobs": 0, "reports_dir": "", "llm_fallback": False}
     assert set(typing.get_args(typing.get_type_hints(LlmSettings)["provider"])) == \
         set(typing.get_args(typing.get_type_hints(Llm)["provider"]))
 

@@ -50,7 +50,8 @@ def test_every_report_carries_a_manifest_and_keeps_its_keys():
     report = build_report(run_eval(sc, 4, 9))
     assert list(report)[: len(REPORT_KEYS)] == REPORT_KEYS
     m = report["manifest"]
-    assert set(m) == {"engine", "scenario", "seeds", "selector", "llm", "machine"}
+    assert set(m) == {"engine", "scenario", "seeds", "selector", "llm", "jobs", "machine"}
+    assert m["jobs"] == {"requested": 1, "used": 1, "mode": "serial", "reason": None}
     assert m["engine"]["version"] == report["engine"]["version"]
     assert m["scenario"]["sha256"] == hashlib.sha256(TROUBLESHOOTING.read_bytes()).hexdigest()
     assert m["scenario"]["variant"] is None and m["scenario"]["native"] is True

@@ -214,3 +214,26 @@ def test_in_process_llm_eval_gets_the_active_lora_adapter(home, capsys):
     assert "LoRA adapter loaded: v3" in capsys.readouterr().out
     assert LearningSession.open(sc, store=store, use_model=False).adapter is None   # --no-learned-model
     assert s.close(None, 42)["lora_version"] == 3
+
+
+def test_learn_once_on_two_jobs_learns_the_same(home, capsys):
+    """The simulated evals of the search run on threads (-j): the same
+    candidates, the same numbers, the same model."""
+    scenario = str(SCENARIOS / "troubleshooting.toml")
+    assert main(["eval", scenario, "-n", "30", "--learning", "-q"]) == 0
+    store = _store(home)
+
+    def learned(jobs: int):
+        out = learn_once(scenario, store=store, apply=False, train_runs=300, heldout_runs=600, jobs=jobs)
+        model = json.loads(out.model.to_json())
+        for part in ("train", "heldout"):              # the clock: each simulated eval's seconds
+            for side in model["validation"][part].values():
+                side.pop("seconds")
+        model.pop("created")
+        return model
+
+    assert learned(1) == learned(2)
+    capsys.readouterr()
+    assert main(["learn", "once", scenario, "--train-runs", "100", "--heldout-runs", "100", "-j", "2",
+                 "--dry-run"]) == 0
+    assert "held-out seeds" in capsys.readouterr().out
