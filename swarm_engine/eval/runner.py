@@ -58,6 +58,7 @@ class EvalResult:
     stopped: bool = False
     llm: dict = field(default_factory=dict)             # LlmStats.summary() of LLM-managed evals
     per_run_llm: dict = field(default_factory=dict)     # llm_calls, llm_errors, ... per run
+    cluster: dict = field(default_factory=dict)         # a cluster eval's nodes, chunks, retries (cluster.record)
 
     @property
     def runs(self) -> int:
