@@ -65,11 +65,25 @@ def ray_cluster(addr: ClusterAddress, *, num_cpus: int | None = None, temp_dir: 
         else:
             ray.init(address=addr.address, **quiet)
     except (ConnectionError, RuntimeError, TimeoutError, ValueError) as exc:
-        raise ClusterError(f"cannot connect to the Ray cluster at {addr}: {_first_line(exc)}") from None
+        raise ClusterError(f"cannot connect to the Ray cluster at {addr}: {_first_line(exc)}{_auth_hint(exc)}") \
+            from None
     try:
         yield ray
     finally:
         ray.shutdown()
+
+
+def _auth_hint(exc: BaseException) -> str:
+    """Ray (2.5x+) turns token authentication on for clusters it starts, and a driver
+    given an address explicitly does not look for the token: say what to set."""
+    chain, seen = [], exc
+    while seen is not None:
+        chain.append(f"{type(seen).__name__} {seen}")
+        seen = seen.__cause__ or seen.__context__
+    if any("AuthToken" in text or "AuthenticationError" in text for text in chain):
+        return (" (the cluster wants its token: set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN, or "
+                "RAY_AUTH_TOKEN_PATH, as its nodes have it)")
+    return ""
 
 
 def _first_line(exc: BaseException) -> str:

@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import socket
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -20,9 +21,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-__all__ = ["comparable", "free_port", "RayNodes", "ray_temp_dir"]
+__all__ = ["comparable", "assert_same_runs", "free_port", "RayNodes", "ray_temp_dir", "ray_auth_env"]
 
 # what differs between two evals of the same runs: timings, and where they ran
 _TIMING = ("wall_seconds", "actions_per_sec")
@@ -37,14 +39,53 @@ def comparable(report: dict) -> dict:
     return out
 
 
+def assert_same_runs(a, b) -> None:
+    """Two EvalResults hold the same runs (every per-run array but the wall times), for evals
+    too large to compare as reports."""
+    from swarm_engine.eval.merge import ARRAY_FIELDS
+
+    for name in ARRAY_FIELDS:
+        if name != "wall":
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert a.reason == b.reason
+    for table in ("conditions", "milestones", "per_run_llm"):
+        x, y = getattr(a, table), getattr(b, table)
+        assert x.keys() == y.keys()
+        for key in x:
+            np.testing.assert_array_equal(x[key], y[key], err_msg=f"{table}.{key}")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
+# Ray (2.5x+) turns token authentication on for the clusters it starts, and reads the
+# mode when it is imported: a token of this test session's own, set up before any
+# test module imports ray, so that nothing is read from or written to ~/.ray and the
+# driver, the `ray start` nodes and `swarm` subprocesses share it. A user's own
+# RAY_AUTH_MODE is left alone.
+_AUTH_DIR = tempfile.mkdtemp(prefix="rtauth", dir="/tmp")
+if "RAY_AUTH_MODE" not in os.environ:
+    (Path(_AUTH_DIR) / "auth_token").write_text(secrets.token_hex(32))
+    os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(Path(_AUTH_DIR) / "auth_token"))
+
+
+def ray_auth_env() -> dict[str, str]:
+    """What a Ray process needs to join this session's clusters."""
+    return {k: os.environ[k] for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_TOKEN") if k in os.environ}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_auth_dir() -> Iterator[None]:
+    yield
+    shutil.rmtree(_AUTH_DIR, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def ray_temp_dir() -> Iterator[str]:
+    """Ray's folder for one module (short: Ray's socket paths must stay under 108 bytes)."""
     path = tempfile.mkdtemp(prefix="rt", dir="/tmp")
     yield path
     shutil.rmtree(path, ignore_errors=True)
@@ -77,7 +118,7 @@ class RayNodes:
                     f"--temp-dir={self.temp_dir}", "--object-store-memory=100000000", *common]
         else:
             args = [exe, "start", f"--address={self.address}", "--object-store-memory=100000000", *common]
-        proc = subprocess.Popen(args, env={**self.env, **self.HEALTH}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        proc = subprocess.Popen(args, env={**self.env, **ray_auth_env(), **self.HEALTH}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
         self.procs.append(proc)
         return proc
