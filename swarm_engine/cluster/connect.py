@@ -8,6 +8,7 @@ of Ray's minute of retries and its log lines.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,6 +51,10 @@ def ray_cluster(addr: ClusterAddress, *, num_cpus: int | None = None, temp_dir: 
                 timeout: float = CONNECT_TIMEOUT_S) -> Iterator[ModuleType]:
     """Connected to ``addr`` while inside; Ray shut down after (a Ray this process
     had already connected is used as it is and left running)."""
+    if addr.kind == "local":
+        # Ray starts its clusters with token authentication (2.5x+) and warns that it did;
+        # asked for by name (before the import: Ray reads it then), it is the same without the line
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
     ray = import_ray()
     if ray.is_initialized():
         yield ray
@@ -76,7 +81,8 @@ def ray_cluster(addr: ClusterAddress, *, num_cpus: int | None = None, temp_dir: 
 def _auth_hint(exc: BaseException) -> str:
     """Ray (2.5x+) turns token authentication on for clusters it starts, and a driver
     given an address explicitly does not look for the token: say what to set."""
-    chain, seen = [], exc
+    chain: list[str] = []
+    seen: BaseException | None = exc
     while seen is not None:
         chain.append(f"{type(seen).__name__} {seen}")
         seen = seen.__cause__ or seen.__context__

@@ -68,7 +68,7 @@ def run_eval_cluster(scenario: Scenario, runs: int, seed: int = 42, *, address: 
         raise ClusterError(f"the Ray cluster at {address} has {cpus} CPUs; a chunk needs {CPUS_PER_CHUNK}")
     slots = cpus // CPUS_PER_CHUNK
     record = ClusterRecord(address=address, ray_version=ray.__version__, cpus=cpus, cpus_per_chunk=CPUS_PER_CHUNK)
-    lost = tuple(e for e in (getattr(ray.exceptions, n, None) for n in _LOST) if isinstance(e, type))
+    lost = _lost_errors(ray)
     task = ray.remote(run_chunk).options(num_cpus=CPUS_PER_CHUNK, max_retries=0, scheduling_strategy="SPREAD")
     sizer = ChunkSizer(runs, slots, fixed=chunk_runs)
     crash = _crash_indices()
@@ -98,8 +98,8 @@ def run_eval_cluster(scenario: Scenario, runs: int, seed: int = 42, *, address: 
                     payload = ray.get(ref)
                 except lost as exc:
                     if chunk.attempt >= retries:
-                        raise ClusterError(f"chunk {chunk.index} (seeds {chunk.seed}..{chunk.seed + chunk.runs - 1}) "
-                                           f"was lost on all {chunk.attempt + 1} attempts, last: {_line(exc)}") from None
+                        raise ClusterError(f"{_named(chunk)} was lost on all {chunk.attempt + 1} attempts, "
+                                           f"last: {_line(exc)}") from None
                     record.retried(chunk.index, chunk.seed, chunk.runs, chunk.attempt, exc)
                     again = dataclasses.replace(chunk, attempt=chunk.attempt + 1)
                     pending[task.remote(again)] = again
@@ -136,6 +136,16 @@ def run_eval_cluster(scenario: Scenario, runs: int, seed: int = 42, *, address: 
     return result
 
 
+def _lost_errors(ray: Any) -> tuple[type[BaseException], ...]:
+    """Ray's exception classes of a chunk lost with its worker or node (those this Ray has)."""
+    found = (getattr(ray.exceptions, name, None) for name in _LOST)
+    return tuple(e for e in found if isinstance(e, type) and issubclass(e, BaseException))
+
+
+def _named(chunk: Chunk) -> str:
+    return f"chunk {chunk.index} (seeds {chunk.seed}..{chunk.seed + chunk.runs - 1})"
+
+
 def _crash_indices() -> set[int]:
     raw = os.environ.get(CRASH_ENV, "")
     return {int(x) for x in raw.split(",") if x.strip().isdigit()}
@@ -149,7 +159,7 @@ def _line(exc: BaseException) -> str:
 def _task_error(exc: Any, chunk: Chunk) -> BaseException:
     """A chunk that raised on its node: the engine's own error as one line; a bug keeps its traceback."""
     cause = getattr(exc, "cause", None)
-    where = f"chunk {chunk.index} (seeds {chunk.seed}..{chunk.seed + chunk.runs - 1}) on a Ray node"
+    where = f"{_named(chunk)} on a Ray node"
     if isinstance(cause, SwarmError):
         return ClusterError(f"{where}: {cause}")
     if isinstance(cause, ImportError):

@@ -9,10 +9,10 @@ Ray behind and no other Ray on the machine is touched.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -118,7 +118,8 @@ class RayNodes:
                     f"--temp-dir={self.temp_dir}", "--object-store-memory=100000000", *common]
         else:
             args = [exe, "start", f"--address={self.address}", "--object-store-memory=100000000", *common]
-        proc = subprocess.Popen(args, env={**self.env, **ray_auth_env(), **self.HEALTH}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env = {**self.env, **ray_auth_env(), **self.HEALTH}
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
         self.procs.append(proc)
         return proc

@@ -71,7 +71,8 @@ def test_a_worker_killed_mid_eval_is_retried_and_recorded(monkeypatch):
 
 def test_a_chunk_that_dies_every_time_ends_the_eval_in_one_line(monkeypatch):
     monkeypatch.setenv(CRASH_ENV, "0")
-    with pytest.raises(ClusterError, match=r"^chunk 0 \(seeds 0\.\.9\) was lost on all 1 attempts, last: WorkerCrashedError"):
+    lost = r"^chunk 0 \(seeds 0\.\.9\) was lost on all 1 attempts, last: WorkerCrashedError"
+    with pytest.raises(ClusterError, match=lost):
         run_eval_cluster(load_scenario(builtin_scenario("troubleshooting")), 20, 0, chunk_runs=10, retries=0)
 
 
