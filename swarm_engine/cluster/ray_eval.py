@@ -82,7 +82,7 @@ def run_eval_cluster(scenario: Scenario, runs: int, seed: int = 42, *, address: 
     try:
         while cursor < end or pending:
             t = time.perf_counter()
-            while cursor < end and len(pending) < IN_FLIGHT_PER_SLOT * slots:
+            while cursor < end and len(pending) < sizer.in_flight(IN_FLIGHT_PER_SLOT):
                 n = sizer.next(end - cursor)
                 chunk = chunk_of(scenario, index, cursor, n, crash=index in crash, **options)
                 pending[task.remote(chunk)] = chunk
