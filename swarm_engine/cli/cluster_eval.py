@@ -1,4 +1,4 @@
-"""``swarm eval --cluster``: the command's evals sent to a Ray cluster instead of run here.
+"""``--cluster`` (``swarm eval``, ``swarm learn once``): the command's evals sent to a Ray cluster.
 
 Kept apart from eval_cmd.py so that the command only swaps its runner: the
 cluster is joined (or started) once for all the scenario files of the
@@ -21,8 +21,10 @@ Runner = Callable[..., EvalResult]
 
 
 @contextlib.contextmanager
-def eval_runner(cluster: str | None, *, trace: Any, learning: bool, memory: str | None) -> Iterator[Runner]:
-    """``run_eval`` without ``--cluster``; with it, a runner on that cluster while inside."""
+def eval_runner(cluster: str | None, *, trace: Any = None, learning: bool = False,
+                memory: str | None = None) -> Iterator[Runner]:
+    """``run_eval`` without ``--cluster``; with it, a runner on that cluster while inside
+    (``swarm eval``, and ``swarm learn once`` for its candidates' evals)."""
     if cluster is None:
         yield run_eval
         return
@@ -35,10 +37,10 @@ def eval_runner(cluster: str | None, *, trace: Any, learning: bool, memory: str 
         raise ConfigError("--learning updates the learning store between blocks of runs here; it cannot be "
                           "combined with --cluster (give --no-learning)", path="--learning")
 
-    def run(scenario, runs: int, seed: int, *, progress=None, llm_fallback: bool = False,
+    def run(scenario, runs: int, seed: int, *, progress=None, llm: bool = True, llm_fallback: bool = False,
             **_local_only: Any) -> EvalResult:
         # trace and recorder are refused above; llm_stats and warn are the local progress bar's
-        return run_eval_cluster(scenario, runs, seed, address=str(addr), progress=progress,
+        return run_eval_cluster(scenario, runs, seed, address=str(addr), progress=progress, llm=llm,
                                 llm_fallback=llm_fallback, memory=memory)
 
     with ray_cluster(addr):

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+import numpy as np
 
 from swarm_engine._version import __version__
 from swarm_engine.errors import ConfigError
@@ -86,7 +87,17 @@ def rebuild(chunk: Chunk) -> Scenario:
         if len(_BUILT) >= _BUILT_MAX:
             _BUILT.pop(next(iter(_BUILT)))
         _BUILT[key] = sc
-    return dataclasses.replace(sc, config=dataclasses.replace(sc.config, selector=chunk.selector))
+    return dataclasses.replace(sc, config=dataclasses.replace(sc.config, selector=_writable(chunk.selector)))
+
+
+def _writable(selector: SelectorConfig) -> SelectorConfig:
+    """The selector with its learned tables copied: Ray hands numpy arrays over
+    read-only (straight from its object store), and the kernel writes through them."""
+    if selector.bonus is None and selector.prior is None:
+        return selector
+    bonus = None if selector.bonus is None else np.array(selector.bonus)
+    prior = None if selector.prior is None else tuple(None if t is None else np.array(t) for t in selector.prior)
+    return dataclasses.replace(selector, bonus=bonus, prior=prior)
 
 
 def _build(chunk: Chunk) -> Scenario:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,11 +57,15 @@ def with_selector(scenario: Scenario, selector: SelectorConfig) -> Scenario:
     return dataclasses.replace(scenario, config=dataclasses.replace(scenario.config, selector=selector))
 
 
-def simulate(scenario: Scenario, selector: SelectorConfig, seed: int, runs: int) -> SimResult:
-    """Run ``runs`` seeds from ``seed`` with ``selector`` (bandit only, no LLM)."""
+def simulate(scenario: Scenario, selector: SelectorConfig, seed: int, runs: int,
+             evaluate: Callable[..., Any] | None = None) -> SimResult:
+    """Run ``runs`` seeds from ``seed`` with ``selector`` (bandit only, no LLM).
+
+    ``evaluate`` runs the eval instead of :func:`run_eval`, with its arguments
+    (``learn once --cluster`` passes a Ray cluster's)."""
     from swarm_engine.eval.runner import run_eval
 
-    res = run_eval(with_selector(scenario, selector), runs, seed, llm=False)
+    res = (evaluate or run_eval)(with_selector(scenario, selector), runs, seed, llm=False)
     ok = res.success
     acts = res.actions[ok].astype(np.float64)
     n = int(acts.shape[0])

@@ -45,3 +45,8 @@ def test_trace_and_cluster_do_not_mix(swarm, tmp_path):
     line = _one_error_line(swarm("eval", TROUBLESHOOTING, "-n", "5", "--cluster", "ray", "--trace",
                                  tmp_path / "t.jsonl"))
     assert "--trace" in line and "--cluster" in line
+
+
+def test_learn_once_takes_the_same_cluster_values(swarm):
+    line = _one_error_line(swarm("learn", "once", TROUBLESHOOTING, "--cluster", "rey"))
+    assert "--cluster: expected ray, auto or ray://HOST:PORT, got 'rey'" in line

@@ -6,6 +6,8 @@ boundary: the scenario travels as text and comes back as arrays.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from swarm_engine.cluster.ray_eval import CRASH_ENV, run_eval_cluster
@@ -83,3 +85,33 @@ def test_an_engine_error_on_the_node_is_one_line():
     text = str(info.value)
     assert text.startswith("chunk ") and "on a Ray node: " in text and "memory" in text
     assert "\n" not in text
+
+
+def _untimed(value):
+    if isinstance(value, dict):
+        return {k: _untimed(v) for k, v in value.items() if k not in ("seconds", "created")}
+    if isinstance(value, list):
+        return [_untimed(v) for v in value]
+    return value
+
+
+def test_learn_once_on_the_cluster_learns_what_it_learns_here(tmp_path, monkeypatch):
+    from functools import partial
+
+    import msgspec
+
+    from swarm_engine.cli.main import main
+    from swarm_engine.learn.offline import learn_once
+    from swarm_engine.learn.store import LearningStore
+
+    monkeypatch.setenv("SWARM_HOME", str(tmp_path))
+    path = builtin_scenario("troubleshooting")
+    assert main(["eval", str(path), "-n", "30", "--learning", "-q"]) == 0
+    store = LearningStore(tmp_path / ".swarm-engine" / "learning")
+    args = {"store": store, "apply": False, "train_runs": 300, "heldout_runs": 600, "budget_seconds": 1e6}
+    here = learn_once(str(path), **args)
+    there = learn_once(str(path), **args, evaluate=partial(run_eval_cluster, chunk_runs=100))
+    assert _untimed(there.validation) == _untimed(here.validation)
+    untimed = lambda lines: [re.sub(r" in [0-9.]+ s\b", "", line) for line in lines]
+    assert untimed(there.lines) == untimed(here.lines)
+    assert _untimed(msgspec.to_builtins(there.model)) == _untimed(msgspec.to_builtins(here.model))
