@@ -38,10 +38,15 @@ def eval_runner(cluster: str | None, *, trace: Any = None, learning: bool = Fals
                           "combined with --cluster (give --no-learning)", path="--learning")
 
     def run(scenario, runs: int, seed: int, *, progress=None, llm: bool = True, llm_fallback: bool = False,
-            **_local_only: Any) -> EvalResult:
-        # trace and recorder are refused above; llm_stats and warn are the local progress bar's
-        return run_eval_cluster(scenario, runs, seed, address=str(addr), progress=progress, llm=llm,
-                                llm_fallback=llm_fallback, memory=memory)
+            warn: Callable[[str], None] | None = None, **_local_only: Any) -> EvalResult:
+        # trace and recorder are refused above; llm_stats is the local progress bar's
+        result = run_eval_cluster(scenario, runs, seed, address=str(addr), progress=progress, llm=llm,
+                                  llm_fallback=llm_fallback, memory=memory)
+        for r in result.cluster.get("retries", []):
+            if warn is not None:
+                warn(f"chunk {r['chunk']} (seeds {r['seeds'][0]}..{r['seeds'][1]}) was lost with its worker or "
+                     f"node ({r['error']}) and ran again; the report records it")
+        return result
 
     with ray_cluster(addr):
         yield run

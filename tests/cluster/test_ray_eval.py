@@ -16,7 +16,7 @@ from swarm_engine.eval.builtin import builtin_scenario
 from swarm_engine.eval.loader import load_scenario
 from swarm_engine.eval.report import build_report
 from swarm_engine.eval.runner import run_eval
-from tests.cluster.conftest import comparable
+from tests.cluster.conftest import assert_same_runs, comparable
 from tests.paths import DATA
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[cluster]' (.ci/run installs it)")
@@ -115,3 +115,18 @@ def test_learn_once_on_the_cluster_learns_what_it_learns_here(tmp_path, monkeypa
     untimed = lambda lines: [re.sub(r" in [0-9.]+ s\b", "", line) for line in lines]
     assert untimed(there.lines) == untimed(here.lines)
     assert _untimed(msgspec.to_builtins(there.model)) == _untimed(msgspec.to_builtins(here.model))
+
+
+def test_ctrl_c_keeps_the_chunks_finished_in_seed_order():
+    sc = load_scenario(builtin_scenario("troubleshooting"))
+    calls = []
+
+    def interrupt(done: int, ok: int) -> None:
+        calls.append(done)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    result = run_eval_cluster(sc, 4000, 9, chunk_runs=100, progress=interrupt)
+    assert result.stopped and result.requested == 4000
+    assert 0 < result.runs < 4000 and result.runs % 100 == 0
+    assert_same_runs(result, run_eval(sc, result.runs, 9))

@@ -73,13 +73,17 @@ def test_the_cli_joins_the_cluster_of_ray_address(nodes, swarm_exe_path, subproc
     path = builtin_scenario("search")
     env = {**subprocess_env, **ray_auth_env(), "SWARM_HOME": str(tmp_path),
            "RAY_ADDRESS": nodes.address}
-    run = lambda *args: subprocess.run([swarm_exe_path, "eval", str(path), "-n", "150", "-s", "9", "-q", *args],
-                                       capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
-    here, there = run("-o", "local.json"), run("-o", "cluster.json", "--cluster", "auto")
+    run = lambda *args, **more: subprocess.run(
+        [swarm_exe_path, "eval", str(path), "-n", "150", "-s", "9", "-q", *args], capture_output=True, text=True,
+        env={**env, **more}, cwd=tmp_path, timeout=300)
+    # and chunk 0's first worker dies (test-only fault injection): a warning line, a recorded retry
+    here, there = run("-o", "local.json"), run("-o", "cluster.json", "--cluster", "auto", SWARM_CLUSTER_CRASH="0")
     assert here.returncode == 0 and there.returncode == 0, there.stderr
     local, remote = (json.loads((tmp_path / f).read_text()) for f in ("local.json", "cluster.json"))
     assert comparable(remote) == comparable(local)
     assert remote["cluster"]["address"] == f"auto ({nodes.address})" and remote["cluster"]["cpus"] == 2
+    assert [r["chunk"] for r in remote["cluster"]["retries"]] == [0]
+    assert "warning: chunk 0 (seeds 9.." in there.stderr and "ran again" in there.stderr
 
 
 def test_a_node_killed_mid_eval_costs_a_retry_not_a_run(nodes):
