@@ -87,8 +87,9 @@ def test_the_cli_joins_the_cluster_of_ray_address(nodes, swarm_exe_path, subproc
 
 
 def test_a_node_killed_mid_eval_costs_a_retry_not_a_run(nodes):
-    """Last in this module: it takes the second node down. Chunks of ~0.1 s (50000 runs of
-    ~2.5 us): when the first one is back, the second node is in the middle of one."""
+    """Last in this module: it takes the second node down. Chunks of ~0.3 s (120,000 runs of
+    ~2.5 us): when the first one is back, the second node is in the middle of one (the gap
+    between two of its chunks is a few ms of the 0.3 s)."""
     sc = load_scenario(builtin_scenario("troubleshooting"))
     second = nodes.procs[1]
     killed = []
@@ -98,8 +99,8 @@ def test_a_node_killed_mid_eval_costs_a_retry_not_a_run(nodes):
             killed.append(done)
             nodes.kill(second)
 
-    runs = 1_000_000
-    remote = run_eval_cluster(sc, runs, 3, chunk_runs=50_000, progress=kill_second_node, address=nodes.address)
+    runs = 1_200_000
+    remote = run_eval_cluster(sc, runs, 3, chunk_runs=120_000, progress=kill_second_node, address=nodes.address)
     assert killed and second.poll() is not None
     assert remote.runs == runs and not remote.stopped
     assert_same_runs(remote, run_eval(sc, runs, 3))
