@@ -24,10 +24,10 @@ def nodes(ray_temp_dir, subprocess_env):
     cluster = RayNodes(ray_temp_dir, subprocess_env)
     try:
         cluster.start(cpus=1)
-        wait_for(lambda: _answers(cluster.address), "the Ray head", timeout=90)
+        wait_for(lambda: _answers(cluster.address), "the Ray head", timeout=180)
         ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)
         cluster.start(cpus=1)
-        wait_for(lambda: len([n for n in ray.nodes() if n["Alive"]]) == 2, "the second Ray node", timeout=90)
+        wait_for(lambda: len([n for n in ray.nodes() if n["Alive"]]) == 2, "the second Ray node", timeout=180)
         _a_worker_on_each_node()
         yield cluster
     finally:
@@ -43,7 +43,7 @@ def _a_worker_on_each_node() -> None:
     where = ray.remote(num_cpus=1)(lambda: ray.get_runtime_context().get_node_id())
     ids = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
     got = ray.get([where.options(scheduling_strategy=NodeAffinitySchedulingStrategy(i, soft=False)).remote()
-                   for i in ids], timeout=120)
+                   for i in ids], timeout=180)
     assert sorted(got) == sorted(ids)
 
 
