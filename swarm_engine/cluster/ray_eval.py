@@ -120,8 +120,10 @@ def run_eval_cluster(scenario: Scenario, runs: int, seed: int = 42, *, address: 
                 progress(done, ok)
     except KeyboardInterrupt:
         stopped = True
-        for ref in pending:
-            ray.cancel(ref, force=True)
+        _cancel(ray, pending)
+    except BaseException:
+        _cancel(ray, pending)             # a failed eval leaves nothing running on the cluster
+        raise
     t = time.perf_counter()
     ordered: list[EvalResult] = []          # the chunks in seed order, up to the first one missing
     while len(ordered) in parts:
@@ -134,6 +136,11 @@ def run_eval_cluster(scenario: Scenario, runs: int, seed: int = 42, *, address: 
     record.wall_seconds = result.engine_seconds
     result.cluster = record.as_dict()
     return result
+
+
+def _cancel(ray: Any, pending: dict[Any, Chunk]) -> None:
+    for ref in pending:
+        ray.cancel(ref, force=True)
 
 
 def _lost_errors(ray: Any) -> tuple[type[BaseException], ...]:
