@@ -10,7 +10,8 @@
     ├── LlmError                    an LLM backend
     │   ├── LlmTransientError       retry with backoff (timeouts, 5xx, refused)
     │   └── LlmPermanentError       do not retry (4xx, bad model)
-    └── StoreError                  learning store, reports, files on disk
+    ├── StoreError                  learning store, reports, files on disk
+    └── ClusterError                a Ray cluster: unreachable, a node that cannot run a chunk
 
 Library exceptions (msgspec, tomllib, httpx, llama_cpp) are mapped to these at
 the boundary with ``raise ... from``; anything else escaping is a bug and keeps
@@ -31,6 +32,7 @@ __all__ = [
     "LlmTransientError",
     "LlmPermanentError",
     "StoreError",
+    "ClusterError",
     "one_line",
 ]
 
@@ -126,3 +128,8 @@ class LlmPermanentError(LlmError):
 
 class StoreError(SwarmError):
     """Reading or writing the engine's files (reports, learning store) failed."""
+
+
+class ClusterError(SwarmError):
+    """A cluster eval (``swarm eval --cluster``) could not be run: the cluster
+    does not answer, or a chunk failed on every node it was tried on."""

@@ -28,6 +28,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("cli", ("swarm_engine.cli",)),
     ("bench", ("swarm_engine.bench",)),
     ("face", ("swarm_engine",)),
+    ("cluster", ("swarm_engine.cluster",)),
     ("learn", ("swarm_engine.learn",)),
     ("eval", ("swarm_engine.eval",)),
     ("llm", ("swarm_engine.llm",)),

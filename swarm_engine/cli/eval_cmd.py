@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from swarm_engine.cli import options
+from swarm_engine.cli.cluster_eval import Runner, eval_runner
 from swarm_engine.cli.eval_files import EvalFiles, expand
 from swarm_engine.core.hooks import Hook
 from swarm_engine.errors import ScenarioError
@@ -175,7 +176,8 @@ def _table(rows: list[list[str]], title: str) -> Table:
 
 
 def _run_one(scenario: Scenario, runs: int, seed: int, quiet: bool, trace: Path | None,
-             recorder=None, llm_fallback: bool = False, jobs: int = 1) -> EvalResult:
+             recorder=None, llm_fallback: bool = False, jobs: int = 1,
+             run_eval: Runner = run_eval) -> EvalResult:
     from swarm_engine.llm.stats import LlmStats
 
     stats = LlmStats() if scenario.llm_managed else None
@@ -214,6 +216,7 @@ def eval_command(
     no_learned_model: bool = options.NO_LEARNED_MODEL,
     llm_fallback: bool | None = options.LLM_FALLBACK,
     memory: str | None = options.MEMORY_LIMIT,
+    cluster: str | None = options.CLUSTER,
 ) -> None:
     """Run each scenario RUNS times with seeds SEED, SEED+1, ... and report.
 
@@ -245,21 +248,22 @@ def eval_command(
               if (sc := files.attempt(f, error_line, _load_checked, f, variant, overrides, memory, limit, runs,
                                       record, n_jobs)) is not None]
     rows, reports = [], []
-    for i, sc in loaded:
-        many = len(files.files) > 1
-        t = trace if not many or trace is None else trace.with_name(f"{trace.stem}.{i}{trace.suffix}")
-        ran = files.attempt(sc.path or "", error_line, _eval_one, sc, runs, seed, quiet, verbose, t,
-                            learning, learning_key_, no_learned_model, fallback, n_jobs)
-        if ran is None:
-            continue
-        result, report = ran
-        if asked and result.jobs.get("reason"):
-            warn(f"{result.scenario.name}: ran on one core: {result.jobs['reason']}")
-        reports.append(report)
-        rows.append(_row(result, report))
-        if result.stopped:
-            console.print(f"[yellow]stopped: {result.runs} of {runs} runs finished[/]")
-            break
+    with eval_runner(cluster, trace=trace, learning=learning, memory=memory) as runner:
+        for i, sc in loaded:
+            many = len(files.files) > 1
+            t = trace if not many or trace is None else trace.with_name(f"{trace.stem}.{i}{trace.suffix}")
+            ran = files.attempt(sc.path or "", error_line, _eval_one, sc, runs, seed, quiet, verbose, t,
+                                learning, learning_key_, no_learned_model, fallback, n_jobs, runner)
+            if ran is None:
+                continue
+            result, report = ran
+            if asked and result.jobs.get("reason"):
+                warn(f"{result.scenario.name}: ran on one core: {result.jobs['reason']}")
+            reports.append(report)
+            rows.append(_row(result, report))
+            if result.stopped:
+                console.print(f"[yellow]stopped: {result.runs} of {runs} runs finished[/]")
+                break
     if output:
         _write_output(output, reports, files)
     if not quiet and rows:
@@ -287,7 +291,7 @@ def eval_command(
 
 def _eval_one(sc: Scenario, runs: int, seed: int, quiet: bool, verbose: bool, trace: Path | None,
               learning: bool, learning_key: str | None, no_learned_model: bool,
-              fallback: bool, jobs: int = 1) -> tuple[EvalResult, dict]:
+              fallback: bool, jobs: int = 1, runner: Runner = run_eval) -> tuple[EvalResult, dict]:
     """One scenario's eval (after its -v walk-through of one run): the result and its report."""
     if verbose and not sc.llm_managed:
         sw = sc.swarm(seed)
@@ -297,7 +301,7 @@ def _eval_one(sc: Scenario, runs: int, seed: int, quiet: bool, verbose: bool, tr
                       f"{res.actions} actions", highlight=False)
     session = LearningSession.open(sc, learning=learning, key=learning_key, use_model=not no_learned_model,
                                    say=None if quiet else _say)
-    result = _run_one(session.scenario, runs, seed, quiet, trace, session.recorder, fallback, jobs)
+    result = _run_one(session.scenario, runs, seed, quiet, trace, session.recorder, fallback, jobs, runner)
     report = build_report(result, adapter_version=session.adapter)
     report["learning"] = session.close(result, seed, say=None if quiet else _say)
     return result, report

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from swarm_engine.cli import options
+from swarm_engine.cli.cluster_eval import eval_runner
 from swarm_engine.learn.model import OfflineModel
 from swarm_engine.learn.offline import LearnError, learn_once, resolve_target
 from swarm_engine.learn.score import rate
@@ -42,14 +43,17 @@ def once_command(
     dry_run: bool = typer.Option(False, "--dry-run", help="Learn and validate, but do not apply."),
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
     jobs: int | None = options.JOBS,
+    cluster: str | None = options.CLUSTER,
 ) -> None:
     """Learn once: statistics, a parameter search by simulation, validation on held-out seeds."""
     store = _store()
     n_jobs, _asked = options.resolve_jobs(jobs, load_settings())
-    with console.status("learning...", spinner="dots") if not as_json else _null():
+    with eval_runner(cluster) as evaluate, \
+            console.status("learning...", spinner="dots") if not as_json else _null():
         out = learn_once(target, store=store, key=key, apply=not dry_run, train_runs=train_runs,
                          heldout_runs=heldout_runs, budget_seconds=budget,
-                         progress=None if as_json else _say, jobs=n_jobs)
+                         progress=None if as_json else _say, jobs=n_jobs,
+                         evaluate=None if cluster is None else evaluate)
     if as_json:
         print(json.dumps({"key": out.key, "applied": out.applied, "version": out.version,
                           "previous_version": out.previous_version, "lines": out.lines,

@@ -13,7 +13,7 @@ from swarm_engine.inputs import limits
 from swarm_engine.settings import Settings
 
 __all__ = ["RUNS", "SEED", "JOBS", "VERBOSE", "QUIET", "VARIANT", "PROVIDER", "MODEL", "ENDPOINT",
-           "LEARNING", "LEARNING_KEY", "NO_LEARNED_MODEL", "LLM_FALLBACK", "MEMORY_LIMIT",
+           "LEARNING", "LEARNING_KEY", "NO_LEARNED_MODEL", "LLM_FALLBACK", "MEMORY_LIMIT", "CLUSTER",
            "resolve_runs", "resolve_seed", "resolve_jobs", "check_seeds", "resolve_learning", "resolve_llm_fallback",
            "llm_overrides", "scenario_overrides"]
 
@@ -28,6 +28,9 @@ JOBS = typer.Option(None, "-j", "--jobs", min=0, max=limits.MAX_JOBS,
 MEMORY_LIMIT = typer.Option(None, "--memory-limit",
                             help="Refuse a run or eval estimated to need more memory: bytes (8G, 512M), a share "
                                  "of RAM (75%) or off \\[env SWARM_MEMORY_LIMIT, 50%].")
+CLUSTER = typer.Option(None, "--cluster",
+                       help="Run the evals on a Ray cluster: ray (start one on this machine), auto (join "
+                            "$RAY_ADDRESS) or ray://HOST:PORT (Ray Client); needs the cluster extra.")
 VERBOSE = typer.Option(False, "-v", "--verbose", help="Print tick snapshots of the first run.")
 QUIET = typer.Option(False, "-q", "--quiet", help="No progress bar and no table.")
 VARIANT = typer.Option(None, "--variant", help="Apply the named [[variants]] overrides.")

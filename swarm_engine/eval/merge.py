@@ -60,6 +60,7 @@ def concat_results(parts: Sequence[EvalResult], *, requested: int | None = None,
         reason=[r for p in kept for r in p.reason], conditions=conds, milestones=miles,
         engine_seconds=engine_seconds if engine_seconds is not None else sum(p.engine_seconds for p in kept),
         stopped=stopped, llm=_merge_llm([p.llm for p in kept]), per_run_llm=per_run_llm, jobs=dict(first.jobs),
+        cluster={},
         **arrays)
 
 
@@ -96,5 +97,5 @@ def from_payload(scenario: Scenario, payload: dict[str, Any]) -> EvalResult:
                       reason=list(payload["reason"]), conditions=dict(payload["conditions"]),
                       milestones=dict(payload["milestones"]), engine_seconds=float(payload["engine_seconds"]),
                       stopped=bool(payload["stopped"]), llm=dict(payload["llm"]),
-                      per_run_llm=dict(payload["per_run_llm"]), jobs=dict(payload.get("jobs", {})),
+                      per_run_llm=dict(payload["per_run_llm"]), jobs=dict(payload.get("jobs", {})), cluster={},
                       **{f: np.asarray(payload[f]) for f in ARRAY_FIELDS})

@@ -8,6 +8,7 @@ Schema version 1 (the manifest: docs/scenarios.md, "Run manifest")::
      summary {runs, requested, stopped, successes, success_rate, success_rate_ci95,
               pass_at_k {1,2,4,8}, pass_hat_k {1,2,4,8}, ticks {...}, actions {...},
               total_actions, wall_seconds, actions_per_sec, actions_by_kind {...}},
+     cluster {address, nodes, chunks, retries, ...} (only from swarm eval --cluster: cluster/record.py),
      runs [{index, seed, success, termination_reason, reason, ticks, actions,
             failed_actions, actions_by_kind, conditions, milestones, milestone_score,
             wall_seconds}]}
@@ -68,6 +69,8 @@ def build_report(result: EvalResult, *, include_runs: bool = True,
                       "run_seeds": [int(result.seeds[0]), int(result.seeds[-1])] if n else []},
         "summary": summary,
     }
+    if result.cluster:
+        report["cluster"] = dict(result.cluster)
     if include_runs:
         miles = np.sum(list(result.milestones.values()), axis=0) if result.milestones else np.zeros(n)
         report["runs"] = [

@@ -62,6 +62,7 @@ class EvalResult:
     llm: dict = field(default_factory=dict)             # LlmStats.summary() of LLM-managed evals
     per_run_llm: dict = field(default_factory=dict)     # llm_calls, llm_errors, ... per run
     jobs: dict = field(default_factory=dict)            # JobPlan.to_dict(): requested, used, mode, reason
+    cluster: dict = field(default_factory=dict)         # a cluster eval's nodes, chunks, retries (cluster.record)
 
     @property
     def runs(self) -> int:

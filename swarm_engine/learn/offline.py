@@ -157,10 +157,13 @@ def _candidates(m: OfflineModel, dim: str) -> list[OfflineModel]:
 def learn_once(target: str | Path, *, store: LearningStore | None = None, key: str | None = None,
                apply: bool = True, train_runs: int = 1000, heldout_runs: int = 2000,
                budget_seconds: float = 120.0, progress: ProgressFn | None = None,
-               jobs: int | None = 1) -> LearnOutcome:
+               jobs: int | None = 1, evaluate: Callable[..., Any] | None = None) -> LearnOutcome:
     """Learn a new offline model for ``target`` (scenario path or learning key);
     its simulated evals run on ``jobs`` threads or processes (0 or None: every
-    core), which changes their speed, never their runs."""
+    core), which changes their speed, never their runs.
+
+    ``evaluate`` runs each candidate's evals instead of ``run_eval``, with its
+    arguments (``swarm learn once --cluster``: on a Ray cluster)."""
     t_start = time.perf_counter()
     store = store if store is not None else LearningStore()
     say = progress or (lambda _m: None)
@@ -183,7 +186,7 @@ def learn_once(target: str | Path, *, store: LearningStore | None = None, key: s
             winner = model
         else:
             winner, validation = _search(scenario, model, current, lines, train_runs, heldout_runs,
-                                         budget_seconds, say, jobs)
+                                         budget_seconds, say, jobs, evaluate)
         winner.created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         winner.episodes = stats.episodes
         winner.validation = validation
@@ -202,7 +205,8 @@ def learn_once(target: str | Path, *, store: LearningStore | None = None, key: s
 
 
 def _search(scenario: Scenario, start: OfflineModel, current: OfflineModel | None, lines: list[str],
-            train_runs: int, heldout_runs: int, budget: float, say: ProgressFn, jobs: int | None = 1):
+            train_runs: int, heldout_runs: int, budget: float, say: ProgressFn, jobs: int | None = 1,
+            evaluate: Callable[..., Any] | None = None):
     actions = scenario.actions
     assert scenario.rules is not None, "learn_once searches planned scenarios only (it checks first)"
     args = list(scenario.rules.args.values)
@@ -213,7 +217,7 @@ def _search(scenario: Scenario, start: OfflineModel, current: OfflineModel | Non
 
     def run(m: OfflineModel | None, seed: int, n: int) -> SimResult:
         sel = base if m is None else selector_from_model(base, m, actions, args)
-        return simulate(scenario, sel, seed, n, jobs)
+        return simulate(scenario, sel, seed, n, jobs, evaluate)
 
     t0 = time.perf_counter()
     reference = current

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,12 +57,18 @@ def with_selector(scenario: Scenario, selector: SelectorConfig) -> Scenario:
     return dataclasses.replace(scenario, config=dataclasses.replace(scenario.config, selector=selector))
 
 
-def simulate(scenario: Scenario, selector: SelectorConfig, seed: int, runs: int, jobs: int | None = 1) -> SimResult:
+def simulate(scenario: Scenario, selector: SelectorConfig, seed: int, runs: int, jobs: int | None = 1,
+             evaluate: Callable[..., Any] | None = None) -> SimResult:
     """Run ``runs`` seeds from ``seed`` with ``selector`` (bandit only, no LLM)
-    on ``jobs`` threads or processes (0 or None: every core; the same runs)."""
+    on ``jobs`` threads or processes (0 or None: every core; the same runs).
+
+    ``evaluate`` runs the eval instead of :func:`run_eval`, with its arguments
+    (``learn once --cluster`` passes a Ray cluster's)."""
     from swarm_engine.eval.runner import run_eval
 
-    res = run_eval(with_selector(scenario, selector), runs, seed, llm=False, jobs=jobs)
+    sc = with_selector(scenario, selector)
+    res = evaluate(sc, runs, seed, llm=False) if evaluate is not None else run_eval(sc, runs, seed, llm=False,
+                                                                                    jobs=jobs)
     ok = res.success
     acts = res.actions[ok].astype(np.float64)
     n = int(acts.shape[0])

@@ -137,6 +137,11 @@ class Breaker:
     def open(self) -> bool:
         return self.opened_at is not None
 
+    @property
+    def probe_due(self) -> bool:
+        """Open, and the next ``check()`` would let its call through as the probe."""
+        return self.opened_at is not None and time.monotonic() - self._last_probe >= self.probe_every
+
     def check(self) -> None:
         if self.opened_at is None:
             return

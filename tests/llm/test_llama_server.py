@@ -560,7 +560,8 @@ class TestConfidence:
 
 class TestEndpointPool:
     """``[llm] endpoints``: workers dealt round-robin over the servers, each
-    keeping its slot on its server; a dead server fails only its own workers."""
+    keeping its slot on its server; a dead server's workers fail over to the live
+    ones until a probe finds it back."""
 
     def test_json_answers_use_every_endpoint_with_slot_affinity(self):
         seen: list[tuple[str, int | None]] = []
@@ -579,11 +580,12 @@ class TestEndpointPool:
         # worker w -> endpoint w % 2, slot (w // 2) % 2 there
         assert sorted(seen) == [("a.test", 0), ("a.test", 1), ("b.test", 0), ("b.test", 1)]
 
-    def test_a_dead_endpoint_opens_only_its_own_breaker(self):
+    def test_a_dead_endpoints_workers_fail_over_until_it_is_back(self):
         calls = []
+        alive = {"dead.test": False}
 
         def handler(req: httpx.Request) -> httpx.Response:
-            if req.url.host == "dead.test":
+            if req.url.host == "dead.test" and not alive["dead.test"]:
                 raise httpx.ConnectError("[Errno 111] Connection refused", request=req)
             if req.url.path == "/props":
                 return httpx.Response(200, json={"total_slots": 4})
@@ -591,13 +593,27 @@ class TestEndpointPool:
             return httpx.Response(200, json=completion(answer_json(CHOICES[0])))
 
         inv = LlamaServerInvoker(["http://dead.test:1", "http://ok.test:3"], transport=mock(handler), retries=0)
+        home = inv._breakers["http://dead.test:1"]
+
+        async def tick():
+            return await inv.decide([request(0), request(1)])
+
         async def ticks():
             try:
-                return [await inv.decide([request(0), request(1)]) for _ in range(3)]   # three ticks
+                first = [await tick() for _ in range(3)]
+                home.probe_every = 0.0            # a probe is due at every call from now on
+                probed = await tick()
+                alive["dead.test"] = True         # the server is back: the next probe finds it
+                back = [await tick() for _ in range(2)]
+                return first, probed, back
             finally:
                 await inv.aclose()
 
-        results = run(ticks())
-        assert all(ds[0].error == ERROR_TRANSIENT and ds[1].ok for ds in results)
-        assert "circuit open" in results[1][0].message     # the dead one fails at once...
-        assert calls == ["ok.test"] * 3                    # ...and the live one serves every tick
+        first, probed, back = run(ticks())
+        assert first[0][0].error == ERROR_TRANSIENT and first[0][1].ok     # the call that found it dead
+        assert all(d.ok for ds in first[1:] for d in ds)                   # then worker 0 went to ok.test
+        assert inv.failovers == 2
+        assert probed[0].error == ERROR_TRANSIENT and probed[1].ok         # the probe: still dead
+        assert all(d.ok for ds in back for d in ds) and not home.open      # back, and serving its worker
+        assert calls[:6] == ["ok.test"] * 6                  # 1 + 2 + 2 over the first ticks, 1 at the probe
+        assert sorted(calls[6:]) == ["dead.test"] * 2 + ["ok.test"] * 2

@@ -197,8 +197,9 @@ class LlamaServerInvoker:
         self._adapters: list[dict] | None = None
         self._slot_lora: dict[Any, tuple | None] = {}    # slot -> LoRA set it last ran under
         self._lora_sets: set[tuple | None] = set()
-        # one breaker per endpoint: a dead server of a pool fails its own workers' calls fast
+        # one breaker per endpoint: a dead server of a pool fails fast, and its workers fail over (_route)
         self._breakers = {u: Breaker(f"llama-server at {u}") for u in self.endpoints}
+        self.failovers = 0                  # requests sent to another endpoint while their own was dead
         self._breaker = self._breakers[self.base_url]
 
     # -- plumbing
@@ -248,10 +249,24 @@ class LlamaServerInvoker:
 
     def _route(self, req: DecisionRequest) -> tuple[str, int | None]:
         """(endpoint, index among its workers) of a request: the pool's
-        round-robin by ``slot`` (the worker), slot affinity within an endpoint."""
+        round-robin by ``slot`` (the worker), slot affinity within an endpoint.
+
+        Failover: while a worker's own endpoint is known dead (its breaker is
+        open and no probe is due), the worker goes to the next live endpoint of
+        the pool, unpinned (its slot there belongs to that server's own
+        workers); when a probe is due it goes home, so a server that came back
+        gets its workers back."""
         n = len(self.endpoints)
         k = req.slot if req.slot is not None else req.worker
-        return self.endpoints[k % n], (k // n if req.slot is not None else None)
+        home = self.endpoints[k % n]
+        breaker = self._breakers[home]
+        if n > 1 and breaker.open and not breaker.probe_due:
+            for step in range(1, n):
+                url = self.endpoints[(k + step) % n]
+                if not self._breakers[url].open:
+                    self.failovers += 1
+                    return url, None
+        return home, (k // n if req.slot is not None else None)
 
     async def _slots_of(self, url: str) -> int | None:
         if url == self.base_url:

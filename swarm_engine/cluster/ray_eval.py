@@ -1,0 +1,174 @@
+"""``swarm eval --cluster``: an eval's seeds in chunks, each a Ray task, merged into one result.
+
+The driver hands out contiguous chunks of seeds in order (sized by
+:class:`~swarm_engine.cluster.chunking.ChunkSizer`), keeps two per slot in
+flight so no node waits on it, and merges the chunks by seed
+(:func:`swarm_engine.eval.merge.concat_results`): the result is the local
+one, run for run. A chunk whose worker or node died is submitted again
+(Ray's own retries are off so that every retry is seen and recorded in the
+report); an error of the engine on a node (a bad scenario there, another
+engine version) ends the eval with its line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from swarm_engine.cluster.chunk_task import Chunk, chunk_of, run_chunk
+from swarm_engine.cluster.chunking import ChunkSizer
+from swarm_engine.cluster.connect import import_ray
+from swarm_engine.cluster.record import ClusterRecord
+from swarm_engine.errors import ClusterError, ConfigError, SwarmError
+from swarm_engine.eval.loader import Scenario
+from swarm_engine.eval.merge import concat_results, from_payload
+from swarm_engine.eval.runner import EvalResult
+from swarm_engine.inputs import limits
+
+__all__ = ["run_eval_cluster", "CPUS_PER_CHUNK", "RETRIES", "IN_FLIGHT_PER_SLOT", "CRASH_ENV"]
+
+# a chunk runs on one thread until run_eval takes jobs= (chunk_task._run); then a chunk
+# takes a node's CPUs and runs on all of them
+CPUS_PER_CHUNK = 1
+RETRIES = 3                  # resubmissions of one chunk after its worker or node died
+IN_FLIGHT_PER_SLOT = 2       # chunks queued per slot: the next one is there when one finishes
+CRASH_ENV = "SWARM_CLUSTER_CRASH"   # test-only fault injection: comma-separated chunk indices whose first attempt dies
+
+# Ray's errors for a task that died with its worker or node (retried); anything else is not
+_LOST = ("WorkerCrashedError", "NodeDiedError", "LocalRayletDiedError", "ObjectLostError", "OwnerDiedError",
+         "ObjectReconstructionFailedError", "RaySystemError", "ObjectFetchTimedOutError")
+
+ProgressFn = Callable[[int, int], None]
+
+
+def run_eval_cluster(scenario: Scenario, runs: int, seed: int = 42, *, address: str = "ray",
+                     progress: ProgressFn | None = None, llm: bool = True, llm_fallback: bool = False,
+                     memory: str | None = None, chunk_runs: int | None = None,
+                     retries: int = RETRIES) -> EvalResult:
+    """:func:`swarm_engine.eval.runner.run_eval` on the Ray cluster this process is connected
+    to (:func:`swarm_engine.cluster.connect.ray_cluster`); ``result.cluster`` says what ran where.
+
+    ``chunk_runs`` fixes the runs per chunk (default: adapted to the measured
+    costs); ``address`` is only recorded. Ctrl-C keeps the chunks finished in
+    seed order from the first one (``result.stopped``).
+    """
+    ray = import_ray()
+    if not ray.is_initialized():
+        raise ClusterError("not connected to a Ray cluster (use swarm_engine.cluster.ray_cluster or ray.init)")
+    if runs < 1:
+        raise ConfigError(f"runs must be at least 1, got {runs}")
+    problem = limits.seeds_error(seed, runs)
+    if problem:
+        raise ConfigError(problem)
+    cpus = int(ray.cluster_resources().get("CPU", 0))
+    if cpus < CPUS_PER_CHUNK:
+        raise ClusterError(f"the Ray cluster at {address} has {cpus} CPUs; a chunk needs {CPUS_PER_CHUNK}")
+    slots = cpus // CPUS_PER_CHUNK
+    record = ClusterRecord(address=address, ray_version=ray.__version__, cpus=cpus, cpus_per_chunk=CPUS_PER_CHUNK)
+    lost = _lost_errors(ray)
+    task = ray.remote(run_chunk).options(num_cpus=CPUS_PER_CHUNK, max_retries=0, scheduling_strategy="SPREAD")
+    sizer = ChunkSizer(runs, slots, fixed=chunk_runs)
+    crash = _crash_indices()
+    options: dict[str, Any] = {"memory": memory, "llm": llm, "llm_fallback": llm_fallback, "jobs": CPUS_PER_CHUNK}
+    pending: dict[Any, Chunk] = {}
+    parts: dict[int, EvalResult] = {}
+    end, cursor, index, done, ok = seed + runs, seed, 0, 0, 0
+    stopped = False
+    t0 = time.perf_counter()
+    busy = 0.0
+    try:
+        while cursor < end or pending:
+            t = time.perf_counter()
+            while cursor < end and len(pending) < sizer.in_flight(IN_FLIGHT_PER_SLOT):
+                n = sizer.next(end - cursor)
+                chunk = chunk_of(scenario, index, cursor, n, crash=index in crash, **options)
+                pending[task.remote(chunk)] = chunk
+                cursor, index = cursor + n, index + 1
+            busy += time.perf_counter() - t
+            ray.wait(list(pending), num_returns=1)
+            t = time.perf_counter()
+            ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
+            came = []
+            for ref in ready:
+                chunk = pending.pop(ref)
+                try:
+                    payload = ray.get(ref)
+                except lost as exc:
+                    if chunk.attempt >= retries:
+                        raise ClusterError(f"{_named(chunk)} was lost on all {chunk.attempt + 1} attempts, "
+                                           f"last: {_line(exc)}") from None
+                    record.retried(chunk.index, chunk.seed, chunk.runs, chunk.attempt, exc)
+                    again = dataclasses.replace(chunk, attempt=chunk.attempt + 1)
+                    pending[task.remote(again)] = again
+                    continue
+                except ray.exceptions.RayTaskError as exc:
+                    raise _task_error(exc, chunk) from None
+                part = from_payload(scenario, payload)
+                parts[chunk.index] = part
+                record.ran(part.runs, payload["node"], part.engine_seconds)
+                came.append(part)
+                done += part.runs
+                ok += int(part.success.sum())
+            spent = time.perf_counter() - t
+            busy += spent
+            for part in came:
+                sizer.observe(part.runs, part.engine_seconds, spent / len(came))
+            if progress and came:
+                progress(done, ok)
+    except KeyboardInterrupt:
+        stopped = True
+        _cancel(ray, pending)
+    except BaseException:
+        _cancel(ray, pending)             # a failed eval leaves nothing running on the cluster
+        raise
+    t = time.perf_counter()
+    ordered: list[EvalResult] = []          # the chunks in seed order, up to the first one missing
+    while len(ordered) in parts:
+        ordered.append(parts[len(ordered)])
+    if not ordered:
+        raise KeyboardInterrupt
+    result = concat_results(ordered, requested=runs, engine_seconds=time.perf_counter() - t0)
+    result.stopped = result.stopped or stopped
+    record.driver_seconds = busy + time.perf_counter() - t
+    record.wall_seconds = result.engine_seconds
+    result.cluster = record.as_dict()
+    return result
+
+
+def _cancel(ray: Any, pending: dict[Any, Chunk]) -> None:
+    for ref in pending:
+        ray.cancel(ref, force=True)
+
+
+def _lost_errors(ray: Any) -> tuple[type[BaseException], ...]:
+    """Ray's exception classes of a chunk lost with its worker or node (those this Ray has)."""
+    found = (getattr(ray.exceptions, name, None) for name in _LOST)
+    return tuple(e for e in found if isinstance(e, type) and issubclass(e, BaseException))
+
+
+def _named(chunk: Chunk) -> str:
+    return f"chunk {chunk.index} (seeds {chunk.seed}..{chunk.seed + chunk.runs - 1})"
+
+
+def _crash_indices() -> set[int]:
+    raw = os.environ.get(CRASH_ENV, "")
+    return {int(x) for x in raw.split(",") if x.strip().isdigit()}
+
+
+def _line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
+
+
+def _task_error(exc: Any, chunk: Chunk) -> BaseException:
+    """A chunk that raised on its node: the engine's own error as one line; a bug keeps its traceback."""
+    cause = getattr(exc, "cause", None)
+    where = f"{_named(chunk)} on a Ray node"
+    if isinstance(cause, SwarmError):
+        return ClusterError(f"{where}: {cause}")
+    if isinstance(cause, ImportError):
+        return ClusterError(f"{where}: {cause} (install swarm-engine, the driver's version, on every node)")
+    return exc

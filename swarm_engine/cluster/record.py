@@ -1,0 +1,56 @@
+"""What a cluster eval did, for the report's ``cluster`` section: nodes, chunks, retries.
+
+::
+
+    cluster {address, ray_version, cpus, cpus_per_chunk, chunks, chunk_runs {min, max, mean},
+             nodes [{node_id, host, chunks, runs, node_seconds}],
+             retries [{chunk, seeds [first, last], attempt, error, message}],
+             wall_seconds, driver_seconds}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["ClusterRecord"]
+
+
+@dataclass
+class ClusterRecord:
+    """Filled by the driver as chunks come back (or fail)."""
+
+    address: str
+    ray_version: str
+    cpus: int
+    cpus_per_chunk: int
+    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)     # node id -> its counts
+    sizes: list[int] = field(default_factory=list)                    # runs of each finished chunk
+    retries: list[dict[str, Any]] = field(default_factory=list)
+    wall_seconds: float = 0.0
+    driver_seconds: float = 0.0       # the driver's own work: submitting, fetching, merging (waits excluded)
+
+    def ran(self, runs: int, node: dict[str, Any], node_seconds: float) -> None:
+        """A chunk of ``runs`` came back from ``node`` (its ``node_id``, ``host``)."""
+        entry = self.nodes.setdefault(str(node.get("node_id")), {"node_id": str(node.get("node_id")),
+                                                                 "host": node.get("host"), "chunks": 0,
+                                                                 "runs": 0, "node_seconds": 0.0})
+        entry["chunks"] += 1
+        entry["runs"] += runs
+        entry["node_seconds"] += node_seconds
+        self.sizes.append(runs)
+
+    def retried(self, chunk: int, first_seed: int, runs: int, attempt: int, exc: BaseException) -> None:
+        """Chunk ``chunk``'s attempt ``attempt`` died (a node or worker lost); it goes again."""
+        lines = str(exc).strip().splitlines()
+        self.retries.append({"chunk": chunk, "seeds": [first_seed, first_seed + runs - 1], "attempt": attempt,
+                             "error": type(exc).__name__, "message": lines[0] if lines else ""})
+
+    def as_dict(self) -> dict[str, Any]:
+        sizes = self.sizes or [0]
+        return {"address": self.address, "ray_version": self.ray_version, "cpus": self.cpus,
+                "cpus_per_chunk": self.cpus_per_chunk, "chunks": len(self.sizes),
+                "chunk_runs": {"min": min(sizes), "max": max(sizes), "mean": sum(sizes) / len(sizes)},
+                "nodes": sorted(self.nodes.values(), key=lambda n: (str(n["host"]), n["node_id"])),
+                "retries": list(self.retries), "wall_seconds": self.wall_seconds,
+                "driver_seconds": self.driver_seconds}
