@@ -19,7 +19,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -28,6 +28,7 @@ from swarm_engine.errors import ConfigError, SwarmError, one_line
 from swarm_engine.eval.stats import wilson
 from swarm_engine.gui import catalog, panels
 from swarm_engine.gui.jobs import EvalRequest, JobQueue, load_for, validate_request
+from swarm_engine.gui.jsonsafe import SafeJSONResponse as JSONResponse
 from swarm_engine.gui.live import LiveRuns
 from swarm_engine.gui.reports import ReportFolder, compare, filter_runs, histogram
 from swarm_engine.gui.sse import sse_response
@@ -213,7 +214,7 @@ def create_app(state: GuiState) -> Starlette:
     def report(request: Request) -> dict:
         ref = _ref(request)
         rep = state.folder.load(ref)
-        runs_ = rep.get("runs") if isinstance(rep.get("runs"), list) else []
+        runs_: list = rep["runs"] if isinstance(rep.get("runs"), list) else []
         ticks = [float(r.get("ticks", 0)) for r in runs_ if isinstance(r, dict)]
         actions = [float(r.get("actions", 0)) for r in runs_ if isinstance(r, dict)]
         reasons: dict[str, int] = {}

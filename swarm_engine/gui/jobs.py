@@ -19,6 +19,7 @@ import queue
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -136,6 +137,11 @@ class EvalJob:
             "actions_per_sec": actions / actions_seconds if actions_seconds > 0 else None,
             "runs_per_sec": done / elapsed if elapsed > 0 else None, "elapsed": elapsed})
 
+    def _chunk_progress(self, done: int, ok: int, actions: int, seconds: float,
+                        started: float) -> Callable[[int, int], None]:
+        """The progress callback of one chunk: its runs counted after the chunks before it."""
+        return lambda d, s: self._progress(done + d, ok + s, actions, seconds, started)
+
     def _chunked(self, started: float) -> EvalResult:
         sc, req = self.scenario, self.request
         parts: list[EvalResult] = []
@@ -144,8 +150,7 @@ class EvalJob:
         chunk = MIN_CHUNK
         while done < req.runs and not self._stop.is_set():
             n = min(chunk, req.runs - done)
-            part = run_eval(sc, n, req.seed + done, progress=lambda d, s, d0=done, s0=ok, a=actions, t=seconds:
-                            self._progress(d0 + d, s0 + s, a, t, started))
+            part = run_eval(sc, n, req.seed + done, progress=self._chunk_progress(done, ok, actions, seconds, started))
             parts.append(part)
             done += part.runs
             ok += int(part.success.sum())

@@ -127,7 +127,7 @@ class LiveRun:
         gids, scores = k.selector_scores(256)
         if not len(gids):
             return []
-        order = np.argsort(-scores)[:top]
+        order = np.argsort(-scores, kind="stable")[:top]
         g = k.groups()
         name = swarm.environment.target_names or str
         out = []
@@ -135,7 +135,9 @@ class LiveRun:
             gid = int(gids[i])
             t = int(g["target"][gid])
             out.append({"action": swarm.action_names[int(g["action"][gid])], "target": name(t) if t >= 0 else None,
-                        "open": int(g["open"][gid]), "score": float(scores[i])})
+                        "open": int(g["open"][gid]),
+                        # an unvisited group scores +inf under UCB1: "untried" on the page
+                        "score": float(scores[i]) if np.isfinite(scores[i]) else None})
         return out
 
     def detail(self, limit: int = 1500, workers: int = 256) -> dict[str, Any]:

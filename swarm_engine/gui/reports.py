@@ -193,7 +193,7 @@ def compare(reports: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     from the first (the baseline)."""
     if len(reports) < 2:
         raise StoreError("compare needs two reports or more")
-    rows = []
+    rows: list[dict[str, Any]] = []
     base = reports[0][1]["summary"]
     for ref, rep in reports:
         s = rep["summary"]

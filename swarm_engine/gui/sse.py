@@ -10,12 +10,12 @@ tick. The stream ends with an ``end`` event once the topic is closed.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.responses import StreamingResponse
 
+from swarm_engine.gui.jsonsafe import dumps
 from swarm_engine.gui.topic import Topic
 
 __all__ = ["event_stream", "sse_response"]
@@ -34,7 +34,7 @@ def _coalesce(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _frame(event: dict[str, Any]) -> str:
-    return f"event: {event.get('type', 'message')}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n"
+    return f"event: {event.get('type', 'message')}\ndata: {dumps(event)}\n\n"
 
 
 async def event_stream(topic: Topic, interval: float = 0.1) -> AsyncIterator[str]:

@@ -52,11 +52,18 @@ function stream(path, handlers) {
   cleanup.push(() => es.close());
   return es;
 }
-function ciBar(lo, hi, p) {
+function ciBar(lo, hi, p, dom) {
   if (lo === null || lo === undefined) return `<div class="ci"></div>`;
+  const [a, b] = dom || [0, 1], at = (x) => 100 * (x - a) / (b - a);
   return `<div class="ci" title="95% interval ${pct(lo)} – ${pct(hi)}">
-    <div class="band" style="left:${100 * lo}%;width:${Math.max(0.4, 100 * (hi - lo))}%"></div>
-    ${p === null || p === undefined ? "" : `<div class="pt" style="left:${100 * p}%"></div>`}</div>`;
+    <div class="band" style="left:${at(lo)}%;width:${Math.max(0.4, at(hi) - at(lo))}%"></div>
+    ${p === null || p === undefined ? "" : `<div class="pt" style="left:${at(p)}%"></div>`}</div>`;
+}
+/** A scale [a, b] around every interval given, so that close rates near 100% stay apart on screen. */
+function ciDomain(cis) {
+  const lo = Math.min(...cis.map((c) => c[0])), hi = Math.max(...cis.map((c) => c[1]));
+  const pad = Math.max(0.005, (hi - lo) * 0.15);
+  return [Math.max(0, lo - pad), Math.min(1, hi + pad)];
 }
 function setActive(page) {
   document.querySelectorAll(".nav nav a").forEach((a) => a.classList.toggle("active", a.dataset.page === page));
@@ -274,7 +281,7 @@ async function pageRun(rid) {
     </div>
     <div class="grid2" style="grid-template-columns: 1fr minmax(280px, 380px)">
       <div class="panel"><h2>Exploration graph</h2>
-        <div class="legend"><span style="--c:#94a3b8">open</span><span style="--c:#3b82f6">assigned</span><span style="--c:#16a34a">done ok</span><span style="--c:#dc2626">done, failed</span><span style="--c:#fff;box-shadow:0 0 0 2px #111827;border-radius:50%">a worker is on it</span></div>
+        <div class="legend"><span style="--c:#94a3b8">open</span><span style="--c:#3b82f6">assigned</span><span style="--c:#16a34a">done ok</span><span style="--c:#dc2626">done, failed</span><span class="ring">ringed: a worker is on it</span></div>
         <div class="graph" id="rn-graph" style="min-height:560px"></div><div class="sub" id="rn-cap"></div><div id="rn-end"></div></div>
       <div><div class="panel"><h2>Frontier: best groups</h2><div id="rn-frontier" class="empty">–</div></div>
         <div class="panel"><h2>Workers' nodes</h2><div class="scroll" style="max-height:300px"><table><thead><tr><th>Worker</th><th>Node</th><th>Last tick</th></tr></thead><tbody id="rn-wtable"></tbody></table></div></div></div>
@@ -304,11 +311,11 @@ async function pageRun(rid) {
     q("rn-actions").textContent = t.actions.toLocaleString();
     q("rn-failed").textContent = `${t.failed_actions} failed`;
     q("rn-workers").innerHTML = Object.entries(t.workers).filter(([, v]) => v).map(([k, v]) => `<span class="chip">${esc(k)} ${v}</span>`).join("") || "–";
-    const top = t.frontier.length ? Math.max(...t.frontier.map((f) => Math.abs(f.score))) || 1 : 1;
+    const top = Math.max(1e-9, ...t.frontier.filter((f) => f.score !== null).map((f) => Math.abs(f.score)));
     q("rn-frontier").className = t.frontier.length ? "" : "empty";
     q("rn-frontier").innerHTML = t.frontier.length ? t.frontier.map((f) => `
-      <div style="margin-bottom:8px"><div style="display:flex;justify-content:space-between"><span class="mono">${esc(f.action)}(${esc(f.target || "")})</span><span class="mono">${num(f.score, 3)}</span></div>
-      <div class="bar"><span style="width:${100 * Math.abs(f.score) / top}%"></span></div><div class="sub" style="font-size:11px">${f.open} open</div></div>`).join("") : "frontier empty";
+      <div style="margin-bottom:8px"><div style="display:flex;justify-content:space-between"><span class="mono">${esc(f.action)}(${esc(f.target || "")})</span><span class="mono">${f.score === null ? "untried" : num(f.score, 3)}</span></div>
+      <div class="bar"><span style="width:${f.score === null ? 100 : 100 * Math.abs(f.score) / top}%;${f.score === null ? "background:#22d3ee" : ""}"></span></div><div class="sub" style="font-size:11px">${f.open} open</div></div>`).join("") : "frontier empty";
     dirty = true;
   };
   if (run.last) tick(run.last);
@@ -398,19 +405,21 @@ async function pageReport(ref) {
       <div>seeds</div><div class="mono">${esc(JSON.stringify((r.seed_info || {}).run_seeds))}</div><div>sha256</div><div class="mono">${esc(sc.sha256)}</div></div></div>`;
   if (!r.has_runs) return;
   const form = document.getElementById("rf");
-  let offset = 0; const limit = 100;
+  let offset = 0, asked = 0; const limit = 100;
   const load = async () => {
+    const mine = ++asked;                                 // typing a seed asks per key: only the last answer counts
     const f = new FormData(form);
     const qs = new URLSearchParams({ ref, status: f.get("status"), reason: f.get("reason"), seed: f.get("seed").trim(), offset, limit });
     const tb = document.querySelector("#rtable tbody");
     try {
       const d = await api(`/api/report/runs?${qs}`);
+      if (mine !== asked) return;
       tb.innerHTML = d.runs.map((x) => `<tr data-seed="${x.seed}"><td class="num">${x.index}</td><td class="num mono">${x.seed}</td><td>${x.success ? '<span class="chip ok">success</span>' : '<span class="chip bad">failed</span>'}</td><td>${esc(x.reason)}</td><td class="num">${x.ticks}</td><td class="num">${x.actions}</td><td class="num">${x.failed_actions}</td><td class="mono" style="font-size:11px">${esc(Object.entries(x.actions_by_kind || {}).map(([k, v]) => k + " " + v).join(", "))}</td></tr>`).join("") || `<tr><td colspan="8" class="empty">no run matches</td></tr>`;
       document.getElementById("rcount").textContent = `${d.matched.toLocaleString()} of ${d.total.toLocaleString()} runs`;
       document.getElementById("rpage").textContent = d.matched ? `${offset + 1}–${Math.min(offset + limit, d.matched)}` : "";
       document.getElementById("rprev").disabled = offset === 0;
       document.getElementById("rnext").disabled = offset + limit >= d.matched;
-    } catch (e) { tb.innerHTML = `<tr><td colspan="8">${errorBox(e.message)}</td></tr>`; document.getElementById("rcount").textContent = ""; }
+    } catch (e) { if (mine !== asked) return; tb.innerHTML = `<tr><td colspan="8">${errorBox(e.message)}</td></tr>`; document.getElementById("rcount").textContent = ""; }
   };
   form.addEventListener("input", () => { offset = 0; load(); });
   form.addEventListener("submit", (e) => e.preventDefault());
@@ -422,7 +431,7 @@ async function pageReport(ref) {
 function diffCell(d, fmt) {
   if (!d) return `<td class="sub">–</td>`;
   return `<td class="num">${fmt(d.difference)} <span class="sub">[${fmt(d.ci95[0])}, ${fmt(d.ci95[1])}]</span><br>
-    <span class="sig ${d.significant ? "yes" : "no"}">${d.significant ? "significant" : "not significant"}</span> <span class="sub">p = ${d.p_value < 1e-4 ? d.p_value.toExponential(1) : d.p_value.toFixed(4)}</span></td>`;
+    <span class="sig ${d.significant ? "yes" : "no"}">${d.significant ? "significant" : "not significant"}</span> <span class="sub">p ${d.p_value === 0 ? "< 1e-16" : "= " + (d.p_value < 1e-4 ? d.p_value.toExponential(1) : d.p_value.toFixed(4))}</span></td>`;
 }
 
 async function pageCompare(refs) {
@@ -432,12 +441,13 @@ async function pageCompare(refs) {
   let d;
   try { d = await api(`/api/compare?${qs}`); } catch (e) { document.getElementById("cmpbody").innerHTML = errorBox(e.message); return; }
   const sgn = (f) => (x) => (x > 0 ? "+" : "") + f(x);
+  const dom = ciDomain(d.reports.map((r) => r.ci95));
   document.getElementById("cmpbody").innerHTML = `
     <div class="panel"><h2>Success rate</h2>
       ${d.reports.map((r, i) => `<div style="display:grid;grid-template-columns:minmax(200px,320px) 90px 1fr;gap:12px;align-items:center;margin-bottom:10px">
         <div><b>${esc(r.scenario)}</b> ${r.variant ? `<span class="chip">${esc(r.variant)}</span>` : ""}${i === 0 ? ' <span class="chip accent">baseline</span>' : ""}<div class="sub mono" style="font-size:11px">${esc(r.ref)}</div></div>
-        <div style="font-size:18px;font-weight:650">${pct(r.success_rate)}</div><div>${ciBar(r.ci95[0], r.ci95[1], r.success_rate)}</div></div>`).join("")}
-      <div class="ci-scale" style="margin-left:calc(min(320px, 40%) + 102px)"><span>0%</span><span>50%</span><span>100%</span></div></div>
+        <div style="font-size:18px;font-weight:650">${pct(r.success_rate)}</div><div>${ciBar(r.ci95[0], r.ci95[1], r.success_rate, dom)}</div></div>`).join("")}
+      <div style="display:grid;grid-template-columns:minmax(200px,320px) 90px 1fr;gap:12px"><div></div><div></div><div class="ci-scale"><span>${pct(dom[0])}</span><span>${pct((dom[0] + dom[1]) / 2)}</span><span>${pct(dom[1])}</span></div></div></div>
     <div class="panel"><table id="cmptable"><thead><tr><th>Report</th><th class="num">Runs</th><th class="num">Success</th><th class="num">Actions mean</th><th class="num">Ticks mean</th><th class="num">Δ success vs baseline</th><th class="num">Δ actions</th><th class="num">Δ ticks</th></tr></thead><tbody>
       ${d.reports.map((r) => `<tr><td><b>${esc(r.scenario)}</b>${r.variant ? ` <span class="chip">${esc(r.variant)}</span>` : ""}<div class="sub mono" style="font-size:11px">${esc(r.ref)}</div></td><td class="num">${(r.runs || 0).toLocaleString()}</td><td class="num">${pct(r.success_rate)}<br><span class="sub">[${pct(r.ci95[0])}, ${pct(r.ci95[1])}]</span></td>
         <td class="num">${num((r.actions || {}).mean)}</td><td class="num">${num((r.ticks || {}).mean)}</td>
