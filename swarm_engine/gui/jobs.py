@@ -174,6 +174,12 @@ class EvalJob:
         return run_eval(self.scenario, req.runs, req.seed, llm_fallback=fallback, warn=self._warn,
                         progress=lambda d, s: self._progress(d, s, 0, 0.0, started))
 
+    def evaluate(self, started: float) -> EvalResult:
+        """The eval's result, its progress published on the way (chunked when native)."""
+        sc = self.scenario
+        native = sc.binding.native and not sc.llm_managed and sc.config.tick_duration_ms <= 0
+        return self._chunked(started) if native else self._whole(started)
+
     def _warn(self, line: str) -> None:
         self.topic.publish({"type": "warning", "message": one_line(line)})
 
@@ -184,8 +190,7 @@ class EvalJob:
         started = time.perf_counter()
         try:
             sc = self.scenario
-            native = sc.binding.native and not sc.llm_managed and sc.config.tick_duration_ms <= 0
-            result = self._chunked(started) if native else self._whole(started)
+            result = self.evaluate(started)
             self._progress(result.runs, int(result.success.sum()), int(result.actions.sum()),
                            result.engine_seconds, started, force=True)
             report = build_report(result)

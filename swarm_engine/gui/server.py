@@ -58,6 +58,10 @@ def serve(state: GuiState, *, host: str = "127.0.0.1", port: int = 0, open_brows
         threading.Timer(0.5, webbrowser.open, args=(url,)).start()
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        # uvicorn shuts down on the first Ctrl-C, then raises the signal again for the
+        # caller; here that is the end we asked for, not an interruption (exit 0)
+        pass
     finally:
         state.shutdown()
         sock.close()

@@ -20,6 +20,7 @@ from swarm_engine.gui.app import GuiState, create_app  # noqa: E402
 from swarm_engine.gui.catalog import Catalog  # noqa: E402
 from swarm_engine.learn.model import OfflineModel, RecommendedPath  # noqa: E402
 from swarm_engine.learn.store import LearningStore  # noqa: E402
+from tests.cli.conftest import swarm_exe  # noqa: E402,F401  (the console script, for test_command.py)
 from tests.paths import TROUBLESHOOTING  # noqa: E402
 
 BROKEN = "[meta]\nname = \"Broken\"\n[task]\ngoal = 3\n"
