@@ -60,9 +60,9 @@ function ciBar(lo, hi, p, dom) {
     ${p === null || p === undefined ? "" : `<div class="pt" style="left:${at(p)}%"></div>`}</div>`;
 }
 /** A scale [a, b] around every interval given, so that close rates near 100% stay apart on screen. */
-function ciDomain(cis) {
+function ciDomain(cis, least) {
   const lo = Math.min(...cis.map((c) => c[0])), hi = Math.max(...cis.map((c) => c[1]));
-  const pad = Math.max(0.005, (hi - lo) * 0.15);
+  const pad = Math.max(least || 0.005, (hi - lo) * 0.15);
   return [Math.max(0, lo - pad), Math.min(1, hi + pad)];
 }
 function setActive(page) {
@@ -131,7 +131,7 @@ function renderScenario(s) {
       <p>${esc(s.description)}</p>
       <div class="kv"><div>Task</div><div><b>${esc(s.goal)}</b></div>
         ${s.expected ? `<div>Expected</div><div>${esc(s.expected)}</div>` : ""}
-        <div>Engine</div><div><span class="chip accent">${esc(s.environment)}</span><span class="chip">${s.workers} workers</span><span class="chip">max ${s.max_ticks} ticks</span><span class="chip">${esc(s.selector)}</span>${s.llm_managed ? `<span class="chip warn">LLM: ${esc(s.llm_provider)}</span>` : '<span class="chip">no LLM</span>'}</div></div>
+        <div>Engine</div><div><span class="chip accent">${esc(s.environment)}</span><span class="chip">${s.workers} worker${s.workers === 1 ? "" : "s"}</span><span class="chip">max ${s.max_ticks} ticks</span><span class="chip">${esc(s.selector)}</span>${s.llm_managed ? `<span class="chip warn">LLM: ${esc(s.llm_provider)}</span>` : '<span class="chip">no LLM</span>'}</div></div>
     </div>
     <div class="panel" id="runpanel">
       <h2>Run it</h2>
@@ -194,8 +194,8 @@ function watchEval(job, host) {
         <div class="card"><div class="k">95% interval</div><div class="v" id="ev-ci" style="font-size:17px">–</div><div class="s" id="ev-width"></div></div>
         <div class="card"><div class="k">Actions / s</div><div class="v" id="ev-aps">–</div><div class="s" id="ev-rps"></div></div>
       </div>
-      <div id="ev-cibar">${ciBar(null)}</div><div class="ci-scale"><span>0%</span><span>50%</span><span>100%</span></div>
-      <h3>Interval as runs come in</h3><svg class="spark" id="ev-spark" preserveAspectRatio="none"></svg>
+      <div id="ev-cibar">${ciBar(null)}</div><div class="ci-scale" id="ev-scale"><span>0%</span><span>50%</span><span>100%</span></div>
+      <div id="ev-sparkbox" hidden><h3>The 95% interval narrowing as runs come in</h3><svg class="spark" id="ev-spark" preserveAspectRatio="none"></svg></div>
       <div id="ev-end"></div>
     </div>`;
   const hist = [];
@@ -210,9 +210,11 @@ function watchEval(job, host) {
     q("ev-width").textContent = `± ${pct((p.ci95[1] - p.ci95[0]) / 2, 2)}`;
     q("ev-aps").textContent = si(p.actions_per_sec);
     q("ev-rps").textContent = `${si(p.runs_per_sec)} runs/s, ${num(p.elapsed, 1)} s`;
-    q("ev-cibar").innerHTML = ciBar(p.ci95[0], p.ci95[1], p.success_rate);
     hist.push([p.done, p.ci95[0], p.ci95[1], p.success_rate]);
-    drawSpark(q("ev-spark"), hist, p.requested);
+    const dom = ciDomain([hist[0].slice(1, 3), p.ci95], 0.02);
+    q("ev-cibar").innerHTML = ciBar(p.ci95[0], p.ci95[1], p.success_rate, dom);
+    q("ev-scale").innerHTML = `<span>${pct(dom[0])}</span><span>${pct((dom[0] + dom[1]) / 2)}</span><span>${pct(dom[1])}</span>`;
+    if (hist.length >= 3) { q("ev-sparkbox").hidden = false; drawSpark(q("ev-spark"), hist, p.requested, dom); }
   };
   if (job.progress) progress(job.progress);
   stream(`/api/evals/${job.id}/events`, {
@@ -220,22 +222,24 @@ function watchEval(job, host) {
     progress,
     warning: (e) => q("ev-end").insertAdjacentHTML("beforeend", `<div class="note">${esc(e.message)}</div>`),
     done: (e) => {
-      q("ev-state").textContent = e.state; q("ev-state").className = "chip ok"; q("ev-stop").disabled = true;
+      q("ev-state").textContent = e.state; q("ev-state").className = "chip ok"; q("ev-stop").hidden = true;
       q("ev-end").innerHTML = e.report ? `<p class="eval-done">Finished: <a href="#/report/${encodeURIComponent(e.report)}">open the report</a> <span class="sub mono">${esc(e.report)}</span></p>` : `<p>Stopped before any run finished.</p>`;
     },
-    error: (e) => { q("ev-state").textContent = "failed"; q("ev-state").className = "chip bad"; q("ev-stop").disabled = true; q("ev-end").innerHTML = errorBox(e.error); },
+    error: (e) => { q("ev-state").textContent = "failed"; q("ev-state").className = "chip bad"; q("ev-stop").hidden = true; q("ev-end").innerHTML = errorBox(e.error); },
   });
 }
 
-function drawSpark(svg, pts, total) {
-  const W = svg.clientWidth || 600, H = 120;
+function drawSpark(svg, pts, total, dom) {
+  const W = svg.clientWidth || 600, H = 120, [a, b] = dom || [0, 1];
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
-  const x = (d) => 4 + (W - 8) * d / Math.max(1, total), y = (v) => H - 6 - (H - 12) * v;
+  // runs on a log scale: the interval narrows like 1/sqrt(n), most of it in the first runs
+  const x = (d) => 4 + (W - 8) * Math.log1p(d) / Math.log1p(Math.max(1, total)), y = (v) => H - 6 - (H - 12) * (v - a) / (b - a);
   const band = pts.map((p) => `${x(p[0])},${y(p[2])}`).concat(pts.slice().reverse().map((p) => `${x(p[0])},${y(p[1])}`)).join(" ");
   const line = pts.map((p) => `${x(p[0])},${y(p[3] || 0)}`).join(" ");
   svg.innerHTML = `<polygon points="${band}" fill="rgba(99,102,241,.18)" stroke="none"/>
     <polyline points="${line}" fill="none" stroke="#6366f1" stroke-width="2"/>
-    <line x1="0" x2="${W}" y1="${y(0.5)}" y2="${y(0.5)}" stroke="#e3e6ee" stroke-dasharray="4 4"/>`;
+    <text x="${W - 4}" y="12" text-anchor="end" font-size="10" fill="#6b7285">${pct(b)}</text>
+    <text x="${W - 4}" y="${H - 8}" text-anchor="end" font-size="10" fill="#6b7285">${pct(a)}</text>`;
 }
 
 // ------------------------------------------------------------------ live: evals and runs
@@ -328,7 +332,7 @@ async function pageRun(rid) {
     done: (e) => {
       finished = true; dirty = true; fetchGraph();
       q("rn-state").textContent = e.verdict; q("rn-state").className = "chip " + (e.success ? "ok" : "bad");
-      q("rn-stop").disabled = true;
+      q("rn-stop").hidden = true;
       q("rn-end").innerHTML = `<p class="run-done"><b>${e.success ? "Success" : "No success"}</b>: ${esc(e.verdict)} after ${e.ticks} ticks, ${e.actions} actions (${e.failed_actions} failed).</p>`;
     },
     error: (e) => { q("rn-state").textContent = "failed"; q("rn-state").className = "chip bad"; q("rn-end").innerHTML = errorBox(e.error); },
