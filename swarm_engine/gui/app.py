@@ -18,6 +18,8 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
@@ -78,6 +80,11 @@ def _guarded(fn: Callable[..., Any]) -> Callable[[Request], Any]:
     """The handler ``fn(request)`` with every failure as a JSON error."""
 
     async def handler(request: Request) -> Response:
+        if request.method == "POST" and request.headers.get("content-type", "").split(";")[0] != "application/json":
+            # another web site open in the same browser can send a form or text/plain POST to
+            # 127.0.0.1 without asking; a JSON POST from elsewhere needs a CORS preflight,
+            # which this server never grants
+            return _error(415, "POST requests to the dashboard must be application/json")
         try:
             out = await fn(request)
         except SwarmError as exc:
@@ -114,8 +121,12 @@ def _int_query(request: Request, name: str, default: int, lo: int, hi: int) -> i
     return int(text)
 
 
-def create_app(state: GuiState) -> Starlette:
-    """The app serving ``state``; ``app.state.gui`` is it."""
+LOCAL_HOSTS = ["127.0.0.1", "localhost", "[::1]", "::1", "testserver"]
+
+
+def create_app(state: GuiState, *, local_only: bool = True) -> Starlette:
+    """The app serving ``state``; ``app.state.gui`` is it. ``local_only``: answer only
+    requests addressed to a loopback name (a DNS-rebinding page gets 400)."""
 
     def threaded(fn: Callable[[Request], Any]) -> Callable[[Request], Any]:
         async def call(request: Request) -> Any:
@@ -299,6 +310,7 @@ def create_app(state: GuiState) -> Starlette:
         Route("/api/{rest:path}", not_found, methods=["GET", "POST", "PUT", "DELETE"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    app = Starlette(routes=routes)
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=LOCAL_HOSTS)] if local_only else []
+    app = Starlette(routes=routes, middleware=middleware)
     app.state.gui = state
     return app

@@ -50,7 +50,7 @@ def serve(state: GuiState, *, host: str = "127.0.0.1", port: int = 0, open_brows
     """Run the dashboard until Ctrl-C."""
     sock = bind(host, port)
     url = url_of(sock)
-    app = create_app(state)
+    app = create_app(state, local_only=host in ("127.0.0.1", "localhost", "::1"))
     config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1, lifespan="off")
     server = uvicorn.Server(config)
     say(f"swarm gui: {url}  (Ctrl-C to stop)")

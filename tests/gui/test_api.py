@@ -103,7 +103,7 @@ def test_stop_an_eval(client):
     job = client.post("/api/evals", json={"scenario": sid, "runs": 5_000_000, "seed": 0}).json()
     wait_for(lambda: (client.get(f"/api/evals/{job['id']}").json().get("progress") or {}).get("done", 0) > 0,
              "the eval to start")
-    assert client.post(f"/api/evals/{job['id']}/stop").status_code == 200
+    assert client.post(f"/api/evals/{job['id']}/stop", json={}).status_code == 200
     done = next(e for e in _events(client, f"/api/evals/{job['id']}/events") if e["type"] == "done")
     assert done["state"] == "stopped" and 0 < done["summary"]["runs"] < 5_000_000
 
@@ -128,7 +128,7 @@ def test_an_eval_of_the_broken_scenario_and_a_bad_body(client):
     r = client.post("/api/evals", content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 400 and "not JSON" in r.json()["error"]
     assert client.get("/api/evals/e999").status_code == 404
-    assert client.post("/api/evals/e999/stop").status_code == 404
+    assert client.post("/api/evals/e999/stop", json={}).status_code == 404
     assert client.get("/api/evals/e999/events").status_code == 404
     assert client.get("/api/info").status_code == 200            # still up
 
@@ -158,7 +158,7 @@ def test_a_paced_run_can_be_sped_up_and_stopped(client):
     assert client.post(f"/api/runs/{rid}/speed", json={"ticks_per_second": 2}).json()["ticks_per_second"] == 2
     bad = client.post(f"/api/runs/{rid}/speed", json={"ticks_per_second": -3})
     assert bad.status_code == 400 and "ticks_per_second" in bad.json()["error"]
-    assert client.post(f"/api/runs/{rid}/stop").status_code == 200
+    assert client.post(f"/api/runs/{rid}/stop", json={}).status_code == 200
     done = next(e for e in _events(client, f"/api/runs/{rid}/events") if e["type"] == "done")
     assert done["verdict"] in ("stopped", "success")
     assert client.get("/api/runs/r999/graph").status_code == 404
@@ -248,6 +248,16 @@ def test_servers_and_their_log(client):
     assert client.get("/api/servers/other/log").json()["missing"]
     r = client.get("/api/servers/bad name!/log")
     assert r.status_code == 400 and "--name" in r.json()["error"]
+
+
+def test_posts_must_be_json_and_hosts_local(client):
+    """Another site in the same browser cannot drive the dashboard: a form POST is
+    refused, and so is a request addressed to a foreign host name (DNS rebinding)."""
+    sid = _sid(client, "troubleshooting.toml")
+    r = client.post("/api/evals", content=json.dumps({"scenario": sid}), headers={"content-type": "text/plain"})
+    assert r.status_code == 415 and client.get("/api/evals").json()["evals"] == []
+    assert client.get("/api/info", headers={"host": "evil.example"}).status_code == 400
+    assert client.get("/api/info", headers={"host": "127.0.0.1:8123"}).status_code == 200
 
 
 def test_unknown_endpoints_are_json_404(client):

@@ -30,7 +30,7 @@ function ago(t) {
 async function api(path, opts) {
   opts = opts || {};
   const init = { method: opts.method || "GET", headers: {} };
-  if (opts.body !== undefined) { init.body = JSON.stringify(opts.body); init.headers["Content-Type"] = "application/json"; }
+  if (init.method === "POST") { init.body = JSON.stringify(opts.body || {}); init.headers["Content-Type"] = "application/json"; }
   let r;
   try { r = await fetch(path, init); } catch (e) { throw new Error("the dashboard server does not answer (" + e.message + ")"); }
   let data = null;
