@@ -105,6 +105,7 @@ def test_bad_eval_input_is_one_line_in_the_page(page, served):
 def test_watch_a_live_run_grow(page, served, tmp_path):
     open_scenario(page, served, "troubleshooting.toml")
     page.select_option("select[name=variant]", "complex")
+    page.select_option("select[name=tps]", "1")         # its 5 ticks take 5 s: the page sees each
     page.click("#start-run")
     page.wait_for_selector("#rn-graph svg circle")
     first = int(page.locator("#rn-graph svg").get_attribute("data-nodes"))

@@ -140,6 +140,7 @@ function renderScenario(s) {
         <label>Seed<input name="seed" type="number" min="0" value="${INFO.defaults.seed}" required></label>
         <label>Variant<select name="variant"><option value="">(none)</option>${variants.map((v) => `<option value="${esc(v.name)}" ${v.name === s.variant ? "selected" : ""}>${esc(v.name)}</option>`).join("")}</select></label>
         <label>Provider<select name="provider"><option value="">(scenario's: ${esc(s.llm_provider)})</option>${INFO.providers.map((p) => `<option>${esc(p)}</option>`).join("")}</select></label>
+        <label title="The pace of a watched single run">Run pace<select name="tps">${[1, 2, 4, 8, 16, 0].map((v) => `<option value="${v}" ${v === 4 ? "selected" : ""}>${v ? v + " ticks/s" : "max"}</option>`).join("")}</select></label>
         <button type="submit" id="start-eval">Start eval</button>
         <button type="button" class="ghost" id="start-run" title="One run, tick by tick, its exploration graph drawn live">Watch one run</button>
       </form>
@@ -173,7 +174,7 @@ function renderScenario(s) {
     const out = document.getElementById("evalout");
     try {
       const v = values();
-      const run = await api("/api/runs", { method: "POST", body: { scenario: v.scenario, seed: v.seed, variant: v.variant, provider: v.provider, ticks_per_second: 8 } });
+      const run = await api("/api/runs", { method: "POST", body: { scenario: v.scenario, seed: v.seed, variant: v.variant, provider: v.provider, ticks_per_second: +new FormData(form).get("tps") } });
       location.hash = `#/run/${run.id}`;
     } catch (e) { out.innerHTML = errorBox(e.message); }
   });
