@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,7 @@ class GuiState:
     default_seed: int = 42
     jobs: JobQueue = field(init=False)
     live: LiveRuns = field(default_factory=LiveRuns)
+    stopping: threading.Event = field(default_factory=threading.Event)   # set first on Ctrl-C
 
     def __post_init__(self) -> None:
         self.jobs = JobQueue(self.reports_dir)
@@ -68,6 +70,7 @@ class GuiState:
                    default_seed=int(s.get("eval", "seed")))
 
     def shutdown(self) -> None:
+        self.stopping.set()
         self.jobs.shutdown()
         self.live.shutdown()
 
@@ -169,7 +172,7 @@ def create_app(state: GuiState, *, local_only: bool = True) -> Starlette:
         return job.info()
 
     async def eval_events(request: Request) -> Response:
-        return sse_response(state.jobs.get(request.path_params["jid"]).topic)
+        return sse_response(state.jobs.get(request.path_params["jid"]).topic, state.stopping)
 
     # ------------------------------------------------------------------ live runs
     async def start_run(request: Request) -> Response:
@@ -210,7 +213,7 @@ def create_app(state: GuiState, *, local_only: bool = True) -> Starlette:
         return run.info()
 
     async def run_events(request: Request) -> Response:
-        return sse_response(state.live.get(request.path_params["rid"]).topic)
+        return sse_response(state.live.get(request.path_params["rid"]).topic, state.stopping)
 
     # ------------------------------------------------------------------ reports
     def reports(request: Request) -> dict:

@@ -45,14 +45,27 @@ def url_of(sock: socket.socket) -> str:
     return f"http://{shown}:{port}/"
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server that, on Ctrl-C, first ends the dashboard's live streams (they
+    return within a poll), so its graceful shutdown never has to cancel them."""
+
+    def __init__(self, config: uvicorn.Config, state: GuiState) -> None:
+        super().__init__(config)
+        self.gui = state
+
+    def handle_exit(self, sig, frame) -> None:
+        self.gui.stopping.set()
+        super().handle_exit(sig, frame)
+
+
 def serve(state: GuiState, *, host: str = "127.0.0.1", port: int = 0, open_browser: bool = True,
           say: Callable[[str], None] = print) -> None:
     """Run the dashboard until Ctrl-C."""
     sock = bind(host, port)
     url = url_of(sock)
     app = create_app(state, local_only=host in ("127.0.0.1", "localhost", "::1"))
-    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1, lifespan="off")
-    server = uvicorn.Server(config)
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=3, lifespan="off")
+    server = _Server(config, state)
     say(f"swarm gui: {url}  (Ctrl-C to stop)")
     if open_browser and has_desktop():
         threading.Timer(0.5, webbrowser.open, args=(url,)).start()

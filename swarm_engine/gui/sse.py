@@ -10,6 +10,7 @@ tick. The stream ends with an ``end`` event once the topic is closed.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -37,7 +38,10 @@ def _frame(event: dict[str, Any]) -> str:
     return f"event: {event.get('type', 'message')}\ndata: {dumps(event)}\n\n"
 
 
-async def event_stream(topic: Topic, interval: float = 0.1) -> AsyncIterator[str]:
+async def event_stream(topic: Topic, interval: float = 0.1,
+                       stopping: threading.Event | None = None) -> AsyncIterator[str]:
+    """The topic's events as SSE frames; ends when the topic closes or ``stopping`` is
+    set (the server shutting down: its streams end before uvicorn has to cancel them)."""
     seq = 0
     idle = 0.0
     yield "retry: 2000\n\n"
@@ -51,6 +55,9 @@ async def event_stream(topic: Topic, interval: float = 0.1) -> AsyncIterator[str
                 yield _frame(e)
             yield _frame({"type": "end"})
             return
+        if stopping is not None and stopping.is_set():
+            yield _frame({"type": "end", "reason": "the dashboard is stopping"})
+            return
         if events:
             idle = 0.0
         else:
@@ -61,6 +68,6 @@ async def event_stream(topic: Topic, interval: float = 0.1) -> AsyncIterator[str
         await asyncio.sleep(interval)
 
 
-def sse_response(topic: Topic) -> StreamingResponse:
-    return StreamingResponse(event_stream(topic), media_type="text/event-stream",
+def sse_response(topic: Topic, stopping: threading.Event | None = None) -> StreamingResponse:
+    return StreamingResponse(event_stream(topic, stopping=stopping), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -132,6 +132,7 @@ def test_open_a_report_and_filter_its_runs(page, served, tmp_path):
     assert all("failed" in t for t in rows.all_inner_texts() if "no run matches" not in t)
     page.select_option("select[name=status]", "all")
     page.fill("input[name=seed]", "45")
+    page.wait_for_selector("#rtable tbody tr[data-seed='45']")
     page.wait_for_function("document.querySelector('#rcount').textContent.startsWith('1 of')")
     assert page.locator("#rtable tbody tr").count() == 1 and "45" in page.inner_text("#rtable tbody tr")
     shot(page, tmp_path, "report")

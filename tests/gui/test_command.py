@@ -35,10 +35,20 @@ def test_serves_on_a_free_local_port_and_stops_on_ctrl_c(swarm_exe, subprocess_e
         assert "troubleshooting.toml" in names
         with urllib.request.urlopen(url, timeout=30) as r:
             assert b"swarm-engine dashboard" in r.read()
+        sid = next(s["id"] for s in json.load(urllib.request.urlopen(url + "api/scenarios", timeout=30))["scenarios"]
+                   if s["file"] == "troubleshooting.toml")
+        start = urllib.request.Request(url + "api/runs", method="POST", headers={"Content-Type": "application/json"},
+                                       data=json.dumps({"scenario": sid, "ticks_per_second": 0.5}).encode())
+        rid = json.load(urllib.request.urlopen(start, timeout=30))["id"]
+        stream = urllib.request.urlopen(f"{url}api/runs/{rid}/events", timeout=30)   # a page watching it
+        assert stream.readline().startswith(b"retry:")
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
         assert "swarm gui: stopped" in out.finish()
-        assert proc.stderr is not None and "Traceback" not in proc.stderr.read().decode()
+        err = proc.stderr.read().decode() if proc.stderr is not None else ""
+        assert "Traceback" not in err and "ERROR" not in err        # the open stream ended, not cancelled
+        assert b"the dashboard is stopping" in stream.read()
+        stream.close()
     finally:
         stop_process(proc)
 
