@@ -25,7 +25,8 @@ from tests.paths import ROOT
 # ``swarm_engine`` alone (the package face, ``swarm_engine/__init__.py``)
 # only catches what no deeper prefix does.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("cli", ("swarm_engine.cli",)),
+    # the dashboard sits beside the command line: `swarm gui` mounts it, it reuses cli's helpers
+    ("cli", ("swarm_engine.cli", "swarm_engine.gui")),
     ("bench", ("swarm_engine.bench",)),
     ("face", ("swarm_engine",)),
     ("cluster", ("swarm_engine.cluster",)),

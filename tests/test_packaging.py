@@ -88,6 +88,14 @@ def test_wheel_ships_types_and_extensions(names):
 
 
 @pytest.mark.slow
+def test_wheel_ships_the_dashboard_page(names):
+    """`swarm gui` from an installed wheel serves swarm_engine/gui/static (package data)."""
+    static = ROOT / "swarm_engine" / "gui" / "static"
+    for f in sorted(static.iterdir()):
+        assert f"swarm_engine/gui/static/{f.name}" in names
+
+
+@pytest.mark.slow
 def test_wheel_has_no_sources_build_files_or_tests(names):
     assert not [n for n in names if n.endswith((".pyx", ".c", ".h"))]
     assert not [n for n in names if n.startswith("tests/") or "/tests/" in n]

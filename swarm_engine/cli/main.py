@@ -29,15 +29,26 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _gui(value: bool) -> None:
+    """``swarm --gui``: the original's spelling of ``swarm gui`` (defaults: a free port, a browser)."""
+    if value:
+        from swarm_engine.cli.gui_cmd import run_gui
+
+        run_gui()
+        raise typer.Exit()
+
+
 def app_factory() -> typer.Typer:
-    from swarm_engine.cli import eval_cmd, learn_cmd, llama_cmd, run_cmd, setup_cmds
+    from swarm_engine.cli import eval_cmd, gui_cmd, learn_cmd, llama_cmd, run_cmd, setup_cmds
 
     app = typer.Typer(name="swarm", help="Run swarms of AI agents: evaluate scenarios fast.",
                       no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
     @app.callback()
     def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                           help="Print the version and exit.")) -> None:
+                                           help="Print the version and exit."),
+              gui: bool = typer.Option(False, "--gui", callback=_gui, is_eager=True,
+                                       help="Serve the web dashboard (as swarm gui) and exit on Ctrl-C.")) -> None:
         """swarm-engine command line."""
 
     eval_cmd.register(app)
@@ -45,6 +56,7 @@ def app_factory() -> typer.Typer:
     setup_cmds.register(app)
     llama_cmd.register(app)
     learn_cmd.register(app)
+    gui_cmd.register(app)
     return app
 
 

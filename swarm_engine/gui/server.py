@@ -1,0 +1,81 @@
+"""Serve the dashboard: bind 127.0.0.1 (or ``--host``) on a free port unless
+one is given, print the URL, open a browser where a desktop exists, stop on
+Ctrl-C (uvicorn's own signal handling; live streams get one second to end).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+import webbrowser
+from collections.abc import Callable
+
+import uvicorn
+
+from swarm_engine.errors import ConfigError
+from swarm_engine.gui.app import GuiState, create_app
+
+__all__ = ["bind", "serve", "has_desktop"]
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on (host, port); port 0 takes a free one. One ConfigError line when it cannot."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", path="--port") from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def has_desktop() -> bool:
+    return sys.platform == "darwin" or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server that, on Ctrl-C, first ends the dashboard's live streams (they
+    return within a poll), so its graceful shutdown never has to cancel them."""
+
+    def __init__(self, config: uvicorn.Config, state: GuiState) -> None:
+        super().__init__(config)
+        self.gui = state
+
+    def handle_exit(self, sig, frame) -> None:
+        self.gui.stopping.set()
+        super().handle_exit(sig, frame)
+
+
+def serve(state: GuiState, *, host: str = "127.0.0.1", port: int = 0, open_browser: bool = True,
+          say: Callable[[str], None] = print) -> None:
+    """Run the dashboard until Ctrl-C."""
+    sock = bind(host, port)
+    url = url_of(sock)
+    app = create_app(state, local_only=host in ("127.0.0.1", "localhost", "::1"))
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=3, lifespan="off")
+    server = _Server(config, state)
+    say(f"swarm gui: {url}  (Ctrl-C to stop)")
+    if open_browser and has_desktop():
+        threading.Timer(0.5, webbrowser.open, args=(url,)).start()
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        # uvicorn shuts down on the first Ctrl-C, then raises the signal again for the
+        # caller; here that is the end we asked for, not an interruption (exit 0)
+        pass
+    finally:
+        state.shutdown()
+        sock.close()
+        say("swarm gui: stopped")
