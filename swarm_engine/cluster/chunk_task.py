@@ -115,10 +115,10 @@ def _build(chunk: Chunk) -> Scenario:
 
 
 def _run(sc: Scenario, chunk: Chunk) -> EvalResult:
-    # the one place a chunk's threads are chosen: pass jobs=chunk.jobs here once
-    # run_eval takes it (`swarm eval -j`, issue #14); until then a chunk is one thread
-    # and the driver asks Ray for one CPU per chunk (cluster.ray_eval.CPUS_PER_CHUNK)
-    return run_eval(sc, chunk.runs, chunk.seed, llm=chunk.llm, llm_fallback=chunk.llm_fallback)
+    # the one place a chunk's threads are chosen: chunk.jobs is the CPUs the driver
+    # asked Ray for (cluster.ray_eval.CPUS_PER_CHUNK), so a node runs as many chunks
+    # side by side as it has cores, each on its own threads
+    return run_eval(sc, chunk.runs, chunk.seed, llm=chunk.llm, llm_fallback=chunk.llm_fallback, jobs=chunk.jobs)
 
 
 def run_chunk(chunk: Chunk) -> dict[str, Any]:

@@ -30,8 +30,9 @@ from swarm_engine.inputs import limits
 
 __all__ = ["run_eval_cluster", "CPUS_PER_CHUNK", "RETRIES", "IN_FLIGHT_PER_SLOT", "CRASH_ENV"]
 
-# a chunk runs on one thread until run_eval takes jobs= (chunk_task._run); then a chunk
-# takes a node's CPUs and runs on all of them
+# CPUs (and run_eval threads, chunk_task._run) per chunk: one, so Ray fills a node's
+# cores with that many chunks side by side (smaller chunks balance better than one
+# chunk on every core, and no chunk waits for a whole node to be free)
 CPUS_PER_CHUNK = 1
 RETRIES = 3                  # resubmissions of one chunk after its worker or node died
 IN_FLIGHT_PER_SLOT = 2       # chunks queued per slot: the next one is there when one finishes
