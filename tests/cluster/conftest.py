@@ -31,8 +31,11 @@ _TIMING = ("wall_seconds", "actions_per_sec")
 
 
 def comparable(report: dict) -> dict:
-    """``report`` without its timings and its ``cluster`` section: equal for two evals of the same runs."""
+    """``report`` without its timings, its ``cluster`` section and the manifest's ``jobs``
+    entry (how this machine spread the runs): equal for two evals of the same runs."""
     out = {k: v for k, v in report.items() if k not in ("cluster",)}
+    if isinstance(report.get("manifest"), dict):
+        out["manifest"] = {k: v for k, v in report["manifest"].items() if k != "jobs"}
     out["summary"] = {k: v for k, v in report["summary"].items() if k not in _TIMING}
     if "runs" in report:
         out["runs"] = [{k: v for k, v in r.items() if k not in _TIMING} for r in report["runs"]]
