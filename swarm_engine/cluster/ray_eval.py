@@ -24,7 +24,7 @@ from swarm_engine.cluster.connect import import_ray
 from swarm_engine.cluster.record import ClusterRecord
 from swarm_engine.errors import ClusterError, ConfigError, SwarmError
 from swarm_engine.eval.loader import Scenario
-from swarm_engine.eval.merge import concat_results, from_payload
+from swarm_engine.eval.merge import concat_results, from_payload, no_runs
 from swarm_engine.eval.runner import EvalResult
 from swarm_engine.inputs import limits
 
@@ -129,9 +129,13 @@ def run_eval_cluster(scenario: Scenario, runs: int, seed: int = 42, *, address: 
     ordered: list[EvalResult] = []          # the chunks in seed order, up to the first one missing
     while len(ordered) in parts:
         ordered.append(parts[len(ordered)])
-    if not ordered:
-        raise KeyboardInterrupt
-    result = concat_results(ordered, requested=runs, engine_seconds=time.perf_counter() - t0)
+    if not ordered and not parts:
+        raise KeyboardInterrupt             # stopped before any chunk came back: nothing to report
+    if ordered:
+        result = concat_results(ordered, requested=runs, engine_seconds=time.perf_counter() - t0)
+    else:                                   # chunks came back, but not the first: no prefix of the seeds
+        result = no_runs(next(iter(parts.values())), base_seed=seed, requested=runs,
+                         engine_seconds=time.perf_counter() - t0)
     result.stopped = result.stopped or stopped
     record.driver_seconds = busy + time.perf_counter() - t
     record.wall_seconds = result.engine_seconds

@@ -11,6 +11,7 @@ brings its own (rebuilt from the same text, its sha256 checked).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,7 +21,7 @@ from swarm_engine.errors import ConfigError
 from swarm_engine.eval.loader import Scenario
 from swarm_engine.eval.runner import EvalResult
 
-__all__ = ["concat_results", "to_payload", "from_payload", "ARRAY_FIELDS"]
+__all__ = ["concat_results", "no_runs", "to_payload", "from_payload", "ARRAY_FIELDS"]
 
 # the per-run arrays of an EvalResult, in the order of its fields
 ARRAY_FIELDS = ("seeds", "success", "verdict", "done", "ticks", "actions", "failed", "wall", "by_action")
@@ -62,6 +63,17 @@ def concat_results(parts: Sequence[EvalResult], *, requested: int | None = None,
         stopped=stopped, llm=_merge_llm([p.llm for p in kept]), per_run_llm=per_run_llm, jobs=dict(first.jobs),
         cluster={},
         **arrays)
+
+
+def no_runs(like: EvalResult, *, base_seed: int, requested: int, engine_seconds: float) -> EvalResult:
+    """A stopped result of zero runs shaped like ``like``: what an eval keeps when it
+    is stopped before its first seed finished (later chunks alone are not a prefix)."""
+    arrays = {f: getattr(like, f)[:0] for f in ARRAY_FIELDS}
+    return dataclasses.replace(
+        like, base_seed=base_seed, requested=requested, reason=[], engine_seconds=engine_seconds, stopped=True,
+        conditions={k: v[:0] for k, v in like.conditions.items()},
+        milestones={k: v[:0] for k, v in like.milestones.items()},
+        per_run_llm={k: v[:0] for k, v in like.per_run_llm.items()}, llm={}, cluster={}, **arrays)
 
 
 def _merge_llm(summaries: list[dict]) -> dict:

@@ -128,5 +128,7 @@ def test_ctrl_c_keeps_the_chunks_finished_in_seed_order():
 
     result = run_eval_cluster(sc, 4000, 9, chunk_runs=100, progress=interrupt)
     assert result.stopped and result.requested == 4000
-    assert 0 < result.runs < 4000 and result.runs % 100 == 0
-    assert_same_runs(result, run_eval(sc, result.runs, 9))
+    assert result.runs < 4000 and result.runs % 100 == 0
+    if result.runs:                         # zero when the first chunk was not among those back
+        assert_same_runs(result, run_eval(sc, result.runs, 9))
+    assert build_report(result)["summary"]["runs"] == result.runs
