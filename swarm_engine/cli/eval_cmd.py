@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -16,7 +17,7 @@ from swarm_engine.cli import options
 from swarm_engine.cli.cluster_eval import Runner, eval_runner
 from swarm_engine.cli.eval_files import EvalFiles, expand
 from swarm_engine.core.hooks import Hook
-from swarm_engine.errors import ScenarioError
+from swarm_engine.errors import ConfigError, ScenarioError, SwarmError
 from swarm_engine.eval.jobs import resolve_jobs
 from swarm_engine.eval.loader import Scenario, list_variants, load_scenario
 from swarm_engine.eval.memory import check_memory, estimate, memory_limit
@@ -177,22 +178,31 @@ def _table(rows: list[list[str]], title: str) -> Table:
 
 def _run_one(scenario: Scenario, runs: int, seed: int, quiet: bool, trace: Path | None,
              recorder=None, llm_fallback: bool = False, jobs: int = 1,
-             run_eval: Runner = run_eval) -> EvalResult:
+             run_eval: Runner = run_eval, watched=None) -> EvalResult:
+    """One eval with its progress bar (none when ``quiet``); ``watched``: the
+    dashboard's view of it (``--gui``), fed by the same progress callback."""
     from swarm_engine.llm.stats import LlmStats
 
     stats = LlmStats() if scenario.llm_managed else None
+    extra = {} if stats is None else {"llm_stats": stats}
+    feed = (lambda done, ok: watched.progress(done, ok, stats)) if watched is not None else None
     if quiet:
         return run_eval(scenario, runs, seed, trace=trace, recorder=recorder, llm_fallback=llm_fallback,
-                        warn=warn, jobs=jobs)
+                        warn=warn, jobs=jobs, progress=feed, **extra)
     columns: list[ProgressColumn] = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                      TextColumn("ok {task.fields[ok]}")]
     if stats is not None:
         columns.append(LlmColumn(stats))
     with Progress(*columns, TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task(scenario.name, total=runs, ok=0)
+
+        def progress(done: int, ok: int) -> None:
+            bar.update(task, completed=done, ok=ok)
+            if feed is not None:
+                feed(done, ok)
+
         return run_eval(scenario, runs, seed, trace=trace, recorder=recorder, llm_fallback=llm_fallback,
-                        llm_stats=stats, warn=warn, jobs=jobs,
-                        progress=lambda done, ok: bar.update(task, completed=done, ok=ok))
+                        warn=warn, jobs=jobs, progress=progress, **extra)
 
 
 def eval_command(
@@ -217,6 +227,10 @@ def eval_command(
     llm_fallback: bool | None = options.LLM_FALLBACK,
     memory: str | None = options.MEMORY_LIMIT,
     cluster: str | None = options.CLUSTER,
+    gui: bool = typer.Option(False, "--gui", help="Watch the eval in the dashboard (needs the gui extra): served "
+                                                  "on 127.0.0.1 while it runs, up until Ctrl-C after it when "
+                                                  "this is a terminal."),
+    gui_port: int = typer.Option(0, "--gui-port", min=0, max=65535, help="The dashboard's port [0: a free one]."),
 ) -> None:
     """Run each scenario RUNS times with seeds SEED, SEED+1, ... and report.
 
@@ -248,36 +262,33 @@ def eval_command(
               if (sc := files.attempt(f, error_line, _load_checked, f, variant, overrides, memory, limit, runs,
                                       record, n_jobs)) is not None]
     rows, reports = [], []
-    with eval_runner(cluster, trace=trace, learning=learning, memory=memory) as runner:
-        for i, sc in loaded:
-            many = len(files.files) > 1
-            t = trace if not many or trace is None else trace.with_name(f"{trace.stem}.{i}{trace.suffix}")
-            ran = files.attempt(sc.path or "", error_line, _eval_one, sc, runs, seed, quiet, verbose, t,
-                                learning, learning_key_, no_learned_model, fallback, n_jobs, runner)
-            if ran is None:
-                continue
-            result, report = ran
-            if asked and result.jobs.get("reason"):
-                warn(f"{result.scenario.name}: ran on one core: {result.jobs['reason']}")
-            reports.append(report)
-            rows.append(_row(result, report))
-            if result.stopped:
-                console.print(f"[yellow]stopped: {result.runs} of {runs} runs finished[/]")
-                break
-    if output:
-        _write_output(output, reports, files)
-    if not quiet and rows:
-        console.print(_table(rows, "swarm eval" if len(rows) == 1 else "swarm eval: comparison"))
-        for r in reports:
-            llm = r["summary"].get("llm")
-            if llm:
-                line, warning = llm_lines(llm)
-                console.print(line, highlight=False, markup=False, soft_wrap=True)
-                if warning:
-                    console.print(f"warning: {warning}", style="yellow", highlight=False, markup=False,
-                                  soft_wrap=True)
+    dash = _dashboard(files.files, gui_port) if gui and loaded else None
+    try:
+        with eval_runner(cluster, trace=trace, learning=learning, memory=memory) as runner:
+            for i, sc in loaded:
+                ran = _eval_watched(files, dash, i, sc, runs, seed, quiet, verbose, trace, learning,
+                                    learning_key_, no_learned_model, fallback, n_jobs, runner, output)
+                if ran is None:
+                    continue
+                result, report = ran
+                if asked and result.jobs.get("reason"):
+                    warn(f"{result.scenario.name}: ran on one core: {result.jobs['reason']}")
+                reports.append(report)
+                rows.append(_row(result, report))
+                if result.stopped:
+                    by = " (Stop on the dashboard)" if dash and dash.watched[-1].stopped_from_page else ""
+                    console.print(f"[yellow]stopped{by}: {result.runs} of {runs} runs finished[/]")
+                    break
         if output:
-            console.print(f"report: {output}", highlight=False)
+            _write_output(output, reports, files)
+        if dash is not None and not quiet and console.is_terminal and sys.stdin.isatty():
+            _summary(rows, reports, output)
+            rows = []
+            dash.wait_for_ctrl_c(lambda line: console.print(line, highlight=False, markup=False))
+    finally:
+        if dash is not None:
+            dash.close()
+    _summary(rows, reports, output, quiet)
     if files.errors:
         err_console.print(f"{len(files.errors)} scenario file(s) or folder(s) could not be evaluated; "
                           "see the error lines above", highlight=False, soft_wrap=True)
@@ -289,9 +300,64 @@ def eval_command(
         raise typer.Exit(1)
 
 
+def _summary(rows: list[list[str]], reports: list[dict], output: Path | None, quiet: bool = False) -> None:
+    """The table, the LLM lines and where the report went (nothing when ``quiet`` or no rows)."""
+    if quiet or not rows:
+        return
+    console.print(_table(rows, "swarm eval" if len(rows) == 1 else "swarm eval: comparison"))
+    for r in reports:
+        llm = r["summary"].get("llm")
+        if llm:
+            line, warning = llm_lines(llm)
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
+            if warning:
+                console.print(f"warning: {warning}", style="yellow", highlight=False, markup=False,
+                              soft_wrap=True)
+    if output:
+        console.print(f"report: {output}", highlight=False)
+
+
+def _dashboard(paths: list[Path], port: int):
+    """The dashboard of ``--gui``, serving now; one line when the gui extra is missing."""
+    try:
+        from swarm_engine.gui.watch import Dashboard
+    except ImportError as exc:
+        raise ConfigError(f"--gui needs the 'gui' extra: pip install 'swarm-engine[gui]' ({exc})",
+                          path="--gui") from None
+    dash = Dashboard.start(paths, port=port)
+    err_console.print(f"swarm eval: watch it at {dash.url}", highlight=False, markup=False, soft_wrap=True)
+    return dash
+
+
+def _eval_watched(files: EvalFiles, dash, i: int, sc: Scenario, runs: int, seed: int, quiet: bool, verbose: bool,
+                  trace: Path | None, learning: bool, learning_key: str | None, no_learned_model: bool,
+                  fallback: bool, jobs: int, runner: Runner, output: Path | None) -> tuple[EvalResult, dict] | None:
+    """One scenario's eval (one error line and None when it fails), shown on the dashboard when there is one."""
+    many = len(files.files) > 1
+    t = trace if not many or trace is None else trace.with_name(f"{trace.stem}.{i}{trace.suffix}")
+    watched = dash.track(sc, runs, seed) if dash is not None else None
+    if watched is not None:
+        err_console.print(f"  {sc.name}: {dash.url}{watched.url_path}", highlight=False, markup=False,
+                          soft_wrap=True)
+    try:
+        ran = files.attempt(sc.path or "", error_line, _eval_one, sc, runs, seed, quiet, verbose, t,
+                            learning, learning_key, no_learned_model, fallback, jobs, runner, watched)
+    except SwarmError as exc:
+        if watched is not None:
+            watched.fail(str(exc))
+        raise
+    if watched is not None:
+        if ran is None:
+            watched.fail(files.errors[-1][1] if files.errors else "the eval failed")
+        else:
+            single = output if output is not None and len(files.files) == 1 else None
+            watched.finish(ran[0], ran[1], saved=single)
+    return ran
+
+
 def _eval_one(sc: Scenario, runs: int, seed: int, quiet: bool, verbose: bool, trace: Path | None,
               learning: bool, learning_key: str | None, no_learned_model: bool,
-              fallback: bool, jobs: int = 1, runner: Runner = run_eval) -> tuple[EvalResult, dict]:
+              fallback: bool, jobs: int = 1, runner: Runner = run_eval, watched=None) -> tuple[EvalResult, dict]:
     """One scenario's eval (after its -v walk-through of one run): the result and its report."""
     if verbose and not sc.llm_managed:
         sw = sc.swarm(seed)
@@ -301,7 +367,7 @@ def _eval_one(sc: Scenario, runs: int, seed: int, quiet: bool, verbose: bool, tr
                       f"{res.actions} actions", highlight=False)
     session = LearningSession.open(sc, learning=learning, key=learning_key, use_model=not no_learned_model,
                                    say=None if quiet else _say)
-    result = _run_one(session.scenario, runs, seed, quiet, trace, session.recorder, fallback, jobs, runner)
+    result = _run_one(session.scenario, runs, seed, quiet, trace, session.recorder, fallback, jobs, runner, watched)
     report = build_report(result, adapter_version=session.adapter)
     report["learning"] = session.close(result, seed, say=None if quiet else _say)
     return result, report

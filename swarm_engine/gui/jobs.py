@@ -109,6 +109,7 @@ class EvalJob:
     error: str | None = None
     report_name: str | None = None
     created: float = field(default_factory=time.time)
+    origin: str = "page"               # page: started here; cli: a `swarm eval --gui` this page watches
     _stop: threading.Event = field(default_factory=threading.Event)
     _last_publish: float = 0.0
 
@@ -117,25 +118,32 @@ class EvalJob:
         return {"id": self.id, "kind": "eval", "state": self.state, "error": self.error,
                 "scenario": self.scenario.name, "path": str(r.path), "variant": r.variant, "runs": r.runs,
                 "seed": r.seed, "provider": r.provider or self.scenario.spec.llm.provider,
-                "report": self.report_name, "created": self.created, "progress": self.topic.latest("progress")}
+                "report": self.report_name, "created": self.created, "origin": self.origin,
+                "progress": self.topic.latest("progress")}
 
     def stop(self) -> None:
         self._stop.set()
 
     # ------------------------------------------------------------------ the eval thread
-    def _progress(self, done: int, ok: int, actions: int, actions_seconds: float, started: float,
-                  force: bool = False) -> None:
+    def _progress(self, done: int, ok: int, actions: int | None, actions_seconds: float, started: float,
+                  force: bool = False, llm: Any = None) -> None:
+        """Publish the counts (at most every PUBLISH_EVERY s unless ``force``); ``llm``:
+        the eval's LlmStats, whose live counters go along."""
         now = time.perf_counter()
         if not force and now - self._last_publish < PUBLISH_EVERY:
             return
         self._last_publish = now
         elapsed = now - started
         lo, hi = wilson(ok, done)
-        self.topic.publish({
+        event = {
             "type": "progress", "done": done, "requested": self.request.runs, "successes": ok,
             "success_rate": ok / done if done else None, "ci95": [lo, hi], "actions": actions,
-            "actions_per_sec": actions / actions_seconds if actions_seconds > 0 else None,
-            "runs_per_sec": done / elapsed if elapsed > 0 else None, "elapsed": elapsed})
+            "actions_per_sec": actions / actions_seconds if actions and actions_seconds > 0 else None,
+            "runs_per_sec": done / elapsed if elapsed > 0 else None, "elapsed": elapsed}
+        if llm is not None:
+            event["llm"] = {"in_flight": llm.in_flight, "applied": llm.applied, "failed": llm.failed,
+                            "decisions_per_sec": llm.rate()}
+        self.topic.publish(event)
 
     def _chunk_progress(self, done: int, ok: int, actions: int, seconds: float,
                         started: float) -> Callable[[int, int], None]:
@@ -171,8 +179,19 @@ class EvalJob:
         from swarm_engine.settings import load_settings
 
         fallback = bool(load_settings().get("eval", "llm_fallback"))
+        stats = None
+        if self.scenario.llm_managed:
+            from swarm_engine.llm.stats import LlmStats
+
+            stats = LlmStats()
+
+        def progress(done: int, ok: int) -> None:
+            self._progress(done, ok, None, 0.0, started, llm=stats)
+            if self._stop.is_set():
+                raise KeyboardInterrupt      # the runner's Ctrl-C: it keeps the runs finished so far
+
         return run_eval(self.scenario, req.runs, req.seed, llm_fallback=fallback, warn=self._warn,
-                        progress=lambda d, s: self._progress(d, s, 0, 0.0, started))
+                        llm_stats=stats, progress=progress)
 
     def evaluate(self, started: float) -> EvalResult:
         """The eval's result, its progress published on the way (chunked when native)."""
@@ -245,6 +264,15 @@ class JobQueue:
                 self._thread.start()
         self._queue.put(job)
         job.topic.publish({"type": "state", "state": "queued"})
+        return job
+
+    def watch(self, request: EvalRequest, scenario: Scenario) -> EvalJob:
+        """List an eval that runs elsewhere (the command line's ``swarm eval --gui``):
+        its owner publishes its events; the queue's thread never runs it."""
+        with self._lock:
+            job = EvalJob(id=f"c{next(self._ids)}", request=request, scenario=scenario,
+                          reports_dir=self.reports_dir, origin="cli")
+            self.jobs[job.id] = job
         return job
 
     def get(self, job_id: str) -> EvalJob:

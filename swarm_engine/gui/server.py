@@ -17,7 +17,7 @@ import uvicorn
 from swarm_engine.errors import ConfigError
 from swarm_engine.gui.app import GuiState, create_app
 
-__all__ = ["bind", "serve", "has_desktop"]
+__all__ = ["bind", "serve", "serve_in_background", "Background", "has_desktop"]
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -79,3 +79,33 @@ def serve(state: GuiState, *, host: str = "127.0.0.1", port: int = 0, open_brows
         state.shutdown()
         sock.close()
         say("swarm gui: stopped")
+
+
+class Background:
+    """The dashboard served from a daemon thread of a process that does something
+    else (``swarm eval --gui``); uvicorn installs no signal handlers off the main
+    thread, so Ctrl-C stays the command line's."""
+
+    def __init__(self, server: _Server, thread: threading.Thread, sock: socket.socket, url: str) -> None:
+        self.server, self.thread, self.sock, self.url = server, thread, sock, url
+
+    @property
+    def alive(self) -> bool:
+        return self.thread.is_alive()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.server.gui.shutdown()          # the live streams end within a poll
+        self.server.should_exit = True
+        self.thread.join(timeout)
+        self.sock.close()
+
+
+def serve_in_background(state: GuiState, *, host: str = "127.0.0.1", port: int = 0) -> Background:
+    """Start serving ``state`` on a daemon thread; returns once the socket listens."""
+    sock = bind(host, port)
+    app = create_app(state, local_only=host in ("127.0.0.1", "localhost", "::1"))
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2, lifespan="off")
+    server = _Server(config, state)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="swarm-gui-server", daemon=True)
+    thread.start()
+    return Background(server, thread, sock, url_of(sock))

@@ -186,6 +186,7 @@ function watchEval(job, host) {
     <div class="eval-live" data-job="${job.id}">
       <div class="toolbar" style="justify-content:space-between;margin:14px 0 8px">
         <div><b>${esc(job.scenario)}</b> ${job.variant ? `<span class="chip">${esc(job.variant)}</span>` : ""} <span class="chip" id="ev-state">${esc(job.state)}</span>
+        ${job.origin === "cli" ? `<span class="chip accent" title="started by swarm eval --gui; Stop is its Ctrl-C">command line</span>` : ""}
         <span class="sub">seeds ${job.seed}..${+job.seed + +job.runs - 1}</span></div>
         <button class="danger" id="ev-stop">Stop</button></div>
       <div class="bar"><span id="ev-bar" style="width:0%"></span></div>
@@ -193,8 +194,9 @@ function watchEval(job, host) {
         <div class="card"><div class="k">Runs done</div><div class="v" id="ev-done">0</div><div class="s">of ${job.runs}</div></div>
         <div class="card"><div class="k">Success rate</div><div class="v" id="ev-rate">–</div><div class="s" id="ev-ok">0 successes</div></div>
         <div class="card"><div class="k">95% interval</div><div class="v" id="ev-ci" style="font-size:17px">–</div><div class="s" id="ev-width"></div></div>
-        <div class="card"><div class="k">Actions / s</div><div class="v" id="ev-aps">–</div><div class="s" id="ev-rps"></div></div>
+        <div class="card"><div class="k" id="ev-apsk">Actions / s</div><div class="v" id="ev-aps">–</div><div class="s" id="ev-rps"></div></div>
       </div>
+      <div class="note" id="ev-llm" hidden></div>
       <div id="ev-cibar">${ciBar(null)}</div><div class="ci-scale" id="ev-scale"><span>0%</span><span>50%</span><span>100%</span></div>
       <div id="ev-sparkbox" hidden><h3>The 95% interval narrowing as runs come in</h3><svg class="spark" id="ev-spark" preserveAspectRatio="none"></svg></div>
       <div id="ev-end"></div>
@@ -209,8 +211,18 @@ function watchEval(job, host) {
     q("ev-ok").textContent = `${p.successes.toLocaleString()} successes`;
     q("ev-ci").textContent = `${pct(p.ci95[0])} – ${pct(p.ci95[1])}`;
     q("ev-width").textContent = `± ${pct((p.ci95[1] - p.ci95[0]) / 2, 2)}`;
-    q("ev-aps").textContent = si(p.actions_per_sec);
-    q("ev-rps").textContent = `${si(p.runs_per_sec)} runs/s, ${num(p.elapsed, 1)} s`;
+    if (p.actions_per_sec === null && p.runs_per_sec !== null) {     // counted per run only (command line, LLM)
+      q("ev-apsk").textContent = "Runs / s"; q("ev-aps").textContent = si(p.runs_per_sec);
+      q("ev-rps").textContent = `${num(p.elapsed, 1)} s`;
+    } else {
+      q("ev-apsk").textContent = "Actions / s"; q("ev-aps").textContent = si(p.actions_per_sec);
+      q("ev-rps").textContent = `${si(p.runs_per_sec)} runs/s, ${num(p.elapsed, 1)} s`;
+    }
+    if (p.llm) {
+      const m = p.llm, el = q("ev-llm");
+      el.hidden = false; el.classList.toggle("bad", m.failed > 0);
+      el.textContent = `model: ${m.in_flight} calls in flight, ${m.applied.toLocaleString()} decisions applied (${num(m.decisions_per_sec || 0, 2)}/s)${m.failed ? `, ${m.failed} failed` : ""}`;
+    }
     hist.push([p.done, p.ci95[0], p.ci95[1], p.success_rate]);
     const dom = ciDomain([hist[0].slice(1, 3), p.ci95], 0.02);
     q("ev-cibar").innerHTML = ciBar(p.ci95[0], p.ci95[1], p.success_rate, dom);
@@ -245,14 +257,14 @@ function drawSpark(svg, pts, total, dom) {
 
 // ------------------------------------------------------------------ live: evals and runs
 async function pageLive() {
-  $main.innerHTML = `<div class="head"><div><h1>Live</h1><p class="sub">Evals and single runs started from this dashboard.</p></div></div>
+  $main.innerHTML = `<div class="head"><div><h1>Live</h1><p class="sub">Evals and single runs started from this dashboard, and evals of <span class="mono">swarm eval --gui</span>.</p></div></div>
     <div class="cols"><div class="panel"><h2>Evals</h2><div id="levals" class="list"></div></div>
     <div class="panel"><h2>Single runs</h2><div id="lruns" class="list"></div></div></div>`;
   const refresh = async () => {
     const [ev, rn] = await Promise.all([api("/api/evals"), api("/api/runs")]);
     document.getElementById("levals").innerHTML = ev.evals.length ? ev.evals.map((j) => `
       <a class="item" href="#/eval/${j.id}"><div class="t">${esc(j.scenario)} <span class="chip ${j.state === "failed" ? "bad" : j.state === "done" ? "ok" : "accent"}">${esc(j.state)}</span></div>
-      <div class="m">${j.runs} runs from seed ${j.seed}${j.progress ? ` &middot; ${j.progress.done} done, ${pct(j.progress.success_rate)}` : ""} &middot; ${ago(j.created)}</div></a>`).join("")
+      <div class="m">${j.origin === "cli" ? "command line &middot; " : ""}${j.runs} runs from seed ${j.seed}${j.progress ? ` &middot; ${j.progress.done} done, ${pct(j.progress.success_rate)}` : ""} &middot; ${ago(j.created)}</div></a>`).join("")
       : `<div class="empty">No evals yet: start one from a scenario's page.</div>`;
     document.getElementById("lruns").innerHTML = rn.runs.length ? rn.runs.map((r) => `
       <a class="item" href="#/run/${r.id}"><div class="t">${esc(r.scenario)} <span class="chip ${r.state === "failed" ? "bad" : r.state === "done" ? "ok" : "accent"}">${esc(r.state)}</span></div>
