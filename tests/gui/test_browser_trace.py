@@ -10,9 +10,11 @@ import shutil
 
 import pytest
 
-from tests.gui.test_browser import browser, page, shot  # noqa: F401  (fixtures)
+from tests.gui import test_browser as launched
 from tests.gui.test_trace_api import SEED, lines_of, traced_eval
 from tests.inprocess import isolate
+
+browser, page, shot = launched.browser, launched.page, launched.shot     # Chromium as test_browser.py starts it
 
 LONG = 450                     # events of the long run: three pages of 200
 
