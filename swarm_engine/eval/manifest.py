@@ -14,7 +14,8 @@ docs/scenarios.md, "Run manifest")::
                  model_file {path, size, sha256} | null,
                  adapters [{path, scale, size, sha256}], adapter_version},
      jobs null | {requested, used, mode, reason},
-     machine {os, python, cpu_count, cpu_model}}
+     machine {os, python, cpu_count, cpu_model},
+     trace (only from ``swarm eval --trace``: the file's absolute path, added by the CLI)}
 
 Nothing here may fail an eval: no git, an unreadable model file or a
 read-only cache leave ``null`` fields. A model file's sha256 is cached per

@@ -35,6 +35,7 @@ from swarm_engine.gui.jsonsafe import SafeJSONResponse as JSONResponse
 from swarm_engine.gui.live import LiveRuns
 from swarm_engine.gui.reports import ReportFolder, compare, filter_runs, histogram
 from swarm_engine.gui.sse import sse_response
+from swarm_engine.gui.traces import MAX_LIMIT, TraceFiles, run_seed, trace_path
 from swarm_engine.settings import load_settings
 
 __all__ = ["GuiState", "create_app", "STATIC"]
@@ -61,6 +62,7 @@ class GuiState:
     def __post_init__(self) -> None:
         self.jobs = JobQueue(self.reports_dir)
         self.folder = ReportFolder(self.reports_dir)
+        self.traces = TraceFiles()
 
     @classmethod
     def from_settings(cls, extra: list[Path] | None = None, reports_dir: Path | None = None) -> GuiState:
@@ -239,6 +241,7 @@ def create_app(state: GuiState, *, local_only: bool = True) -> Starlette:
         return {"ref": ref, "scenario": rep.get("scenario"), "config": rep.get("config_summary"),
                 "seed_info": rep.get("seed_info"), "engine": rep.get("engine"), "summary": s,
                 "learning": rep.get("learning"), "has_runs": bool(runs_), "run_count": len(runs_),
+                "trace": (rep.get("manifest") or {}).get("trace"),
                 "reasons": reasons,
                 "ci95_check": list(wilson(int(s.get("successes") or 0), int(s.get("runs") or 0))),
                 "histograms": {"ticks": histogram(ticks), "actions": histogram(actions)}}
@@ -250,6 +253,18 @@ def create_app(state: GuiState, *, local_only: bool = True) -> Starlette:
         return filter_runs(runs_, status=q.get("status"), reason=q.get("reason"), seed=q.get("seed"),
                            offset=_int_query(request, "offset", 0, 0, 10**9),
                            limit=_int_query(request, "limit", 100, 1, 5000))
+
+    def report_trace(request: Request) -> dict:
+        ref = request.path_params["name"]
+        rep = state.folder.load(ref)
+        path = trace_path(rep, ref, state.reports_dir)
+        if request.query_params.get("run") in (None, ""):
+            raise ConfigError("run: which run of the report (its index in the run table)")
+        run = _int_query(request, "run", 0, 0, 10**9)
+        seed = run_seed(rep, ref, run)
+        page = state.traces.page(path, seed, offset=_int_query(request, "offset", 0, 0, 10**9),
+                                 limit=_int_query(request, "limit", 500, 1, MAX_LIMIT))
+        return {"ref": ref, "run": run, **page}
 
     def compare_reports(request: Request) -> dict:
         refs = request.query_params.getlist("ref")
@@ -304,6 +319,7 @@ def create_app(state: GuiState, *, local_only: bool = True) -> Starlette:
         Route("/api/reports", threaded(reports)),
         Route("/api/report", threaded(report)),
         Route("/api/report/runs", threaded(report_runs)),
+        Route("/api/reports/{name}/trace", threaded(report_trace)),
         Route("/api/compare", threaded(compare_reports)),
         Route("/api/learning", threaded(learning)),
         Route("/api/learning/{key}", threaded(learning_key)),

@@ -125,10 +125,11 @@ class TestEval:
             assert proc.returncode == 0 and proc.stderr == "", proc.stderr
         one, three = (json.loads((tmp_path / f"r{j}.json").read_text(encoding="utf-8")) for j in "13")
         assert three["manifest"]["jobs"] == {"requested": 3, "used": 3, "mode": "threads", "reason": None}
-        for report in (one, three):
+        for j, report in zip("13", (one, three), strict=True):
             for key in ("wall_seconds", "actions_per_sec"):
                 del report["summary"][key]
             del report["manifest"]["jobs"]
+            assert report["manifest"].pop("trace") == str((tmp_path / f"t{j}.jsonl").resolve())
             for run in report["runs"]:
                 del run["wall_seconds"]
         assert one == three

@@ -76,6 +76,7 @@ const routes = [
   [/^#\/eval\/(\w+)$/, "live", pageEval],
   [/^#\/run\/(\w+)$/, "live", pageRun],
   [/^#\/reports$/, "reports", pageReports],
+  [/^#\/report\/([^/]+)\/run\/(\d+)$/, "reports", pageTrace],       // trace.js
   [/^#\/report\/(.+)$/, "reports", pageReport],
   [/^#\/compare\/(.+)$/, "reports", pageCompare],
   [/^#\/learning(?:\/(.+))?$/, "learning", pageLearning],
@@ -415,11 +416,11 @@ async function pageReport(ref) {
         <label>Show<select name="status"><option value="all">all runs</option><option value="failed">failed runs</option><option value="success">successful runs</option></select></label>
         <label>Verdict<select name="reason"><option value="">any</option>${Object.keys(r.reasons).map((k) => `<option>${esc(k)}</option>`).join("")}</select></label>
         <label>Seed<input name="seed" type="text" inputmode="numeric" placeholder="e.g. ${r.seed_info ? r.seed_info.base_seed : 42}"></label>
-        <span class="sub" id="rcount"></span></form><div class="scroll" style="margin-top:10px"><table id="rtable"><thead><tr><th class="num">#</th><th class="num">Seed</th><th>Result</th><th>Reason</th><th class="num">Ticks</th><th class="num">Actions</th><th class="num">Failed</th><th>Actions by kind</th></tr></thead><tbody></tbody></table></div>
+        <span class="sub" id="rcount"></span></form><div class="scroll" style="margin-top:10px"><table id="rtable"><thead><tr><th class="num">#</th><th class="num">Seed</th><th>Result</th><th>Reason</th><th class="num">Ticks</th><th class="num">Actions</th><th class="num">Failed</th><th>Actions by kind</th>${r.trace ? "<th>Events</th>" : ""}</tr></thead><tbody></tbody></table></div>
         <div class="pager"><button class="ghost" id="rprev">&larr;</button><span id="rpage"></span><button class="ghost" id="rnext">&rarr;</button></div>`
         : `<div class="empty">This report has no per-run rows.</div>`}</div>
     <div class="panel"><h2>Configuration</h2><div class="kv">${Object.entries(r.config || {}).map(([k, v]) => `<div>${esc(k)}</div><div class="mono">${esc(v)}</div>`).join("")}
-      <div>seeds</div><div class="mono">${esc(JSON.stringify((r.seed_info || {}).run_seeds))}</div><div>sha256</div><div class="mono">${esc(sc.sha256)}</div></div></div>`;
+      <div>seeds</div><div class="mono">${esc(JSON.stringify((r.seed_info || {}).run_seeds))}</div><div>sha256</div><div class="mono">${esc(sc.sha256)}</div>${r.trace ? `<div>trace</div><div class="mono">${esc(r.trace)}</div>` : ""}</div></div>`;
   if (!r.has_runs) return;
   const form = document.getElementById("rf");
   let offset = 0, asked = 0; const limit = 100;
@@ -431,7 +432,7 @@ async function pageReport(ref) {
     try {
       const d = await api(`/api/report/runs?${qs}`);
       if (mine !== asked) return;
-      tb.innerHTML = d.runs.map((x) => `<tr data-seed="${x.seed}"><td class="num">${x.index}</td><td class="num mono">${x.seed}</td><td>${x.success ? '<span class="chip ok">success</span>' : '<span class="chip bad">failed</span>'}</td><td>${esc(x.reason)}</td><td class="num">${x.ticks}</td><td class="num">${x.actions}</td><td class="num">${x.failed_actions}</td><td class="mono" style="font-size:11px">${esc(Object.entries(x.actions_by_kind || {}).map(([k, v]) => k + " " + v).join(", "))}</td></tr>`).join("") || `<tr><td colspan="8" class="empty">no run matches</td></tr>`;
+      tb.innerHTML = d.runs.map((x) => `<tr data-seed="${x.seed}"><td class="num">${x.index}</td><td class="num mono">${x.seed}</td><td>${x.success ? '<span class="chip ok">success</span>' : '<span class="chip bad">failed</span>'}</td><td>${esc(x.reason)}</td><td class="num">${x.ticks}</td><td class="num">${x.actions}</td><td class="num">${x.failed_actions}</td><td class="mono" style="font-size:11px">${esc(Object.entries(x.actions_by_kind || {}).map(([k, v]) => k + " " + v).join(", "))}</td>${r.trace ? `<td><a class="trace-link" href="#/report/${encodeURIComponent(ref)}/run/${x.index}">trace</a></td>` : ""}</tr>`).join("") || `<tr><td colspan="9" class="empty">no run matches</td></tr>`;
       document.getElementById("rcount").textContent = `${d.matched.toLocaleString()} of ${d.total.toLocaleString()} runs`;
       document.getElementById("rpage").textContent = d.matched ? `${offset + 1}–${Math.min(offset + limit, d.matched)}` : "";
       document.getElementById("rprev").disabled = offset === 0;
