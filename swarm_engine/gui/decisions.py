@@ -70,7 +70,7 @@ class DecisionFeed:
         self._seen = len(self.records)
         for i in fresh:
             self._latest[self.records[i]["worker"]] = i
-        rows = []
+        rows: list[dict[str, Any]] = []
         for i, last in list(self._open.items()):
             if len(rows) >= self.per_tick:
                 break                          # the rest wait for the next tick (their last state is kept)

@@ -122,7 +122,7 @@ class LiveRun:
             done: dict[str, Any] = {"type": "done", "state": "done", "success": res.success,
                                     "verdict": VERDICT_REASONS[Verdict(res.verdict)], "ticks": res.ticks,
                                     "actions": res.actions, "failed_actions": res.failed_actions}
-            if hooks is not None and feed is not None:
+            if runner is not None and hooks is not None and feed is not None:
                 hooks.finish(swarm)         # what is still in flight belongs to this run: drained
                 hooks = None
                 runner.stats.stop_clock()

@@ -9,8 +9,12 @@ import threading
 
 import pytest
 
+from tests.gui import test_browser as _browser
 from tests.gui.llm_world import make_llm_state, make_llm_world, skip_without_model
-from tests.gui.test_browser import browser, open_scenario, page, shot  # noqa: F401  (fixtures used by name)
+
+# the launch code and page fixture of test_browser.py, as this module's fixtures (page asks for served: ours)
+browser, page = _browser.browser, _browser.page
+open_scenario, shot = _browser.open_scenario, _browser.shot
 
 
 @pytest.fixture(scope="module")

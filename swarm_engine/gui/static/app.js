@@ -378,7 +378,7 @@ function decisionHead(d) {
 
 function decisionBody(d) {
   return `<div class="dec-body">
-    <div>${d.prompt.map((m) => `<h3>${esc(m.role)}</h3><pre class="prompt">${esc(m.content)}</pre>`).join("")}
+    <div>${d.prompt.map((m) => `<h3>${esc(m.role)}</h3><pre class="prompt ${m.role === "system" ? "shared" : ""}">${esc(m.content)}</pre>`).join("")}
       ${d.answer !== null && d.answer !== undefined ? `<h3>Model's answer (${esc(d.answer_format)})</h3><pre class="prompt">${esc(d.answer)}</pre>` : ""}
       ${d.error ? `<div class="error">${esc(d.error)}</div>` : ""}</div>
     <div><h3>Candidates</h3><ol class="cands">${d.candidates.map((c, i) => `<li class="${i === d.choice ? "chosen" : ""}"><span class="mono">${esc(stepText(c))}</span>${i === d.choice ? ' <span class="chip accent">chosen</span>' : ""}${d.executed && stepText(d.executed) === stepText(c) ? ' <span class="chip">executed</span>' : ""}</li>`).join("")}</ol></div></div>`;
