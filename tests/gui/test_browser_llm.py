@@ -65,3 +65,13 @@ def test_watch_the_decisions_of_an_llm_run(page, served, tmp_path):
     shot(page, tmp_path, "live-llm-run")
     answered.locator(".dec-head").click()                                   # and it closes again
     assert answered.locator(".dec-body").count() == 0
+
+
+def test_a_dead_backend_is_one_error_line_in_the_page(page, served, tmp_path):
+    open_scenario(page, served, "dead_llm.toml")
+    page.click("#start-run")
+    err = page.locator("#rn-llmpanel .error")
+    err.wait_for()
+    assert "llama-server is not answering" in err.inner_text() and "\n" not in err.inner_text().strip()
+    assert page.inner_text("#rn-state") == "failed" and page.locator(".error").count() == 1   # once
+    shot(page, tmp_path, "live-llm-dead")

@@ -341,8 +341,9 @@ async function pageRun(rid) {
       q("rn-end").innerHTML = `<p class="run-done"><b>${e.success ? "Success" : "No success"}</b>: ${esc(e.verdict)} after ${e.ticks} ticks, ${e.actions} actions (${e.failed_actions} failed).</p>`;
     },
     error: (e) => {
-      q("rn-state").textContent = "failed"; q("rn-state").className = "chip bad"; q("rn-end").innerHTML = errorBox(e.error);
-      if (llm) llm.fail(e.error);
+      q("rn-state").textContent = "failed"; q("rn-state").className = "chip bad"; q("rn-stop").hidden = true;
+      // an LLM run's error is nearly always its backend's: shown once, where its decisions would be
+      if (llm) llm.fail(e.error); else q("rn-end").innerHTML = errorBox(e.error);
     },
   });
   if (run.result) { q("rn-state").textContent = run.result.verdict; }
@@ -438,7 +439,7 @@ function decisionsView(box, strip) {
       else if (st === "running") wait.innerHTML = "waiting for the first decision&hellip;";
       else if (st === "done" && !rows.size) { wait.className = "empty"; wait.textContent = "no decision was asked in this run"; }
     },
-    fail(msg) { const wait = box.querySelector(".loading"); if (wait) { wait.className = "empty"; wait.textContent = "the model never answered: " + msg; } },
+    fail(msg) { box.insertAdjacentHTML("beforebegin", errorBox(msg)); const wait = box.querySelector(".loading"); if (wait) wait.remove(); if (!rows.size) box.hidden = true; },
   };
 }
 
@@ -630,7 +631,7 @@ async function pageServers() {
 async function activity() {
   try {
     const [ev, rn] = await Promise.all([api("/api/evals"), api("/api/runs")]);
-    const busy = ev.evals.filter((j) => j.state === "running" || j.state === "queued").length + rn.runs.filter((r) => r.state === "running").length;
+    const busy = ev.evals.filter((j) => j.state === "running" || j.state === "queued").length + rn.runs.filter((r) => r.state === "running" || r.state === "loading model").length;
     document.getElementById("activity").innerHTML = busy ? `<span class="pulse"></span>${busy} running` : "idle";
   } catch (e) { document.getElementById("activity").textContent = "server unreachable"; }
 }
