@@ -46,8 +46,8 @@ def test_watch_the_decisions_of_an_llm_run(page, served, tmp_path):
     page.select_option("select[name=tps]", "4")
     page.click("#start-run")
     page.wait_for_selector("#rn-llmpanel")
-    page.wait_for_selector("#rn-decisions .dec", timeout=90_000)           # the model loads, then answers
-    page.wait_for_selector(".run-done", timeout=90_000)
+    page.wait_for_selector("#rn-decisions .dec", timeout=180_000)          # the model loads, then answers
+    page.wait_for_selector(".run-done", timeout=180_000)
     assert "calls" in page.inner_text("#rn-llm") and "applied" in page.inner_text("#rn-llm")
     rows = page.locator("#rn-decisions .dec")
     assert rows.count() >= 2
