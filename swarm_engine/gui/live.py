@@ -6,6 +6,13 @@ actions) and the best few frontier groups, whatever the number of workers, so
 a run of 10^4 workers streams as lightly as one of 4; the page asks for the
 graph itself (:meth:`LiveRun.detail`, capped) at its own pace. The swarm is
 only touched under the run's lock, between ticks.
+
+An LLM-managed run is run as ``swarm run`` runs it: its backend is built and
+checked in the run's thread (loading a model takes seconds; the page sees the
+state "loading model"), a planned graph is planned, the manager records every
+decision, each tick publishes a ``decisions`` event with what changed
+(:class:`~swarm_engine.gui.decisions.DecisionFeed`) and the tick carries the
+LLM counters. A backend that does not answer fails the run with its one line.
 """
 
 from __future__ import annotations
@@ -23,9 +30,10 @@ from swarm_engine._native import _kernel
 from swarm_engine.core.state import VERDICT_REASONS, Verdict
 from swarm_engine.errors import ScenarioError, SwarmError, one_line
 from swarm_engine.eval.loader import Scenario
+from swarm_engine.gui.decisions import DecisionFeed, llm_stats
 from swarm_engine.gui.topic import Topic
 
-__all__ = ["LiveRun", "LiveRuns", "NODE_STATES", "WORKER_RESULTS"]
+__all__ = ["LiveRun", "LiveRuns", "NODE_STATES", "WORKER_RESULTS", "ACTIVE"]
 
 log = logging.getLogger("swarm_engine.gui")
 
@@ -36,6 +44,7 @@ WORKER_RESULTS = {_kernel.W_IDLE: "idle", _kernel.W_ACTED: "acted", _kernel.W_CO
                   _kernel.W_DONE: "done"}
 COUNT_NODES_UP_TO = 1 << 18     # above this, ok/fail per tick would copy too much: the page gets done only
 FRONTIER_TOP = 6
+ACTIVE = ("starting", "loading model", "running")     # the states of a run that is not over
 
 
 @dataclass
@@ -69,20 +78,39 @@ class LiveRun:
 
     # ------------------------------------------------------------------ the run thread
     def run(self) -> None:
+        runner = hooks = swarm = None
         try:
-            swarm = self.scenario.swarm(self.seed)
+            sc = self.scenario
+            if sc.llm_managed:
+                from swarm_engine.eval.runner import llm_runner
+
+                self._set_state("loading model")
+                runner = llm_runner(sc)
+                sc.plan(runner)
+            swarm = sc.swarm(self.seed)
+            feed = None
+            if runner is not None:
+                from swarm_engine.eval.runner import LlmRunHooks
+
+                hooks = LlmRunHooks(sc, runner, record=True)
+                hooks.attach(swarm)
+                feed = DecisionFeed(hooks.manager.records)
+                runner.stats.start_clock()
             with self._lock:
                 self._swarm = swarm
-            self.state = "running"
-            self.topic.publish({"type": "state", "state": "running"})
+            self._set_state("running")
             seen = 0
             while not swarm.done and not self._stop.is_set():
                 t0 = time.perf_counter()
                 with self._lock:
                     swarm.step(1)
                     summary = self._summary(swarm, seen)
+                    rows = feed.changes() if feed is not None else []
                 seen = summary["nodes"]
+                if runner is not None:
+                    summary["llm"] = llm_stats(runner)
                 self.topic.publish(summary)
+                self._publish_decisions(swarm.tick, rows, feed)
                 pause = (1.0 / self.ticks_per_second if self.ticks_per_second > 0 else 0.0) - (
                     time.perf_counter() - t0)
                 if pause > 0:
@@ -91,17 +119,45 @@ class LiveRun:
                 if not swarm.done:
                     swarm.stop()
                 res = swarm.result()
+            done: dict[str, Any] = {"type": "done", "state": "done", "success": res.success,
+                                    "verdict": VERDICT_REASONS[Verdict(res.verdict)], "ticks": res.ticks,
+                                    "actions": res.actions, "failed_actions": res.failed_actions}
+            if runner is not None and hooks is not None and feed is not None:
+                hooks.finish(swarm)         # what is still in flight belongs to this run: drained
+                hooks = None
+                runner.stats.stop_clock()
+                self._publish_decisions(swarm.tick, feed.changes(), feed)
+                done["llm"] = llm_stats(runner)
             self.state = "done"
-            self.topic.publish({"type": "done", "state": "done", "success": res.success,
-                                "verdict": VERDICT_REASONS[Verdict(res.verdict)], "ticks": res.ticks,
-                                "actions": res.actions, "failed_actions": res.failed_actions})
+            self.topic.publish(done)
         except SwarmError as exc:
             self._fail(one_line(str(exc)))
         except Exception as exc:
             log.exception("live run %s failed", self.id)
             self._fail(f"internal error: {type(exc).__name__}: {one_line(str(exc))}")
         finally:
+            self._close_llm(hooks, runner, swarm)
             self.topic.close()
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        self.topic.publish({"type": "state", "state": state})
+
+    def _publish_decisions(self, tick: int, rows: list[dict[str, Any]], feed: DecisionFeed | None) -> None:
+        if rows:
+            self.topic.publish({"type": "decisions", "tick": int(tick), "decisions": rows,
+                                "not_shown": feed.not_shown if feed is not None else 0})
+
+    def _close_llm(self, hooks, runner, swarm) -> None:
+        """A run that failed half-way still drains its questions; the runner always closes."""
+        try:
+            if hooks is not None and swarm is not None:
+                hooks.finish(swarm)
+        except Exception:            # the run's own error is the one the page shows
+            log.exception("live run %s: finishing the LLM manager failed", self.id)
+        finally:
+            if runner is not None:
+                runner.close()
 
     def _fail(self, message: str) -> None:
         self.state, self.error = "failed", message
@@ -180,12 +236,12 @@ class LiveRuns:
         self._lock = threading.Lock()
 
     def start(self, scenario: Scenario, seed: int, ticks_per_second: float) -> LiveRun:
-        if scenario.rules is None:
-            raise ScenarioError("this scenario's dependency graph is planned by the LLM at task start; "
-                                "run it from the command line (swarm run)", path=scenario.path,
+        if scenario.rules is None and not scenario.llm_managed:
+            raise ScenarioError("this scenario's dependency graph is planned by the LLM at task start, "
+                                "and the provider is none: choose one", path=scenario.path,
                                 field="dependency_graph.type")
         with self._lock:
-            running = [r for r in self.runs.values() if r.state in ("starting", "running")]
+            running = [r for r in self.runs.values() if r.state in ACTIVE]
             if len(running) >= self.active:
                 raise ScenarioError(f"{len(running)} live runs are going already (at most {self.active}); "
                                     "stop one first")
@@ -193,7 +249,7 @@ class LiveRuns:
             run.set_speed(ticks_per_second)
             self.runs[run.id] = run
             for old in list(self.runs)[:-self.keep]:
-                if self.runs[old].state not in ("starting", "running"):
+                if self.runs[old].state not in ACTIVE:
                     del self.runs[old]
         threading.Thread(target=run.run, name=f"swarm-gui-{run.id}", daemon=True).start()
         return run

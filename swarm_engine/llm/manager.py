@@ -31,7 +31,7 @@ import numpy as np
 
 from swarm_engine._native import _kernel
 from swarm_engine.core.events import EventBatch
-from swarm_engine.errors import ConfigError
+from swarm_engine.errors import ConfigError, one_line
 from swarm_engine.llm import prompts
 from swarm_engine.llm.protocol import Choice, Decision, DecisionRequest, LoraScale, Sampling
 from swarm_engine.llm.runner import InvokerRunner
@@ -84,6 +84,8 @@ class LlmManager:
          "answer": raw model text | None,              # None: no answer (failed call, run ended)
          "choice": index into choices | None, "confidence": float | None,
          "applied": bool,                              # the model's choice was assigned
+         "fallback": "failed" | "unsure" | "taken" | None,   # why the bandit decided instead
+         "error": one line | None,                     # the failed call's message (fallback "failed")
          "executed": {"action", "target", "arg"} | None,   # the worker's next action
          "outcome": "ok" | "fail" | "error" | None,
          "answer_format": "label" | "json"}               # how "answer" is written
@@ -161,8 +163,10 @@ class LlmManager:
             rec = self._answer(req, dec)
             if not dec.ok:
                 stats.count_failed(dec, seed=int(swarm.seed), tick=int(swarm.tick))
+                why = "failed"
             elif dec.confidence is not None and dec.confidence < self.policy.confidence_threshold:
                 stats.count_unsure()
+                why = "unsure"
             elif (outcome := self._assign_best(k, w, req, dec)) == "applied":
                 self.applied += 1
                 stats.applied += 1
@@ -171,8 +175,15 @@ class LlmManager:
                 continue
             elif outcome == "unsure":
                 stats.count_unsure()
+                why = "unsure"
             else:
                 stats.count_taken()
+                why = "taken"
+            if rec is not None:
+                # the stats count fallbacks; the record says which one this was (the live view shows it)
+                rec["fallback"] = why
+                if why == "failed":
+                    rec["error"] = one_line(dec.message or dec.error or "failed")
             # failed, unsure, or the node was taken meanwhile: the bandit decides
             # this worker's next action (this tick: it is not asked again now)
             k.mark_fallback(w)
@@ -277,7 +288,7 @@ class LlmManager:
         return {"tick": int(tick), "worker": int(request.worker), "messages": prompts.chat_messages(request),
                 "choices": [{"action": c.action, "target": c.target, "arg": c.arg} for c in request.choices],
                 "answer": None, "choice": None, "confidence": None, "applied": False,
-                "executed": None, "outcome": None, "answer_format": request.answer}
+                "fallback": None, "error": None, "executed": None, "outcome": None, "answer_format": request.answer}
 
     def _answer(self, request: DecisionRequest, decision: Decision) -> dict | None:
         """Fill the record of ``request`` with the model's answer; from now on

@@ -265,14 +265,15 @@ def test_every_request_is_recorded_with_what_the_worker_then_did():
     recs = manager.records
     assert res.success and len(recs) == len(requests) == manager.asked
     json.dumps(recs)                                              # JSON-ready
-    keys = {"tick", "worker", "messages", "choices", "answer", "choice", "confidence", "applied", "executed",
-            "outcome", "answer_format"}
+    keys = {"tick", "worker", "messages", "choices", "answer", "choice", "confidence", "applied", "fallback",
+            "error", "executed", "outcome", "answer_format"}
     for req, rec in zip(requests, recs):
         assert set(rec) == keys
         assert rec["worker"] == req.worker and rec["messages"] == prompts.chat_messages(req)
         assert [c["action"] for c in rec["choices"]] == [c.action for c in req.choices]
         assert rec["answer"] == f"answer {req.worker}" and rec["confidence"] == 0.9
         assert rec["choice"] == (0 if req.worker == 0 else len(req.choices) - 1)
+        assert rec["applied"] != (rec["fallback"] is not None)   # every answer collected: applied or why not
         if rec["applied"]:                        # the worker executed the model's choice
             c = req.choices[rec["choice"]]
             assert rec["executed"] == {"action": c.action, "target": c.target, "arg": c.arg}
@@ -292,5 +293,7 @@ def test_fallbacks_are_recorded_with_the_bandits_action():
     recs = manager.records
     assert res.success and recs
     assert all(r["answer"] is None and r["choice"] is None and not r["applied"] for r in recs)
+    answered = [r for r in recs if r["fallback"] is not None]
+    assert answered and all(r["fallback"] == "failed" and r["error"] and "\n" not in r["error"] for r in answered)
     done = [r for r in recs if r["executed"] is not None]
     assert done and all(r["outcome"] in ("ok", "fail", "error") for r in done)

@@ -290,13 +290,13 @@ async function pageRun(rid) {
       <p class="sub">seed ${run.seed} &middot; ${run.workers} workers &middot; max ${run.max_ticks} ticks${run.variant ? " &middot; variant " + esc(run.variant) : ""}</p></div>
       <div class="toolbar"><label>Ticks / s<select id="rn-speed">${[1, 2, 4, 8, 16, 32, 0].map((v) => `<option value="${v}" ${v === run.ticks_per_second ? "selected" : ""}>${v || "max"}</option>`).join("")}</select></label>
       <button class="danger" id="rn-stop">Stop</button></div></div>
-    ${run.llm_managed ? `<div class="note">This scenario is LLM-managed; the live view runs its bandit alone (the model's decisions are not drawn here).</div>` : ""}
     <div class="cards">
       <div class="card"><div class="k">Tick</div><div class="v" id="rn-tick">0</div><div class="s">of ${run.max_ticks}</div></div>
       <div class="card"><div class="k">Graph nodes</div><div class="v" id="rn-nodes">0</div><div class="s" id="rn-new"></div></div>
       <div class="card"><div class="k">Actions</div><div class="v" id="rn-actions">0</div><div class="s" id="rn-failed"></div></div>
       <div class="card"><div class="k">Workers</div><div class="v" id="rn-workers" style="font-size:15px;line-height:1.9">–</div></div>
     </div>
+    ${run.llm_managed ? decisionsPanel() : ""}
     <div class="grid2" style="grid-template-columns: 1fr minmax(280px, 380px)">
       <div class="panel"><h2>Exploration graph</h2>
         <div class="legend"><span style="--c:#94a3b8">open</span><span style="--c:#3b82f6">assigned</span><span style="--c:#16a34a">done ok</span><span style="--c:#dc2626">done, failed</span><span class="ring">ringed: a worker is on it</span></div>
@@ -334,25 +334,126 @@ async function pageRun(rid) {
     q("rn-frontier").innerHTML = t.frontier.length ? t.frontier.map((f) => `
       <div style="margin-bottom:8px"><div style="display:flex;justify-content:space-between"><span class="mono">${esc(f.action)}(${esc(f.target || "")})</span><span class="mono">${f.score === null ? "untried" : num(f.score, 3)}</span></div>
       <div class="bar"><span style="width:${f.score === null ? 100 : 100 * Math.abs(f.score) / top}%;${f.score === null ? "background:#22d3ee" : ""}"></span></div><div class="sub" style="font-size:11px">${f.open} open</div></div>`).join("") : "frontier empty";
+    if (llm && t.llm) llm.stats(t.llm);
     dirty = true;
   };
+  const llm = run.llm_managed ? decisionsView(q("rn-decisions"), q("rn-llm")) : null;
   if (run.last) tick(run.last);
   const timer = setInterval(fetchGraph, 350);
   cleanup.push(() => clearInterval(timer));
   fetchGraph();
   stream(`/api/runs/${rid}/events`, {
     tick,
-    state: (e) => { q("rn-state").textContent = e.state; },
+    decisions: (e) => { if (llm) llm.add(e); },
+    state: (e) => { q("rn-state").textContent = e.state; if (llm) llm.state(e.state); },
     done: (e) => {
       finished = true; dirty = true; fetchGraph();
+      if (llm) { if (e.llm) llm.stats(e.llm); llm.state("done"); }
       q("rn-state").textContent = e.verdict; q("rn-state").className = "chip " + (e.success ? "ok" : "bad");
       q("rn-stop").hidden = true;
       q("rn-end").innerHTML = `<p class="run-done"><b>${e.success ? "Success" : "No success"}</b>: ${esc(e.verdict)} after ${e.ticks} ticks, ${e.actions} actions (${e.failed_actions} failed).</p>`;
     },
-    error: (e) => { q("rn-state").textContent = "failed"; q("rn-state").className = "chip bad"; q("rn-end").innerHTML = errorBox(e.error); },
+    error: (e) => {
+      q("rn-state").textContent = "failed"; q("rn-state").className = "chip bad"; q("rn-stop").hidden = true;
+      // an LLM run's error is nearly always its backend's: shown once, where its decisions would be
+      if (llm) llm.fail(e.error); else q("rn-end").innerHTML = errorBox(e.error);
+    },
   });
   if (run.result) { q("rn-state").textContent = run.result.verdict; }
   void finished;
+}
+
+// ------------------------------------------------------------------ a live run's LLM decisions
+const DECISION_ROWS = 200;                 // rows kept in the page: the oldest go, the stream does not
+const FALLBACK_CHIP = { unsure: "warn", taken: "warn", failed: "bad" };
+
+function decisionsPanel() {
+  return `<div class="panel" id="rn-llmpanel"><div class="head" style="margin-bottom:8px"><h2 style="margin:0">Decisions <span class="sub" style="font-weight:400;font-size:12px">newest first &middot; click one for its prompt and candidates</span></h2>
+      <div class="llm-strip" id="rn-llm"></div></div>
+    <div class="decisions" id="rn-decisions"><div class="loading">waiting for the model&hellip;</div></div></div>`;
+}
+
+const stepText = (c) => (c ? [c.action, c.target, c.arg].filter((x) => x !== null && x !== undefined && x !== "").join(" ") : "");
+
+function decisionHead(d) {
+  const chosen = d.choice === null || d.choice === undefined ? null : d.candidates[d.choice];
+  const conf = d.confidence === null || d.confidence === undefined ? null : d.confidence;
+  const chip = d.applied ? `<span class="chip ok">applied</span>`
+    : d.fallback ? `<span class="chip ${FALLBACK_CHIP[d.fallback] || "warn"}" title="${esc(d.error || "the bandit decided instead")}">${esc(d.fallback)}</span>`
+    : `<span class="chip">asking&hellip;</span>`;
+  const did = d.executed && (!chosen || stepText(d.executed) !== stepText(chosen))
+    ? `<div class="sub" style="margin:0;font-size:11.5px">then did <span class="mono">${esc(stepText(d.executed))}</span>${d.outcome ? " &rarr; " + esc(d.outcome) : ""}</div>`
+    : d.outcome ? `<div class="sub" style="margin:0;font-size:11.5px">&rarr; ${esc(d.outcome)}</div>` : "";
+  return `<span class="num">t${d.tick}</span><span>w${d.worker}</span>
+    <div class="pick">${chosen ? `<span class="mono">${esc(stepText(chosen))}</span>` : `<span class="sub">${d.fallback === "failed" ? esc(d.error || "no answer") : `${d.candidates.length} candidates`}</span>`}${did}</div>
+    <div class="conf" title="confidence ${conf === null ? "–" : num(conf, 3)}"><div class="bar"><span style="width:${conf === null ? 0 : 100 * conf}%"></span></div><span class="num">${conf === null ? "–" : pct(conf, 0)}</span></div>
+    <span class="state">${chip}</span>`;
+}
+
+function decisionBody(d) {
+  return `<div class="dec-body">
+    <div>${d.prompt.map((m) => `<h3>${esc(m.role)}</h3><pre class="prompt ${m.role === "system" ? "shared" : ""}">${esc(m.content)}</pre>`).join("")}
+      ${d.answer !== null && d.answer !== undefined ? `<h3>Model's answer (${esc(d.answer_format)})</h3><pre class="prompt">${esc(d.answer)}</pre>` : ""}
+      ${d.error ? `<div class="error">${esc(d.error)}</div>` : ""}</div>
+    <div><h3>Candidates</h3><ol class="cands">${d.candidates.map((c, i) => `<li class="${i === d.choice ? "chosen" : ""}"><span class="mono">${esc(stepText(c))}</span>${i === d.choice ? ' <span class="chip accent">chosen</span>' : ""}${d.executed && stepText(d.executed) === stepText(c) ? ' <span class="chip">executed</span>' : ""}</li>`).join("")}</ol></div></div>`;
+}
+
+/** The Decisions panel of a live run: rows merged by id, newest first, at most DECISION_ROWS in the DOM. */
+function decisionsView(box, strip) {
+  const rows = new Map();                  // id -> {d, el}
+  let notShown = 0;
+  const render = (r) => {
+    r.el.querySelector(".dec-head").innerHTML = decisionHead(r.d);
+    const body = r.el.querySelector(".dec-body");
+    if (r.el.classList.contains("open")) { if (body) body.remove(); r.el.insertAdjacentHTML("beforeend", decisionBody(r.d)); }
+  };
+  box.addEventListener("click", (ev) => {
+    const head = ev.target.closest(".dec-head");
+    if (!head) return;
+    const el = head.parentElement, r = rows.get(+el.dataset.id);
+    if (!r) return;
+    el.classList.toggle("open");
+    const body = el.querySelector(".dec-body");
+    if (body) body.remove();
+    if (el.classList.contains("open")) el.insertAdjacentHTML("beforeend", decisionBody(r.d));
+  });
+  return {
+    add(e) {
+      notShown = e.not_shown || 0;
+      const fresh = document.createDocumentFragment();
+      for (const row of e.decisions) {
+        const r = rows.get(row.id);
+        if (r) { Object.assign(r.d, row); render(r); continue; }
+        if (!row.prompt) continue;         // its first row left the page already
+        const el = h(`<div class="dec" data-id="${row.id}"><div class="dec-head"></div></div>`);
+        const nr = { d: { ...row }, el };
+        rows.set(row.id, nr); render(nr);
+        fresh.insertBefore(el, fresh.firstChild);
+      }
+      if (rows.size && box.querySelector(".loading, .empty")) box.innerHTML = "";
+      box.insertBefore(fresh, box.firstChild);
+      for (const id of rows.keys()) {      // a Map keeps insertion order: the first are the oldest
+        if (rows.size <= DECISION_ROWS) break;
+        rows.get(id).el.remove(); rows.delete(id);
+      }
+    },
+    stats(s) {
+      const cell = (k, v, title) => `<span title="${esc(title || "")}"><b>${v}</b> ${k}</span>`;
+      strip.innerHTML = cell("calls", s.calls.toLocaleString()) + cell("in flight", s.in_flight)
+        + cell("applied", s.applied.toLocaleString()) + cell("fell back", s.fallbacks.toLocaleString(), `${s.unsure} unsure, ${s.taken} taken, ${s.failed} failed`)
+        + cell("failed", s.failed.toLocaleString()) + cell("decisions/s", s.decisions_per_sec === null ? "–" : num(s.decisions_per_sec, 2))
+        + cell("latency p50", s.latency_ms_p50 === null ? "–" : s.latency_ms_p50 < 1000 ? num(s.latency_ms_p50, 0) + " ms" : num(s.latency_ms_p50 / 1000, 1) + " s")
+        + (notShown ? cell("not shown", notShown.toLocaleString(), "more new decisions in one tick than the stream carries") : "");
+    },
+    state(st) {
+      const wait = box.querySelector(".loading");
+      if (!wait) return;
+      if (st === "loading model") wait.innerHTML = "loading the model&hellip;";
+      else if (st === "running") wait.innerHTML = "waiting for the first decision&hellip;";
+      else if (st === "done" && !rows.size) { wait.className = "empty"; wait.textContent = "no decision was asked in this run"; }
+    },
+    fail(msg) { box.insertAdjacentHTML("beforebegin", errorBox(msg)); const wait = box.querySelector(".loading"); if (wait) wait.remove(); if (!rows.size) box.hidden = true; },
+  };
 }
 
 // ------------------------------------------------------------------ reports
@@ -543,7 +644,7 @@ async function pageServers() {
 async function activity() {
   try {
     const [ev, rn] = await Promise.all([api("/api/evals"), api("/api/runs")]);
-    const busy = ev.evals.filter((j) => j.state === "running" || j.state === "queued").length + rn.runs.filter((r) => r.state === "running").length;
+    const busy = ev.evals.filter((j) => j.state === "running" || j.state === "queued").length + rn.runs.filter((r) => r.state === "running" || r.state === "loading model").length;
     document.getElementById("activity").innerHTML = busy ? `<span class="pulse"></span>${busy} running` : "idle";
   } catch (e) { document.getElementById("activity").textContent = "server unreachable"; }
 }
