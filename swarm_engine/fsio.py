@@ -33,7 +33,7 @@ import msgspec
 
 from swarm_engine.errors import StoreError
 
-__all__ = ["atomic_path", "write_bytes", "write_text", "write_json", "default_mode", "publish_dir"]
+__all__ = ["atomic_path", "write_bytes", "write_text", "write_json", "json_bytes", "default_mode", "publish_dir"]
 
 
 def default_mode() -> int:
@@ -105,8 +105,50 @@ def write_text(path: str | os.PathLike, text: str, *, exclusive: bool = False) -
 
 def write_json(path: str | os.PathLike, data: Any) -> None:
     """Write ``data`` (plain dicts, lists, numbers, strings, msgspec Structs) as
-    indented JSON to ``path`` atomically."""
-    write_bytes(path, msgspec.json.format(msgspec.json.encode(data), indent=2))
+    indented JSON to ``path`` atomically (see :func:`json_bytes`)."""
+    write_bytes(path, json_bytes(data))
+
+
+LONG_LIST = 256          # a list longer than this is written one item per line
+
+
+def json_bytes(data: Any) -> bytes:
+    """``data`` as JSON indented by 2, except that a list of more than
+    LONG_LIST items (a report's runs) has one compact item per line: as
+    readable line by line and greppable, and 2-3x faster to write than
+    indenting 10^6 runs' fields (indentation re-parses the whole text)."""
+    out: list[bytes] = []
+    _put(data, 0, out, msgspec.json.Encoder())
+    out.append(b"\n")
+    return b"".join(out)
+
+
+def _holds_long_list(obj: Any) -> bool:
+    if isinstance(obj, list):
+        return len(obj) > LONG_LIST or any(_holds_long_list(x) for x in obj)
+    if isinstance(obj, dict):
+        return any(_holds_long_list(v) for v in obj.values())
+    return False
+
+
+def _put(obj: Any, level: int, out: list[bytes], enc: msgspec.json.Encoder) -> None:
+    pad = b"  " * (level + 1)
+    if isinstance(obj, list) and len(obj) > LONG_LIST:
+        out.append(b"[\n")
+        out.append(b",\n".join(pad + enc.encode(x) for x in obj))
+        out.append(b"\n" + b"  " * level + b"]")
+    elif isinstance(obj, dict | list) and obj and _holds_long_list(obj):
+        items = obj.items() if isinstance(obj, dict) else ((None, v) for v in obj)
+        out.append(b"{\n" if isinstance(obj, dict) else b"[\n")
+        for i, (key, value) in enumerate(items):
+            out.append(pad if i == 0 else b",\n" + pad)
+            if key is not None:
+                out.append(enc.encode(key) + b": ")
+            _put(value, level + 1, out, enc)
+        out.append(b"\n" + b"  " * level + (b"}" if isinstance(obj, dict) else b"]"))
+    else:
+        text = msgspec.json.format(enc.encode(obj), indent=2)
+        out.append(text.replace(b"\n", b"\n" + b"  " * level) if level else text)
 
 
 def publish_dir(src: str | os.PathLike, dest: str | os.PathLike) -> None:
