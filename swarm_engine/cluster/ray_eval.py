@@ -15,12 +15,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from swarm_engine.cluster.chunk_task import Chunk, chunk_of, run_chunk
 from swarm_engine.cluster.chunking import ChunkSizer
 from swarm_engine.cluster.connect import import_ray
+from swarm_engine.cluster.model_host import ModelPool, held_in_process
 from swarm_engine.cluster.record import ClusterRecord
 from swarm_engine.errors import ClusterError, ConfigError, SwarmError
 from swarm_engine.eval.loader import Scenario
@@ -67,28 +69,40 @@ def run_eval_cluster(scenario: Scenario, runs: int, seed: int = 42, *, address: 
     cpus = int(ray.cluster_resources().get("CPU", 0))
     if cpus < CPUS_PER_CHUNK:
         raise ClusterError(f"the Ray cluster at {address} has {cpus} CPUs; a chunk needs {CPUS_PER_CHUNK}")
-    slots = cpus // CPUS_PER_CHUNK
     record = ClusterRecord(address=address, ray_version=ray.__version__, cpus=cpus, cpus_per_chunk=CPUS_PER_CHUNK)
-    lost = _lost_errors(ray)
-    task = ray.remote(run_chunk).options(num_cpus=CPUS_PER_CHUNK, max_retries=0, scheduling_strategy="SPREAD")
-    sizer = ChunkSizer(runs, slots, fixed=chunk_runs)
-    crash = _crash_indices()
     options: dict[str, Any] = {"memory": memory, "llm": llm, "llm_fallback": llm_fallback, "jobs": CPUS_PER_CHUNK}
+    crash = _crash_indices()
     pending: dict[Any, Chunk] = {}
+    queue: deque[Chunk] = deque()             # chunks to submit again, before any new one
     parts: dict[int, EvalResult] = {}
     end, cursor, index, done, ok = seed + runs, seed, 0, 0, 0
     stopped = False
     t0 = time.perf_counter()
     busy = 0.0
+    dispatch: _Tasks | ModelPool = _Tasks(ray, cpus // CPUS_PER_CHUNK)
     try:
-        while cursor < end or pending:
+        if held_in_process(scenario, llm):
+            dispatch = ModelPool(ray, scenario, record, restarts=retries)
+            dispatch.start(chunk_of(scenario, -1, seed, 1, **options))
+            record.cpus_per_chunk = dispatch.cpus_per_chunk
+        lost = _lost_errors(ray) + dispatch.lost_errors()
+        sizer = ChunkSizer(runs, dispatch.slots, fixed=chunk_runs)
+        while cursor < end or pending or queue:
             t = time.perf_counter()
-            while cursor < end and len(pending) < sizer.in_flight(IN_FLIGHT_PER_SLOT):
-                n = sizer.next(end - cursor)
-                chunk = chunk_of(scenario, index, cursor, n, crash=index in crash, **options)
-                pending[task.remote(chunk)] = chunk
-                cursor, index = cursor + n, index + 1
+            room = min(sizer.in_flight(IN_FLIGHT_PER_SLOT) - len(pending), dispatch.room())
+            while room > 0 and (queue or cursor < end):
+                if queue:
+                    chunk = queue.popleft()
+                else:
+                    n = sizer.next(end - cursor)
+                    chunk = chunk_of(scenario, index, cursor, n, crash=index in crash, **options)
+                    cursor, index = cursor + n, index + 1
+                pending[dispatch.submit(chunk)] = chunk
+                room -= 1
             busy += time.perf_counter() - t
+            if not pending:
+                raise ClusterError(f"{_named(queue[0])} has no model host left to run on: every one died "
+                                   f"and none could be started again")
             ray.wait(list(pending), num_returns=1)
             t = time.perf_counter()
             ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
@@ -98,15 +112,16 @@ def run_eval_cluster(scenario: Scenario, runs: int, seed: int = 42, *, address: 
                 try:
                     payload = ray.get(ref)
                 except lost as exc:
+                    dispatch.lost(ref)
                     if chunk.attempt >= retries:
                         raise ClusterError(f"{_named(chunk)} was lost on all {chunk.attempt + 1} attempts, "
                                            f"last: {_line(exc)}") from None
                     record.retried(chunk.index, chunk.seed, chunk.runs, chunk.attempt, exc)
-                    again = dataclasses.replace(chunk, attempt=chunk.attempt + 1)
-                    pending[task.remote(again)] = again
+                    queue.append(dataclasses.replace(chunk, attempt=chunk.attempt + 1))
                     continue
                 except ray.exceptions.RayTaskError as exc:
                     raise _task_error(exc, chunk) from None
+                dispatch.done(ref, payload)
                 part = from_payload(scenario, payload)
                 parts[chunk.index] = part
                 record.ran(part.runs, payload["node"], part.engine_seconds)
@@ -121,10 +136,8 @@ def run_eval_cluster(scenario: Scenario, runs: int, seed: int = 42, *, address: 
                 progress(done, ok)
     except KeyboardInterrupt:
         stopped = True
-        _cancel(ray, pending)
-    except BaseException:
-        _cancel(ray, pending)             # a failed eval leaves nothing running on the cluster
-        raise
+    finally:
+        dispatch.close(pending)               # a finished, failed or stopped eval leaves nothing running
     t = time.perf_counter()
     ordered: list[EvalResult] = []          # the chunks in seed order, up to the first one missing
     while len(ordered) in parts:
@@ -143,9 +156,32 @@ def run_eval_cluster(scenario: Scenario, runs: int, seed: int = 42, *, address: 
     return result
 
 
-def _cancel(ray: Any, pending: dict[Any, Chunk]) -> None:
-    for ref in pending:
-        ray.cancel(ref, force=True)
+class _Tasks:
+    """Plain chunk tasks, spread over the nodes: every eval but one whose model runs in process."""
+
+    def __init__(self, ray: Any, slots: int) -> None:
+        self.ray = ray
+        self.slots = slots
+        self.task = ray.remote(run_chunk).options(num_cpus=CPUS_PER_CHUNK, max_retries=0, scheduling_strategy="SPREAD")
+
+    def lost_errors(self) -> tuple[type[BaseException], ...]:
+        return ()
+
+    def room(self) -> int:
+        return self.slots * IN_FLIGHT_PER_SLOT      # Ray queues them; the sizer's in-flight count bounds it
+
+    def submit(self, chunk: Chunk) -> Any:
+        return self.task.remote(chunk)
+
+    def done(self, ref: Any, payload: dict[str, Any]) -> None:
+        pass
+
+    def lost(self, ref: Any) -> None:
+        pass
+
+    def close(self, pending: dict[Any, Chunk]) -> None:
+        for ref in pending:
+            self.ray.cancel(ref, force=True)
 
 
 def _lost_errors(ray: Any) -> tuple[type[BaseException], ...]:
