@@ -8,6 +8,13 @@ one, run for run. A chunk whose worker or node died is submitted again
 (Ray's own retries are off so that every retry is seen and recorded in the
 report); an error of the engine on a node (a bad scenario there, another
 engine version) ends the eval with its line.
+
+An LLM-managed eval whose model runs in process (``llama-cpp``) sends its
+chunks to model hosts instead, one Ray actor per node that loads the model
+once (:mod:`swarm_engine.cluster.model_host`), one chunk at a time each; a
+chunk whose host died runs again on another host or on its node's
+replacement, recorded like a task's retry. Either way the loop below is the
+same: only the dispatch (:class:`_Tasks` or ``ModelPool``) differs.
 """
 
 from __future__ import annotations
