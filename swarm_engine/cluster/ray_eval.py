@@ -63,7 +63,10 @@ def run_eval_cluster(scenario: Scenario, runs: int, seed: int = 42, *, address: 
 
     ``chunk_runs`` fixes the runs per chunk (default: adapted to the measured
     costs); ``address`` is only recorded. Ctrl-C keeps the chunks finished in
-    seed order from the first one (``result.stopped``).
+    seed order from the first one (``result.stopped``). An LLM-managed scenario
+    whose model runs in process goes to one model host per node
+    (:class:`~swarm_engine.cluster.model_host.ModelPool`, ``result.cluster["models"]``),
+    killed when the eval ends; ``retries`` also bounds a node's replacement hosts.
     """
     ray = import_ray()
     if not ray.is_initialized():
