@@ -110,9 +110,10 @@ def run_eval_cluster(scenario: Scenario, runs: int, seed: int = 42, *, address: 
                 pending[dispatch.submit(chunk)] = chunk
                 room -= 1
             busy += time.perf_counter() - t
-            if not pending:
-                raise ClusterError(f"{_named(queue[0])} has no model host left to run on: every one died "
-                                   f"and none could be started again")
+            if not pending:              # only a pool runs out of room: its hosts all died
+                what = _named(queue[0]) if queue else f"seeds {cursor}..{end - 1}"
+                raise ClusterError(f"{what}: no model host is left to run on (every one died and none could "
+                                   f"be started again)")
             ray.wait(list(pending), num_returns=1)
             t = time.perf_counter()
             ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)

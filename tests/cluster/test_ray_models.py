@@ -95,6 +95,15 @@ def test_a_host_killed_mid_eval_is_replaced_and_its_chunk_retried(tiny, local, m
 
 
 @needs_model
+def test_a_chunk_whose_host_dies_every_time_ends_the_eval_in_one_line(tiny, monkeypatch):
+    monkeypatch.setenv(CRASH_ENV, "0")
+    lost = r"^chunk 0 \(seeds 42\.\.43\) was lost on all 1 attempts, last: ActorDiedError"
+    with pytest.raises(ClusterError, match=lost):
+        run_eval_cluster(load_scenario(tiny), 2, SEED, chunk_runs=2, retries=0)
+    _no_actors_left()
+
+
+@needs_model
 def test_a_model_that_does_not_load_is_one_line_naming_the_node(tiny, tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text(tiny.read_text().replace('provider = "llama-cpp"',
