@@ -42,10 +42,14 @@ def eval_runner(cluster: str | None, *, trace: Any = None, learning: bool = Fals
         # trace and recorder are refused above; llm_stats is the local progress bar's
         result = run_eval_cluster(scenario, runs, seed, address=str(addr), progress=progress, llm=llm,
                                   llm_fallback=llm_fallback, memory=memory)
+        if warn is None:
+            return result
         for r in result.cluster.get("retries", []):
-            if warn is not None:
-                warn(f"chunk {r['chunk']} (seeds {r['seeds'][0]}..{r['seeds'][1]}) was lost with its worker or "
-                     f"node ({r['error']}) and ran again; the report records it")
+            warn(f"chunk {r['chunk']} (seeds {r['seeds'][0]}..{r['seeds'][1]}) was lost with its worker, model "
+                 f"host or node ({r['error']}) and ran again; the report records it")
+        for m in result.cluster.get("models", []):
+            if not m["available"]:    # llm_fallback: that host's chunks ran with the bandit alone
+                warn(f"{m['reason']}; its chunks fall back to the bandit alone (--llm-fallback)")
         return result
 
     with ray_cluster(addr):

@@ -8,6 +8,13 @@ one, run for run. A chunk whose worker or node died is submitted again
 (Ray's own retries are off so that every retry is seen and recorded in the
 report); an error of the engine on a node (a bad scenario there, another
 engine version) ends the eval with its line.
+
+An LLM-managed eval whose model runs in process (``llama-cpp``) sends its
+chunks to model hosts instead, one Ray actor per node that loads the model
+once (:mod:`swarm_engine.cluster.model_host`), one chunk at a time each; a
+chunk whose host died runs again on another host or on its node's
+replacement, recorded like a task's retry. Either way the loop below is the
+same: only the dispatch (:class:`_Tasks` or ``ModelPool``) differs.
 """
 
 from __future__ import annotations
@@ -15,12 +22,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from swarm_engine.cluster.chunk_task import Chunk, chunk_of, run_chunk
 from swarm_engine.cluster.chunking import ChunkSizer
 from swarm_engine.cluster.connect import import_ray
+from swarm_engine.cluster.model_host import ModelPool, held_in_process
 from swarm_engine.cluster.record import ClusterRecord
 from swarm_engine.errors import ClusterError, ConfigError, SwarmError
 from swarm_engine.eval.loader import Scenario
@@ -54,7 +63,10 @@ def run_eval_cluster(scenario: Scenario, runs: int, seed: int = 42, *, address: 
 
     ``chunk_runs`` fixes the runs per chunk (default: adapted to the measured
     costs); ``address`` is only recorded. Ctrl-C keeps the chunks finished in
-    seed order from the first one (``result.stopped``).
+    seed order from the first one (``result.stopped``). An LLM-managed scenario
+    whose model runs in process goes to one model host per node
+    (:class:`~swarm_engine.cluster.model_host.ModelPool`, ``result.cluster["models"]``),
+    killed when the eval ends; ``retries`` also bounds a node's replacement hosts.
     """
     ray = import_ray()
     if not ray.is_initialized():
@@ -67,28 +79,41 @@ def run_eval_cluster(scenario: Scenario, runs: int, seed: int = 42, *, address: 
     cpus = int(ray.cluster_resources().get("CPU", 0))
     if cpus < CPUS_PER_CHUNK:
         raise ClusterError(f"the Ray cluster at {address} has {cpus} CPUs; a chunk needs {CPUS_PER_CHUNK}")
-    slots = cpus // CPUS_PER_CHUNK
     record = ClusterRecord(address=address, ray_version=ray.__version__, cpus=cpus, cpus_per_chunk=CPUS_PER_CHUNK)
-    lost = _lost_errors(ray)
-    task = ray.remote(run_chunk).options(num_cpus=CPUS_PER_CHUNK, max_retries=0, scheduling_strategy="SPREAD")
-    sizer = ChunkSizer(runs, slots, fixed=chunk_runs)
-    crash = _crash_indices()
     options: dict[str, Any] = {"memory": memory, "llm": llm, "llm_fallback": llm_fallback, "jobs": CPUS_PER_CHUNK}
+    crash = _crash_indices()
     pending: dict[Any, Chunk] = {}
+    queue: deque[Chunk] = deque()             # chunks to submit again, before any new one
     parts: dict[int, EvalResult] = {}
     end, cursor, index, done, ok = seed + runs, seed, 0, 0, 0
     stopped = False
     t0 = time.perf_counter()
     busy = 0.0
+    dispatch: _Tasks | ModelPool = _Tasks(ray, cpus // CPUS_PER_CHUNK)
     try:
-        while cursor < end or pending:
+        if held_in_process(scenario, llm):
+            dispatch = ModelPool(ray, scenario, record, restarts=retries)
+            dispatch.start(chunk_of(scenario, -1, seed, 1, **options))
+            record.cpus_per_chunk = dispatch.cpus_per_chunk
+        lost = _lost_errors(ray) + dispatch.lost_errors()
+        sizer = ChunkSizer(runs, dispatch.slots, fixed=chunk_runs)
+        while cursor < end or pending or queue:
             t = time.perf_counter()
-            while cursor < end and len(pending) < sizer.in_flight(IN_FLIGHT_PER_SLOT):
-                n = sizer.next(end - cursor)
-                chunk = chunk_of(scenario, index, cursor, n, crash=index in crash, **options)
-                pending[task.remote(chunk)] = chunk
-                cursor, index = cursor + n, index + 1
+            room = min(sizer.in_flight(IN_FLIGHT_PER_SLOT) - len(pending), dispatch.room())
+            while room > 0 and (queue or cursor < end):
+                if queue:
+                    chunk = queue.popleft()
+                else:
+                    n = sizer.next(end - cursor)
+                    chunk = chunk_of(scenario, index, cursor, n, crash=index in crash, **options)
+                    cursor, index = cursor + n, index + 1
+                pending[dispatch.submit(chunk)] = chunk
+                room -= 1
             busy += time.perf_counter() - t
+            if not pending:              # only a pool runs out of room: its hosts all died
+                what = _named(queue[0]) if queue else f"seeds {cursor}..{end - 1}"
+                raise ClusterError(f"{what}: no model host is left to run on (every one died and none could "
+                                   f"be started again)")
             ray.wait(list(pending), num_returns=1)
             t = time.perf_counter()
             ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
@@ -98,15 +123,16 @@ def run_eval_cluster(scenario: Scenario, runs: int, seed: int = 42, *, address: 
                 try:
                     payload = ray.get(ref)
                 except lost as exc:
+                    dispatch.lost(ref)
                     if chunk.attempt >= retries:
                         raise ClusterError(f"{_named(chunk)} was lost on all {chunk.attempt + 1} attempts, "
                                            f"last: {_line(exc)}") from None
                     record.retried(chunk.index, chunk.seed, chunk.runs, chunk.attempt, exc)
-                    again = dataclasses.replace(chunk, attempt=chunk.attempt + 1)
-                    pending[task.remote(again)] = again
+                    queue.append(dataclasses.replace(chunk, attempt=chunk.attempt + 1))
                     continue
                 except ray.exceptions.RayTaskError as exc:
                     raise _task_error(exc, chunk) from None
+                dispatch.done(ref, payload)
                 part = from_payload(scenario, payload)
                 parts[chunk.index] = part
                 record.ran(part.runs, payload["node"], part.engine_seconds)
@@ -121,10 +147,8 @@ def run_eval_cluster(scenario: Scenario, runs: int, seed: int = 42, *, address: 
                 progress(done, ok)
     except KeyboardInterrupt:
         stopped = True
-        _cancel(ray, pending)
-    except BaseException:
-        _cancel(ray, pending)             # a failed eval leaves nothing running on the cluster
-        raise
+    finally:
+        dispatch.close(pending)               # a finished, failed or stopped eval leaves nothing running
     t = time.perf_counter()
     ordered: list[EvalResult] = []          # the chunks in seed order, up to the first one missing
     while len(ordered) in parts:
@@ -143,9 +167,32 @@ def run_eval_cluster(scenario: Scenario, runs: int, seed: int = 42, *, address: 
     return result
 
 
-def _cancel(ray: Any, pending: dict[Any, Chunk]) -> None:
-    for ref in pending:
-        ray.cancel(ref, force=True)
+class _Tasks:
+    """Plain chunk tasks, spread over the nodes: every eval but one whose model runs in process."""
+
+    def __init__(self, ray: Any, slots: int) -> None:
+        self.ray = ray
+        self.slots = slots
+        self.task = ray.remote(run_chunk).options(num_cpus=CPUS_PER_CHUNK, max_retries=0, scheduling_strategy="SPREAD")
+
+    def lost_errors(self) -> tuple[type[BaseException], ...]:
+        return ()
+
+    def room(self) -> int:
+        return self.slots * IN_FLIGHT_PER_SLOT      # Ray queues them; the sizer's in-flight count bounds it
+
+    def submit(self, chunk: Chunk) -> Any:
+        return self.task.remote(chunk)
+
+    def done(self, ref: Any, payload: dict[str, Any]) -> None:
+        pass
+
+    def lost(self, ref: Any) -> None:
+        pass
+
+    def close(self, pending: dict[Any, Chunk]) -> None:
+        for ref in pending:
+            self.ray.cancel(ref, force=True)
 
 
 def _lost_errors(ray: Any) -> tuple[type[BaseException], ...]:

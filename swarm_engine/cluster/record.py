@@ -1,11 +1,15 @@
-"""What a cluster eval did, for the report's ``cluster`` section: nodes, chunks, retries.
+"""What a cluster eval did, for the report's ``cluster`` section: nodes, chunks, retries, models.
 
 ::
 
     cluster {address, ray_version, cpus, cpus_per_chunk, chunks, chunk_runs {min, max, mean},
              nodes [{node_id, host, chunks, runs, node_seconds}],
              retries [{chunk, seeds [first, last], attempt, error, message}],
+             models [{actor, node_id, host, threads, gpus, load_seconds, available, reason, chunks, runs}],
              wall_seconds, driver_seconds}
+
+``models`` has one entry per model host (cluster/model_host.py) of an eval whose
+model runs in process (empty otherwise): a node whose host died and was replaced has two.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ class ClusterRecord:
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict)     # node id -> its counts
     sizes: list[int] = field(default_factory=list)                    # runs of each finished chunk
     retries: list[dict[str, Any]] = field(default_factory=list)
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)   # model host (actor id) -> its load, counts
     wall_seconds: float = 0.0
     driver_seconds: float = 0.0       # the driver's own work: submitting, fetching, merging (waits excluded)
 
@@ -46,11 +51,25 @@ class ClusterRecord:
         self.retries.append({"chunk": chunk, "seeds": [first_seed, first_seed + runs - 1], "attempt": attempt,
                              "error": type(exc).__name__, "message": lines[0] if lines else ""})
 
+    def model_loaded(self, actor: str, info: dict[str, Any]) -> None:
+        """Model host ``actor`` loaded its model (``info``: ModelHost.load's dict)."""
+        if actor not in self.models:
+            keep = ("node_id", "host", "threads", "gpus", "load_seconds", "available", "reason")
+            self.models[actor] = {"actor": actor, **{k: info.get(k) for k in keep}, "chunks": 0, "runs": 0}
+
+    def model_ran(self, actor: str, info: dict[str, Any], runs: int) -> None:
+        """Model host ``actor`` ran a chunk of ``runs`` (a replacement host is recorded by its first)."""
+        self.model_loaded(actor, info)
+        self.models[actor]["chunks"] += 1
+        self.models[actor]["runs"] += runs
+
     def as_dict(self) -> dict[str, Any]:
         sizes = self.sizes or [0]
         return {"address": self.address, "ray_version": self.ray_version, "cpus": self.cpus,
                 "cpus_per_chunk": self.cpus_per_chunk, "chunks": len(self.sizes),
                 "chunk_runs": {"min": min(sizes), "max": max(sizes), "mean": sum(sizes) / len(sizes)},
                 "nodes": sorted(self.nodes.values(), key=lambda n: (str(n["host"]), n["node_id"])),
-                "retries": list(self.retries), "wall_seconds": self.wall_seconds,
+                "retries": list(self.retries),
+                "models": sorted(self.models.values(), key=lambda m: (str(m["host"]), str(m["node_id"]))),
+                "wall_seconds": self.wall_seconds,
                 "driver_seconds": self.driver_seconds}

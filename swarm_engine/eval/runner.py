@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from swarm_engine.eval.judge import judge
 from swarm_engine.eval.loader import Scenario
 from swarm_engine.eval.processes import python_processes
 from swarm_engine.eval.threaded import EventSink, native_threads
+
+if TYPE_CHECKING:
+    from swarm_engine.llm.runner import InvokerRunner
 
 __all__ = ["EvalResult", "run_eval", "TraceWriter", "RunHooks", "LlmRunHooks", "PER_RUN_LLM", "unavailable_summary",
            "llm_runner"]
@@ -316,7 +319,7 @@ def unavailable_summary(reason: str) -> dict:
 
 
 def _llm_runs(scenario: Scenario, seeds: np.ndarray, progress: ProgressFn | None,
-              trace: TraceWriter | None, recorder=None, runner=None):
+              trace: TraceWriter | None, recorder=None, runner=None, owned: bool = True):
     try:
         scenario.plan(runner)
         hooks = LlmRunHooks(scenario, runner, record=recorder is not None)
@@ -325,7 +328,8 @@ def _llm_runs(scenario: Scenario, seeds: np.ndarray, progress: ProgressFn | None
         runner.stats.stop_clock()
         return out, elapsed, stopped, {"available": True, **runner.stats.summary()}
     finally:
-        runner.close()
+        if owned:
+            runner.close()
 
 
 def _judge(scenario: Scenario, out: dict) -> tuple[np.ndarray, list[str], dict, dict]:
@@ -338,7 +342,8 @@ def _judge(scenario: Scenario, out: dict) -> tuple[np.ndarray, list[str], dict, 
 def run_eval(scenario: Scenario, runs: int, seed: int = 42, *, progress: ProgressFn | None = None,
              trace: str | Path | None = None, chunk_seconds: float = 0.2, llm: bool = True,
              recorder=None, llm_fallback: bool = False, llm_stats=None,
-             warn: Callable[[str], None] | None = None, jobs: int | None = 1) -> EvalResult:
+             warn: Callable[[str], None] | None = None, jobs: int | None = 1,
+             held_runner: InvokerRunner | None = None) -> EvalResult:
     """Run ``runs`` seeded runs of ``scenario``; Ctrl-C keeps the finished runs.
 
     ``jobs`` runs them on that many threads (native environments) or
@@ -360,6 +365,13 @@ def run_eval(scenario: Scenario, runs: int, seed: int = 42, *, progress: Progres
     ``recorder`` (:class:`swarm_engine.learn.session.SessionRecorder`) receives
     every run's events and LLM decisions and may update the learned tables
     between blocks of runs (``swarm eval --learning``).
+
+    ``held_runner`` is a runner already built (:func:`llm_runner`, its preflight
+    passed) that an LLM-managed eval uses instead of building one: a model
+    held across evals (a cluster node's, :mod:`swarm_engine.cluster.model_host`)
+    loads once. The caller owns it (it is not closed here); its ``stats`` are
+    set to ``llm_stats`` (or a fresh accumulator), so ``result.llm`` counts
+    this eval's calls alone. Without ``llm`` it is not used.
     """
     if runs < 1:
         raise ConfigError(f"runs must be at least 1, got {runs}")
@@ -370,7 +382,13 @@ def run_eval(scenario: Scenario, runs: int, seed: int = 42, *, progress: Progres
     n_jobs = resolve_jobs(jobs)
     llm_summary: dict = {}
     runner = None
-    if scenario.llm_managed and llm:
+    held = held_runner is not None and scenario.llm_managed and llm
+    if held_runner is not None and held:
+        from swarm_engine.llm.stats import LlmStats
+
+        runner = held_runner
+        held_runner.stats = llm_stats if llm_stats is not None else LlmStats()
+    elif scenario.llm_managed and llm:
         from swarm_engine.llm.health import LlmUnavailableError
 
         try:
@@ -395,14 +413,15 @@ def run_eval(scenario: Scenario, runs: int, seed: int = 42, *, progress: Progres
         tw = TraceWriter(scenario, seeds, stream) if stream else None
         paced = scenario.config.tick_duration_ms > 0
         if runner is not None:
-            out, elapsed, stopped, llm_summary = _llm_runs(scenario, seeds, progress, tw, recorder, runner)
+            out, elapsed, stopped, llm_summary = _llm_runs(scenario, seeds, progress, tw, recorder, runner,
+                                                           owned=not held)
         else:
             out, elapsed, stopped, how = _bandit_runs(scenario, seeds, how, progress, tw, chunk_seconds,
                                                       recorder, paced)
     finally:
         if stream:
             stream.close()
-        if runner is not None:
+        if runner is not None and not held:
             runner.close()
     n = out["ticks"].shape[0]
     success, reason, conds, miles = _judge(scenario, out)
