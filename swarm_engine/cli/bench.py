@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from swarm_engine.bench import PARTS, SUITES, MismatchError, Settings, llm_suite, plots, run_suites, tables
 from swarm_engine.bench.runner import resolve
@@ -24,6 +26,21 @@ from swarm_engine.errors import SwarmError, one_line
 from swarm_engine.fsio import write_json
 
 __all__ = ["app_factory", "main"]
+
+
+def _gui_suite() -> Callable[[dict], Table] | None:
+    """Register the dashboard's suite (``gui``: what watching costs an eval) when the
+    gui extra is installed; it lives in swarm_engine.gui, above the bench layer, so it
+    is added from here. Returns its table function."""
+    try:
+        from swarm_engine.gui import overhead
+    except ImportError:
+        return None
+    SUITES.setdefault("gui", overhead.run)
+    return overhead.table
+
+
+GUI_TABLE = _gui_suite()
 
 # Piped output gets 150 columns, not rich's 80: the widest tables are ~140.
 console = Console() if sys.stdout.isatty() else Console(width=150)
@@ -96,6 +113,8 @@ def bench_command(
     console.print(tables.machine_line(report["machine"]), highlight=False)
     for t in tables.suite_tables(report):
         console.print(t, highlight=False)
+    if "gui" in report["suites"] and GUI_TABLE is not None:
+        console.print(GUI_TABLE(report["suites"]["gui"]), highlight=False)
     per_suite = ", ".join(f"{k} {v:.1f} s" for k, v in report["suite_seconds"].items())
     console.print(f"{report['seconds']:.1f} s ({per_suite}); peak RSS {tables.nbytes(report['peak_rss_bytes'])}",
                   highlight=False)

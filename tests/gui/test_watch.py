@@ -116,3 +116,17 @@ def test_without_the_gui_extra_it_is_one_line(monkeypatch, capsys):
     assert main(["eval", str(builtin_scenario("troubleshooting")), "-n", "10", "--gui"]) == 1
     err = capsys.readouterr().err
     assert "--gui needs the 'gui' extra: pip install 'swarm-engine[gui]'" in err and err.count("\n") == 1
+
+
+def test_swarm_bench_measures_what_watching_costs(tmp_path, capsys):
+    """``swarm-bench --suite gui``: the three ways, each watched one with its
+    stream read and its runs checked against the unwatched eval."""
+    from swarm_engine.cli.bench import main as bench
+
+    out = tmp_path / "bench.json"
+    assert bench(["--quick", "--suite", "gui", "--repeat", "1", "--json", str(out)]) == 0
+    gui = json.loads(out.read_text())["suites"]["gui"]
+    assert [r["how"] for r in gui["rows"]] == ["unwatched", "page", "command line"]
+    assert gui["identical_runs"] == gui["runs"] > 0 and gui["limit"] == 1.05
+    assert all(r["events"] >= 2 for r in gui["rows"][1:])       # at least a progress and the end
+    assert "gui: the troubleshooting eval" in capsys.readouterr().out
