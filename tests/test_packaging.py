@@ -126,3 +126,15 @@ def test_installed_wheel_finds_its_scenarios(wheel, tmp_path):
     assert seen["root"] == str(site / "swarm_engine" / "scenarios")
     assert seen["files"] == SOURCE_SCENARIOS
     assert seen["version"] == __version__
+
+
+def test_no_file_of_the_package_is_ignored_by_git():
+    """A file under swarm_engine/ that .gitignore hides is missing from every clean
+    clone (the dashboard's index.html once was: `*.html`); only build outputs may be."""
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    out = subprocess.run(["git", "ls-files", "--others", "--ignored", "--exclude-standard", "swarm_engine"],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    built = (".so", ".c", ".pyc", ".pyd")
+    hidden = [p for p in out if "__pycache__" not in p and not p.endswith(built)]
+    assert hidden == [], f"ignored by git, so not in a clone: {hidden}"
