@@ -397,6 +397,7 @@ def test_switches_under_an_eval_and_a_request_loop_fail_no_request(tmp_path, ada
                 assert not LlamaServer(report.from_color, home=tmp_path).is_running()
                 with httpx.Client(base_url=url, trust_env=False, timeout=60) as c:
                     loaded = c.get("/lora-adapters").json()
+                    assert isinstance(loaded, list), f"/lora-adapters answered {loaded}"
                     assert [Path(a["path"]) for a in loaded] == [adapter.resolve()]
                     if version == 2:
                         text_v2 = c.post("/completion", json=GREEDY).json()["content"]
