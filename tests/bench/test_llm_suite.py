@@ -34,7 +34,7 @@ needs_server = pytest.mark.skipif(_server_skip() is not None, reason=_server_ski
 def test_in_process_rows_beside_a_bare_decode_loop():
     from swarm_engine.bench import llm_inprocess
 
-    out = llm_inprocess.run(Settings.quick_settings().with_(repeat=2, llm_workers=1), lambda _m: None)
+    out = llm_inprocess.run(Settings.quick_settings().with_(repeat=1, llm_workers=1), lambda _m: None)
     assert set(out["decisions_per_s"]) == set(llm_inprocess.ROWS)
     assert all(d["median"] > 0 for d in out["decisions_per_s"].values())
     for ratio in ("of_limit", "batched_over_sequential", "label_over_json_sequential"):

@@ -18,20 +18,20 @@ def scenario():
 
 @needs_model
 def test_evals_on_a_held_runner_are_the_evals_on_their_own(scenario):
-    alone = run_eval(scenario, 4, 42)
+    alone = run_eval(scenario, 2, 42)
     runner = llm_runner(scenario)
     try:
         stats = LlmStats()
-        first = run_eval(scenario, 2, 42, held_runner=runner, llm_stats=stats)
-        second = run_eval(scenario, 2, 44, held_runner=runner)
+        first = run_eval(scenario, 1, 42, held_runner=runner, llm_stats=stats)
+        second = run_eval(scenario, 1, 43, held_runner=runner)
         assert runner.stats is not stats and runner.run(_one()) == 1     # still open after both
     finally:
         runner.close()
-    assert first.llm["invocations"] == stats.invocations == int(alone.per_run_llm["llm_calls"][:2].sum())
-    assert second.llm["invocations"] == int(alone.per_run_llm["llm_calls"][2:].sum())   # its own calls alone
-    for part, lo in ((first, 0), (second, 2)):
-        assert part.actions.tolist() == alone.actions[lo:lo + 2].tolist()
-        assert part.success.tolist() == alone.success[lo:lo + 2].tolist()
+    assert first.llm["invocations"] == stats.invocations == int(alone.per_run_llm["llm_calls"][:1].sum())
+    assert second.llm["invocations"] == int(alone.per_run_llm["llm_calls"][1:].sum())   # its own calls alone
+    for part, lo in ((first, 0), (second, 1)):
+        assert part.actions.tolist() == alone.actions[lo:lo + 1].tolist()
+        assert part.success.tolist() == alone.success[lo:lo + 1].tolist()
 
 
 def test_a_held_runner_is_not_used_without_the_llm(scenario):
