@@ -134,8 +134,8 @@ def _holds_long_list(obj: Any) -> bool:
 def _put(obj: Any, level: int, out: list[bytes], enc: msgspec.json.Encoder) -> None:
     pad = b"  " * (level + 1)
     if isinstance(obj, list) and len(obj) > LONG_LIST:
-        out.append(b"[\n")
-        out.append(b",\n".join(pad + enc.encode(x) for x in obj))
+        out.append(b"[\n" + pad)
+        out.append(_one_per_line(obj, pad, enc))
         out.append(b"\n" + b"  " * level + b"]")
     elif isinstance(obj, dict | list) and obj and _holds_long_list(obj):
         items = obj.items() if isinstance(obj, dict) else ((None, v) for v in obj)
@@ -165,3 +165,15 @@ def publish_dir(src: str | os.PathLike, dest: str | os.PathLike) -> None:
     except OSError as exc:
         raise StoreError(f"cannot publish {d}: {exc.strerror or exc}") from exc
     _fsync_dir(d.parent)
+
+
+def _one_per_line(items: list, pad: bytes, enc: msgspec.json.Encoder) -> bytes:
+    """The items, compact, one per line. A list of dicts is encoded in one call and
+    cut at its ``},{``: quotes inside strings are escaped, so that sequence is a
+    boundary unless an item holds a list of dicts itself, which the count reveals
+    (n - 1 boundaries exactly); otherwise each item is encoded alone."""
+    if all(type(x) is dict for x in items):
+        body = enc.encode(items)[1:-1]
+        if body.count(b"},{") == len(items) - 1:
+            return body.replace(b"},{", b"},\n" + pad + b"{")
+    return (b",\n" + pad).join(enc.encode(x) for x in items)
