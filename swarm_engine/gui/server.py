@@ -20,8 +20,9 @@ from swarm_engine.gui.app import GuiState, create_app
 __all__ = ["bind", "serve", "serve_in_background", "Background", "has_desktop"]
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening socket on (host, port); port 0 takes a free one. One ConfigError line when it cannot."""
+def bind(host: str, port: int, flag: str = "--port") -> socket.socket:
+    """A listening socket on (host, port); port 0 takes a free one. One ConfigError line
+    (naming ``flag``, the option that chose the port) when it cannot."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -29,7 +30,7 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", path="--port") from None
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", path=flag) from None
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
@@ -100,9 +101,10 @@ class Background:
         self.sock.close()
 
 
-def serve_in_background(state: GuiState, *, host: str = "127.0.0.1", port: int = 0) -> Background:
+def serve_in_background(state: GuiState, *, host: str = "127.0.0.1", port: int = 0,
+                        flag: str = "--port") -> Background:
     """Start serving ``state`` on a daemon thread; returns once the socket listens."""
-    sock = bind(host, port)
+    sock = bind(host, port, flag)
     app = create_app(state, local_only=host in ("127.0.0.1", "localhost", "::1"))
     config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2, lifespan="off")
     server = _Server(config, state)

@@ -95,7 +95,7 @@ class Dashboard:
               reports: Path | None = None) -> Dashboard:
         """Serve the dashboard (listing ``paths`` among its scenarios) from a daemon thread."""
         state = GuiState.from_settings(list(paths), reports)
-        return cls(state, serve_in_background(state, host=host, port=port))
+        return cls(state, serve_in_background(state, host=host, port=port, flag="--gui-port"))
 
     def track(self, scenario: Scenario, runs: int, seed: int) -> WatchedEval:
         request = EvalRequest(path=Path(scenario.path or scenario.id), runs=runs, seed=seed,

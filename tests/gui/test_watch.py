@@ -132,3 +132,18 @@ def test_swarm_bench_measures_what_watching_costs(tmp_path, capsys):
     assert gui["identical_runs"] == gui["runs"] > 0 and gui["limit"] == 1.05
     assert all(r["events"] >= 2 for r in gui["rows"][1:])       # at least a progress and the end
     assert "gui: the troubleshooting eval" in capsys.readouterr().out
+
+
+def test_a_gui_port_in_use_is_one_line_naming_the_flag(swarm_exe, subprocess_env, tmp_path):
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        port = held.getsockname()[1]
+        env = {**subprocess_env, "SWARM_HOME": str(tmp_path)}
+        done = subprocess.run([swarm_exe, "eval", str(builtin_scenario("troubleshooting")), "-n", "10", "--gui",
+                               "--gui-port", str(port)], capture_output=True, text=True, env=env, timeout=120,
+                              stdin=subprocess.DEVNULL)
+    assert done.returncode == 1
+    assert done.stderr == f"error: --gui-port: cannot listen on 127.0.0.1:{port}: Address already in use\n"
