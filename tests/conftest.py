@@ -25,6 +25,17 @@ if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
 
+def console_script(name: str) -> str | None:
+    """The console script ``name`` of the environment running the tests (beside
+    ``sys.executable``: a venv's bin/ that is not on PATH), else the one on PATH."""
+    here = Path(sys.executable).with_name(name)
+    if here.is_file() and os.access(here, os.X_OK):
+        return str(here)
+    import shutil
+
+    return shutil.which(name)
+
+
 def wait_for(cond, what: str, timeout: float = 60.0):
     """Wait until ``cond()`` is truthy and return its value; an AssertionError
     naming ``what`` after ``timeout`` seconds (a deadline against hangs, not a

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import console_script
+
 
 @pytest.fixture(scope="module")
 def swarm_exe() -> str:
-    exe = shutil.which("swarm")
+    exe = console_script("swarm")
     if exe is None:
         pytest.skip("the 'swarm' console script is not on PATH: install the package (pip install -e .)")
     return exe

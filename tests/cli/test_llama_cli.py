@@ -9,7 +9,6 @@ wheel and a llama-server binary, like tests/llm/test_llama_server.py.
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import pytest
 
 from swarm_engine.llm.models import server_unavailable
 from swarm_engine.llm.server import free_port
+from tests.conftest import console_script
 
 MOUNTED = """\
 import sys
@@ -43,7 +43,7 @@ pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason(
 
 @pytest.fixture(scope="module")
 def command(tmp_path_factory, subprocess_env) -> list[str]:
-    exe = shutil.which("swarm")
+    exe = console_script("swarm")
     if exe is not None:
         probe = subprocess.run([exe, "llama", "--help"], capture_output=True, text=True, env=subprocess_env,
                                timeout=60)

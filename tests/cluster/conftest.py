@@ -14,7 +14,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -23,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.conftest import console_script
 
 __all__ = ["comparable", "assert_same_runs", "free_port", "RayNodes", "ray_temp_dir", "ray_auth_env"]
 
@@ -113,7 +114,7 @@ class RayNodes:
 
     def start(self, cpus: int) -> subprocess.Popen:
         """Start one more node (the first one is the head); the caller waits for it to join."""
-        exe = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
+        exe = console_script("ray") or "ray"
         common = ["--block", "--node-ip-address=127.0.0.1", f"--num-cpus={cpus}", "--num-gpus=0",
                   "--disable-usage-stats"]
         if not self.procs:
@@ -143,7 +144,7 @@ class RayNodes:
 
 @pytest.fixture(scope="module")
 def swarm_exe_path() -> str:
-    exe = shutil.which("swarm")
+    exe = console_script("swarm")
     if exe is None:
         pytest.skip("the 'swarm' console script is not on PATH: install the package (pip install -e .)")
     return exe
