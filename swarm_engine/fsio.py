@@ -114,9 +114,9 @@ LONG_LIST = 256          # a list longer than this is written one item per line
 
 def json_bytes(data: Any) -> bytes:
     """``data`` as JSON indented by 2, except that a list of more than
-    LONG_LIST items (a report's runs) has one compact item per line: as
-    readable line by line and greppable, and 2-3x faster to write than
-    indenting 10^6 runs' fields (indentation re-parses the whole text)."""
+    LONG_LIST items (a report's runs) has one compact item per line: readable
+    and greppable line by line, and a third smaller (10^6 runs: 348 MB, not
+    531 MB), in about the same time as indenting everything."""
     out: list[bytes] = []
     _put(data, 0, out, msgspec.json.Encoder())
     out.append(b"\n")

@@ -184,11 +184,10 @@ def _run_one(scenario: Scenario, runs: int, seed: int, quiet: bool, trace: Path 
     from swarm_engine.llm.stats import LlmStats
 
     stats = LlmStats() if scenario.llm_managed else None
-    extra = {} if stats is None else {"llm_stats": stats}
     feed = (lambda done, ok: watched.progress(done, ok, stats)) if watched is not None else None
     if quiet:
         return run_eval(scenario, runs, seed, trace=trace, recorder=recorder, llm_fallback=llm_fallback,
-                        warn=warn, jobs=jobs, progress=feed, **extra)
+                        llm_stats=stats, warn=warn, jobs=jobs, progress=feed)
     columns: list[ProgressColumn] = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                      TextColumn("ok {task.fields[ok]}")]
     if stats is not None:
@@ -202,7 +201,7 @@ def _run_one(scenario: Scenario, runs: int, seed: int, quiet: bool, trace: Path 
                 feed(done, ok)
 
         return run_eval(scenario, runs, seed, trace=trace, recorder=recorder, llm_fallback=llm_fallback,
-                        warn=warn, jobs=jobs, progress=progress, **extra)
+                        llm_stats=stats, warn=warn, jobs=jobs, progress=progress)
 
 
 def eval_command(

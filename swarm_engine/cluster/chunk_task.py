@@ -29,7 +29,7 @@ from swarm_engine.eval.merge import to_payload
 from swarm_engine.eval.runner import EvalResult, run_eval
 from swarm_engine.exploration.selectors import SelectorConfig
 
-__all__ = ["Chunk", "run_chunk", "chunk_of", "spec_digest", "CRASH_EXIT"]
+__all__ = ["Chunk", "run_chunk", "chunk_of", "spec_digest", "with_selector", "CRASH_EXIT"]
 
 CRASH_EXIT = 70       # the exit status of a worker told to die (fault injection, tests)
 
@@ -87,7 +87,12 @@ def rebuild(chunk: Chunk) -> Scenario:
         if len(_BUILT) >= _BUILT_MAX:
             _BUILT.pop(next(iter(_BUILT)))
         _BUILT[key] = sc
-    return dataclasses.replace(sc, config=dataclasses.replace(sc.config, selector=_writable(chunk.selector)))
+    return with_selector(sc, chunk.selector)
+
+
+def with_selector(sc: Scenario, selector: SelectorConfig) -> Scenario:
+    """``sc`` with the driver's ``selector`` (its learned tables made writable)."""
+    return dataclasses.replace(sc, config=dataclasses.replace(sc.config, selector=_writable(selector)))
 
 
 def _writable(selector: SelectorConfig) -> SelectorConfig:

@@ -26,7 +26,7 @@ from typing import Any
 
 import msgspec
 
-from swarm_engine.cluster.chunk_task import CRASH_EXIT, Chunk, _node_id, _writable, rebuild
+from swarm_engine.cluster.chunk_task import CRASH_EXIT, Chunk, _node_id, rebuild, with_selector
 from swarm_engine.cluster.record import ClusterRecord
 from swarm_engine.errors import ClusterError, ConfigError, SwarmError
 from swarm_engine.eval.loader import Scenario
@@ -109,8 +109,7 @@ class ModelHost:
             os._exit(CRASH_EXIT)      # the actor dying mid-eval, as a killed or OOM-killed one does
         info = self.load(chunk)
         assert self.scenario is not None
-        sc = dataclasses.replace(self.scenario, config=dataclasses.replace(
-            self.scenario.config, selector=_writable(chunk.selector)))
+        sc = with_selector(self.scenario, chunk.selector)
         if self.failure is None:
             result = run_eval(sc, chunk.runs, chunk.seed, llm=True, jobs=chunk.jobs, held_runner=self.runner)
         else:

@@ -382,8 +382,8 @@ def run_eval(scenario: Scenario, runs: int, seed: int = 42, *, progress: Progres
     n_jobs = resolve_jobs(jobs)
     llm_summary: dict = {}
     runner = None
-    held = held_runner is not None and scenario.llm_managed and llm
-    if held_runner is not None and held:
+    held = scenario.llm_managed and llm and held_runner is not None
+    if held and held_runner is not None:      # (the second test is for the type checker)
         from swarm_engine.llm.stats import LlmStats
 
         runner = held_runner

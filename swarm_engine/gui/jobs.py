@@ -145,6 +145,31 @@ class EvalJob:
                             "decisions_per_sec": llm.rate()}
         self.topic.publish(event)
 
+    def feed(self, done: int, ok: int, started: float, llm: Any = None) -> None:
+        """The body of a runner's progress callback (runs counted, no actions): publish,
+        then raise KeyboardInterrupt, the runner's Ctrl-C that keeps the finished runs,
+        once Stop was asked."""
+        self._progress(done, ok, None, 0.0, started, llm=llm)
+        if self._stop.is_set():
+            raise KeyboardInterrupt
+
+    def report_file(self, prefix: str) -> str:
+        """A fresh report name in the folder: ``PREFIX-<scenario id>-<time>-<eval>.json``."""
+        return f"{prefix}-{_UNSAFE.sub('_', self.scenario.id).strip('_')}-{_stamp()}-{self.id}.json"
+
+    def finish(self, result: EvalResult, report: dict, started: float, name: str | None = None) -> None:
+        """The eval ended: its last counts, its report in the folder (written as a fresh
+        ``gui-`` file unless ``name`` is one already there) and the final event."""
+        self._progress(result.runs, int(result.success.sum()), int(result.actions.sum()), result.engine_seconds,
+                       started, force=True)
+        if name is None:
+            name = self.report_file("gui")
+            write_json(self.reports_dir / name, report)
+        self.report_name = name
+        self.state = "stopped" if result.stopped else "done"
+        self.topic.publish({"type": "done", "state": self.state, "report": name,
+                            "summary": _brief(report["summary"])})
+
     def _chunk_progress(self, done: int, ok: int, actions: int, seconds: float,
                         started: float) -> Callable[[int, int], None]:
         """The progress callback of one chunk: its runs counted after the chunks before it."""
@@ -185,13 +210,8 @@ class EvalJob:
 
             stats = LlmStats()
 
-        def progress(done: int, ok: int) -> None:
-            self._progress(done, ok, None, 0.0, started, llm=stats)
-            if self._stop.is_set():
-                raise KeyboardInterrupt      # the runner's Ctrl-C: it keeps the runs finished so far
-
         return run_eval(self.scenario, req.runs, req.seed, llm_fallback=fallback, warn=self._warn,
-                        llm_stats=stats, progress=progress)
+                        llm_stats=stats, progress=lambda done, ok: self.feed(done, ok, started, stats))
 
     def evaluate(self, started: float) -> EvalResult:
         """The eval's result, its progress published on the way (chunked when native)."""
@@ -208,16 +228,8 @@ class EvalJob:
         self.topic.publish({"type": "state", "state": "running"})
         started = time.perf_counter()
         try:
-            sc = self.scenario
             result = self.evaluate(started)
-            self._progress(result.runs, int(result.success.sum()), int(result.actions.sum()),
-                           result.engine_seconds, started, force=True)
-            report = build_report(result)
-            self.report_name = f"gui-{_UNSAFE.sub('_', sc.id).strip('_')}-{_stamp()}-{self.id}.json"
-            write_json(self.reports_dir / self.report_name, report)
-            self.state = "stopped" if result.stopped else "done"
-            self.topic.publish({"type": "done", "state": self.state, "report": self.report_name,
-                                "summary": _brief(report["summary"])})
+            self.finish(result, build_report(result), started)
         except SwarmError as exc:
             self._fail(one_line(str(exc)))
         except Exception as exc:        # a bug: the page says so, the server stays up

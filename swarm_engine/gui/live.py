@@ -30,6 +30,7 @@ from swarm_engine._native import _kernel
 from swarm_engine.core.state import VERDICT_REASONS, Verdict
 from swarm_engine.errors import ScenarioError, SwarmError, one_line
 from swarm_engine.eval.loader import Scenario
+from swarm_engine.eval.runner import LlmRunHooks, llm_runner
 from swarm_engine.gui.decisions import DecisionFeed, llm_stats
 from swarm_engine.gui.topic import Topic
 
@@ -82,16 +83,12 @@ class LiveRun:
         try:
             sc = self.scenario
             if sc.llm_managed:
-                from swarm_engine.eval.runner import llm_runner
-
                 self._set_state("loading model")
                 runner = llm_runner(sc)
                 sc.plan(runner)
             swarm = sc.swarm(self.seed)
             feed = None
             if runner is not None:
-                from swarm_engine.eval.runner import LlmRunHooks
-
                 hooks = LlmRunHooks(sc, runner, record=True)
                 hooks.attach(swarm)
                 feed = DecisionFeed(hooks.manager.records)
@@ -122,7 +119,7 @@ class LiveRun:
             done: dict[str, Any] = {"type": "done", "state": "done", "success": res.success,
                                     "verdict": VERDICT_REASONS[Verdict(res.verdict)], "ticks": res.ticks,
                                     "actions": res.actions, "failed_actions": res.failed_actions}
-            if runner is not None and hooks is not None and feed is not None:
+            if runner is not None and hooks is not None and feed is not None:   # an LLM run (set together)
                 hooks.finish(swarm)         # what is still in flight belongs to this run: drained
                 hooks = None
                 runner.stats.stop_clock()

@@ -59,14 +59,19 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
+def _listening(state: GuiState, host: str, port: int, flag: str, grace: int) -> tuple[_Server, socket.socket]:
+    """The bound socket and the server of ``state`` on it (``grace``: seconds of graceful shutdown)."""
+    sock = bind(host, port, flag)
+    app = create_app(state, local_only=host in ("127.0.0.1", "localhost", "::1"))
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=grace, lifespan="off")
+    return _Server(config, state), sock
+
+
 def serve(state: GuiState, *, host: str = "127.0.0.1", port: int = 0, open_browser: bool = True,
           say: Callable[[str], None] = print) -> None:
     """Run the dashboard until Ctrl-C."""
-    sock = bind(host, port)
+    server, sock = _listening(state, host, port, "--port", grace=3)
     url = url_of(sock)
-    app = create_app(state, local_only=host in ("127.0.0.1", "localhost", "::1"))
-    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=3, lifespan="off")
-    server = _Server(config, state)
     say(f"swarm gui: {url}  (Ctrl-C to stop)")
     if open_browser and has_desktop():
         threading.Timer(0.5, webbrowser.open, args=(url,)).start()
@@ -104,10 +109,7 @@ class Background:
 def serve_in_background(state: GuiState, *, host: str = "127.0.0.1", port: int = 0,
                         flag: str = "--port") -> Background:
     """Start serving ``state`` on a daemon thread; returns once the socket listens."""
-    sock = bind(host, port, flag)
-    app = create_app(state, local_only=host in ("127.0.0.1", "localhost", "::1"))
-    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2, lifespan="off")
-    server = _Server(config, state)
+    server, sock = _listening(state, host, port, flag, grace=2)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="swarm-gui-server", daemon=True)
     thread.start()
     return Background(server, thread, sock, url_of(sock))

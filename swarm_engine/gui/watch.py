@@ -10,10 +10,8 @@ page is Ctrl-C for the command line (the runs finished so far are kept).
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +20,11 @@ from swarm_engine.eval.loader import Scenario
 from swarm_engine.eval.runner import EvalResult
 from swarm_engine.fsio import write_json
 from swarm_engine.gui.app import GuiState
-from swarm_engine.gui.jobs import EvalJob, EvalRequest, _brief
+from swarm_engine.gui.jobs import EvalJob, EvalRequest
 from swarm_engine.gui.server import Background, serve_in_background
 
 __all__ = ["Dashboard", "WatchedEval"]
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 LINGER_SECONDS = 0.5            # the page's streams poll every 0.1 s: they get the last events before the server stops
 
 
@@ -47,9 +44,7 @@ class WatchedEval:
     def progress(self, done: int, ok: int, llm: Any = None) -> None:
         """The progress bar's callback; raises KeyboardInterrupt (the runner's Ctrl-C,
         which keeps the finished runs) once Stop was pressed on the page."""
-        self.job._progress(done, ok, None, 0.0, self.started, llm=llm)
-        if self.job._stop.is_set():
-            raise KeyboardInterrupt
+        self.job.feed(done, ok, self.started, llm)
 
     @property
     def stopped_from_page(self) -> bool:
@@ -57,20 +52,15 @@ class WatchedEval:
 
     def finish(self, result: EvalResult, report: dict, saved: Path | None = None) -> None:
         """The eval ended: its last counts, its report in the dashboard's folder (``saved``
-        when that is where ``-o`` wrote it), and the final event."""
+        when that is where ``-o`` wrote it, else a fresh ``cli-`` file), the final event."""
         job = self.job
-        job._progress(result.runs, int(result.success.sum()), int(result.actions.sum()), result.engine_seconds,
-                      self.started, force=True)
         folder = job.reports_dir.resolve()
         if saved is not None and saved.resolve().parent == folder:
-            job.report_name = saved.name
+            name = saved.name
         else:
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-            job.report_name = f"cli-{_UNSAFE.sub('_', job.scenario.id).strip('_')}-{stamp}-{job.id}.json"
-            write_json(folder / job.report_name, report)
-        job.state = "stopped" if result.stopped else "done"
-        job.topic.publish({"type": "done", "state": job.state, "report": job.report_name,
-                           "summary": _brief(report["summary"])})
+            name = job.report_file("cli")
+            write_json(folder / name, report)
+        job.finish(result, report, self.started, name=name)
         job.topic.close()
 
     def fail(self, message: str) -> None:

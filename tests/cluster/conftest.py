@@ -8,6 +8,7 @@ Ray behind and no other Ray on the machine is touched.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import console_script
+from tests.conftest import console_script, wait_for
 
 __all__ = ["comparable", "assert_same_runs", "free_port", "RayNodes", "ray_temp_dir", "ray_auth_env"]
 
@@ -140,6 +141,61 @@ class RayNodes:
         for proc in reversed(self.procs):
             self.kill(proc)
         time.sleep(0.5)              # let the killed groups' last children go before the folder does
+
+
+@contextlib.contextmanager
+def local_ray(temp_dir: str) -> Iterator[None]:
+    """``ray.init`` of a local Ray with 2 CPUs on 127.0.0.1 (a module's fixture wraps it)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", _temp_dir=temp_dir,
+             object_store_memory=100_000_000, log_to_driver=False, configure_logging=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+@contextlib.contextmanager
+def two_ray_nodes(temp_dir: str, env: dict[str, str]) -> Iterator[RayNodes]:
+    """A head and a second node started with ``ray start`` (1 CPU each), this driver
+    connected, a worker up on each; everything stopped at the end."""
+    import ray
+
+    cluster = RayNodes(temp_dir, env)
+    try:
+        cluster.start(cpus=1)
+        wait_for(lambda: _answers(cluster.address), "the Ray head", timeout=180)
+        ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)
+        cluster.start(cpus=1)
+        wait_for(lambda: len([n for n in ray.nodes() if n["Alive"]]) == 2, "the second Ray node", timeout=180)
+        _a_worker_on_each_node()
+        yield cluster
+    finally:
+        ray.shutdown()
+        cluster.stop()
+
+
+def _a_worker_on_each_node() -> None:
+    """Both nodes have started a worker: otherwise the head, whose worker is up first,
+    can finish a small eval alone before the second node's first worker has started."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    where = ray.remote(num_cpus=1)(lambda: ray.get_runtime_context().get_node_id())
+    ids = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
+    got = ray.get([where.options(scheduling_strategy=NodeAffinitySchedulingStrategy(i, soft=False)).remote()
+                   for i in ids], timeout=180)
+    assert sorted(got) == sorted(ids)
+
+
+def _answers(address: str) -> bool:
+    host, port = address.split(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 @pytest.fixture(scope="module")

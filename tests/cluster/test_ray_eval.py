@@ -16,20 +16,16 @@ from swarm_engine.eval.builtin import builtin_scenario
 from swarm_engine.eval.loader import load_scenario
 from swarm_engine.eval.report import build_report
 from swarm_engine.eval.runner import run_eval
-from tests.cluster.conftest import assert_same_runs, comparable
+from tests.cluster.conftest import assert_same_runs, comparable, local_ray
 from tests.paths import DATA
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[cluster]' (.ci/run installs it)")
 
 
 @pytest.fixture(scope="module", autouse=True)
-def local_ray(ray_temp_dir):
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", _temp_dir=ray_temp_dir,
-             object_store_memory=100_000_000, log_to_driver=False, configure_logging=False)
-    try:
+def one_local_ray(ray_temp_dir):
+    with local_ray(ray_temp_dir):
         yield
-    finally:
-        ray.shutdown()
 
 
 def _both(path, runs: int, seed: int, **cluster):

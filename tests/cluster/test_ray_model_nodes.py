@@ -10,10 +10,8 @@ import pytest
 from swarm_engine.cluster.ray_eval import run_eval_cluster
 from swarm_engine.eval.loader import load_scenario
 from swarm_engine.eval.runner import run_eval
-from tests.cluster.conftest import RayNodes, assert_same_runs
+from tests.cluster.conftest import assert_same_runs, two_ray_nodes
 from tests.cluster.test_ray_models import tiny  # noqa: F401 (the small scenario's fixture)
-from tests.cluster.test_ray_nodes import _a_worker_on_each_node, _answers
-from tests.conftest import wait_for
 from tests.llm.tiny_cascade import needs_model
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[cluster]' (.ci/run installs it)")
@@ -23,18 +21,8 @@ RUNS, SEED = 4, 7
 
 @pytest.fixture(scope="module")
 def two_nodes(ray_temp_dir, subprocess_env):
-    cluster = RayNodes(ray_temp_dir, subprocess_env)
-    try:
-        cluster.start(cpus=1)
-        wait_for(lambda: _answers(cluster.address), "the Ray head", timeout=180)
-        ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)
-        cluster.start(cpus=1)
-        wait_for(lambda: len([n for n in ray.nodes() if n["Alive"]]) == 2, "the second Ray node", timeout=180)
-        _a_worker_on_each_node()
+    with two_ray_nodes(ray_temp_dir, subprocess_env) as cluster:
         yield cluster
-    finally:
-        ray.shutdown()
-        cluster.stop()
 
 
 @pytest.fixture(scope="module")

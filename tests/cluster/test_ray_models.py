@@ -21,7 +21,7 @@ from swarm_engine.errors import ClusterError
 from swarm_engine.eval.loader import load_scenario, parse_scenario
 from swarm_engine.eval.report import build_report
 from swarm_engine.eval.runner import run_eval
-from tests.cluster.conftest import assert_same_runs, comparable
+from tests.cluster.conftest import assert_same_runs, comparable, local_ray
 from tests.llm.tiny_cascade import needs_model, tiny_cascade_text
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[cluster]' (.ci/run installs it)")
@@ -38,13 +38,9 @@ def tiny(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def local_ray(ray_temp_dir):
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", _temp_dir=ray_temp_dir,
-             object_store_memory=100_000_000, log_to_driver=False, configure_logging=False)
-    try:
+def one_local_ray(ray_temp_dir):
+    with local_ray(ray_temp_dir):
         yield
-    finally:
-        ray.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -103,11 +99,17 @@ def test_a_chunk_whose_host_dies_every_time_ends_the_eval_in_one_line(tiny, monk
     _no_actors_left()
 
 
-@needs_model
-def test_a_model_that_does_not_load_is_one_line_naming_the_node(tiny, tmp_path):
+def _with_missing_model(tiny: Path, tmp_path: Path) -> Path:
+    """The small scenario whose model file does not exist."""
     bad = tmp_path / "bad.toml"
     bad.write_text(tiny.read_text().replace('provider = "llama-cpp"',
                                             f'provider = "llama-cpp"\nmodel = "{tmp_path / "missing.gguf"}"'))
+    return bad
+
+
+@needs_model
+def test_a_model_that_does_not_load_is_one_line_naming_the_node(tiny, tmp_path):
+    bad = _with_missing_model(tiny, tmp_path)
     with pytest.raises(ClusterError) as err:
         run_eval_cluster(load_scenario(bad), 2, SEED)
     line = str(err.value)
@@ -118,9 +120,7 @@ def test_a_model_that_does_not_load_is_one_line_naming_the_node(tiny, tmp_path):
 
 @needs_model
 def test_with_llm_fallback_a_model_that_does_not_load_leaves_the_bandit(tiny, tmp_path):
-    bad = tmp_path / "bad.toml"
-    bad.write_text(tiny.read_text().replace('provider = "llama-cpp"',
-                                            f'provider = "llama-cpp"\nmodel = "{tmp_path / "missing.gguf"}"'))
+    bad = _with_missing_model(tiny, tmp_path)
     sc = load_scenario(bad)
     remote = run_eval_cluster(sc, 4, SEED, chunk_runs=2, llm_fallback=True)
     assert_same_runs(remote, run_eval(sc, 4, SEED, llm=False))

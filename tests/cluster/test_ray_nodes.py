@@ -13,49 +13,15 @@ from swarm_engine.eval.builtin import builtin_scenario
 from swarm_engine.eval.loader import load_scenario
 from swarm_engine.eval.report import build_report
 from swarm_engine.eval.runner import run_eval
-from tests.cluster.conftest import RayNodes, assert_same_runs, comparable, ray_auth_env
-from tests.conftest import wait_for
+from tests.cluster.conftest import assert_same_runs, comparable, ray_auth_env, two_ray_nodes
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[cluster]' (.ci/run installs it)")
 
 
 @pytest.fixture(scope="module")
 def nodes(ray_temp_dir, subprocess_env):
-    cluster = RayNodes(ray_temp_dir, subprocess_env)
-    try:
-        cluster.start(cpus=1)
-        wait_for(lambda: _answers(cluster.address), "the Ray head", timeout=180)
-        ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)
-        cluster.start(cpus=1)
-        wait_for(lambda: len([n for n in ray.nodes() if n["Alive"]]) == 2, "the second Ray node", timeout=180)
-        _a_worker_on_each_node()
+    with two_ray_nodes(ray_temp_dir, subprocess_env) as cluster:
         yield cluster
-    finally:
-        ray.shutdown()
-        cluster.stop()
-
-
-def _a_worker_on_each_node() -> None:
-    """Both nodes have started a worker: otherwise the head, whose worker is up first,
-    can finish a small eval alone before the second node's first worker has started."""
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    where = ray.remote(num_cpus=1)(lambda: ray.get_runtime_context().get_node_id())
-    ids = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
-    got = ray.get([where.options(scheduling_strategy=NodeAffinitySchedulingStrategy(i, soft=False)).remote()
-                   for i in ids], timeout=180)
-    assert sorted(got) == sorted(ids)
-
-
-def _answers(address: str) -> bool:
-    import socket
-
-    host, port = address.split(":")
-    try:
-        with socket.create_connection((host, int(port)), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def test_chunks_run_on_both_nodes(nodes):

@@ -4,7 +4,6 @@ versions, a llama log), the app over it, and the app served for real."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
@@ -84,22 +83,12 @@ def client(world):
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """The dashboard served by uvicorn on a free 127.0.0.1 port, as ``swarm gui`` serves it."""
-    import uvicorn
-
-    from swarm_engine.gui.server import bind, url_of
+    from swarm_engine.gui.server import serve_in_background
+    from tests.conftest import wait_for
 
     world = make_world(tmp_path_factory.mktemp("gui"))
     state = make_state(world)
-    sock = bind("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(create_app(state), log_level="warning", lifespan="off",
-                                           timeout_graceful_shutdown=1))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    from tests.conftest import wait_for
-
-    wait_for(lambda: server.started, "the dashboard server to start", timeout=30)
-    yield {"url": url_of(sock), "world": world, "state": state}
-    server.should_exit = True
-    thread.join(10)
-    state.shutdown()
-    sock.close()
+    served = serve_in_background(state)
+    wait_for(lambda: served.server.started, "the dashboard server to start", timeout=30)
+    yield {"url": served.url, "world": world, "state": state}
+    served.stop()

@@ -5,8 +5,6 @@ its prompt and candidates. The browser is launched as test_browser.py does
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from tests.gui import test_browser as _browser
@@ -20,24 +18,14 @@ open_scenario, shot = _browser.open_scenario, _browser.shot
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """The LLM world served by uvicorn (the page fixture asks for this one)."""
-    import uvicorn
-
-    from swarm_engine.gui.app import create_app
-    from swarm_engine.gui.server import bind, url_of
+    from swarm_engine.gui.server import serve_in_background
     from tests.conftest import wait_for
 
     state = make_llm_state(make_llm_world(tmp_path_factory.mktemp("llm-gui")))
-    sock = bind("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(create_app(state), log_level="warning", lifespan="off",
-                                           timeout_graceful_shutdown=1))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, "the dashboard server to start", timeout=30)
-    yield {"url": url_of(sock), "state": state}
-    server.should_exit = True
-    thread.join(10)
-    state.shutdown()
-    sock.close()
+    served = serve_in_background(state)
+    wait_for(lambda: served.server.started, "the dashboard server to start", timeout=30)
+    yield {"url": served.url, "state": state}
+    served.stop()
 
 
 def test_watch_the_decisions_of_an_llm_run(page, served, tmp_path):
