@@ -33,8 +33,8 @@ from swarm_engine.eval.loader import Scenario
 from swarm_engine.eval.merge import to_payload
 from swarm_engine.eval.runner import llm_runner, run_eval, unavailable_summary
 
-__all__ = ["ModelHost", "ModelPool", "held_in_process", "model_threads", "IN_PROCESS", "MODEL_THREADS",
-           "LOAD_TIMEOUT_S"]
+__all__ = ["ModelHost", "ModelPool", "HostPlan", "host_plan", "held_in_process", "model_threads", "IN_PROCESS",
+           "MODEL_THREADS", "LOAD_TIMEOUT_S", "MAX_HOSTS_PER_NODE"]
 
 IN_PROCESS = ("llama-cpp",)    # providers whose model lives in the eval's process: held by an actor per node
 # llama.cpp threads (and the CPUs asked of Ray) of a node's model when [llm] extra.n_threads
@@ -42,6 +42,7 @@ IN_PROCESS = ("llama-cpp",)    # providers whose model lives in the eval's proce
 # node from Ray, although one chunk at a time keeps the engine thread waiting on the model
 # and a small model's decode is bound by memory, not cores. Chosen, not measured on a big node.
 MODEL_THREADS = 4
+MAX_HOSTS_PER_NODE = 64       # hosts_per_node's upper bound (each holds its own copy of the model)
 LOAD_TIMEOUT_S = 180.0         # the actors' start and model load, all nodes together (> the preflight's 75 s)
 
 
@@ -57,6 +58,42 @@ def model_threads(scenario: Scenario, node_cpus: int) -> int:
     if isinstance(given, int) and given >= 1:
         return given
     return max(1, min(MODEL_THREADS, node_cpus))
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    """The model hosts of one node: ``count`` actors of ``threads`` llama.cpp threads,
+    each asking Ray for ``cpus`` CPUs and ``gpus`` GPUs."""
+
+    count: int
+    threads: int
+    cpus: int
+    gpus: int
+
+
+def host_plan(scenario: Scenario, resources: dict[str, float], hosts_per_node: int = 1) -> HostPlan:
+    """How many hosts a node of ``resources`` (Ray's, of ``ray.nodes()``) gets, and their share.
+
+    A host takes one GPU where the node has one and the scenario offloads
+    (``n_gpu_layers`` != 0), else ``threads`` CPUs. ``hosts_per_node`` = 0 is as
+    many as fit: one per GPU, or the node's CPUs over a host's; N >= 1 is at
+    most N, never more than fit (a host never shares its CPUs or its GPU).
+    Every host loads its own copy of the model: the node needs that much memory
+    for each.
+    """
+    node_cpus = int(resources.get("CPU", 0))
+    node_gpus = int(resources.get("GPU", 0))
+    threads = model_threads(scenario, node_cpus)
+    cpus = max(1, min(threads, node_cpus))
+    gpus = 1 if scenario.spec.llm.n_gpu_layers != 0 and node_gpus >= 1 else 0
+    if gpus:
+        fit = node_gpus
+        cpus = max(1, min(cpus, node_cpus // fit))
+    else:
+        fit = max(1, node_cpus // cpus)
+    fit = min(fit, MAX_HOSTS_PER_NODE)
+    return HostPlan(count=fit if hosts_per_node == 0 else min(hosts_per_node, fit), threads=threads,
+                    cpus=cpus, gpus=gpus)
 
 
 class ModelHost:
@@ -150,21 +187,24 @@ class _Host:
     cpus: int
     gpus: int
     actor: Any
+    threads: int = 1
     busy: Any = None           # the ref of the chunk it runs, None when free
 
 
 @dataclass
 class ModelPool:
-    """The driver's side: one :class:`ModelHost` per alive node with CPUs, for one eval.
+    """The driver's side: :class:`ModelHost` actors on every alive node with CPUs, for one eval.
 
-    ``restarts`` bounds the replacements per node of actors that died (a
-    chunk's own attempts are bounded by the eval's retries).
+    ``hosts_per_node`` (:func:`host_plan`: 1 by default, 0 as many as fit) is
+    how many per node; ``restarts`` bounds the replacements per node of actors
+    that died (a chunk's own attempts are bounded by the eval's retries).
     """
 
     ray: Any
     scenario: Scenario
     record: ClusterRecord
     restarts: int = 3
+    hosts_per_node: int = 1
     hosts: list[_Host] = field(default_factory=list)
     by_ref: dict[Any, _Host] = field(default_factory=dict)
     replaced: dict[str, int] = field(default_factory=dict)      # node id -> actors started there after the first
@@ -186,14 +226,20 @@ class ModelPool:
         return tuple(e for e in found if isinstance(e, type) and issubclass(e, BaseException))
 
     def start(self, first: Chunk, timeout: float = LOAD_TIMEOUT_S) -> None:
-        """Start a host on every alive node with CPUs and load its model; ClusterError naming
-        the node whose model does not load (or that did not start in ``timeout`` s)."""
+        """Start the hosts of every alive node with CPUs (:func:`host_plan`) and load their
+        models; ClusterError naming the node whose model does not load (or that did not
+        start in ``timeout`` s)."""
         self._cls = self.ray.remote(ModelHost)
         nodes = [n for n in self.ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) >= 1]
         if not nodes:
             raise ClusterError("the Ray cluster has no alive node with CPUs for the model")
+        if not 0 <= self.hosts_per_node <= MAX_HOSTS_PER_NODE:
+            raise ConfigError(f"got {self.hosts_per_node}, expected 0 (as many as fit) or 1..{MAX_HOSTS_PER_NODE}",
+                              path="--hosts-per-node")
         for node in nodes:
-            self._spawn(str(node["NodeID"]), str(node.get("NodeManagerHostname", "?")), node["Resources"])
+            plan = host_plan(self.scenario, node["Resources"], self.hosts_per_node)
+            for _ in range(plan.count):
+                self._spawn(str(node["NodeID"]), str(node.get("NodeManagerHostname", "?")), plan)
         loads = {h.actor.load.remote(first): h for h in self.hosts}
         ready, missing = self.ray.wait(list(loads), num_returns=len(loads), timeout=timeout)
         if missing:
@@ -214,18 +260,14 @@ class ModelPool:
                                    f"{type(exc).__name__}") from None
             self.record.model_loaded(host.key, info)
 
-    def _spawn(self, node_id: str, hostname: str, resources: dict[str, float]) -> _Host:
+    def _spawn(self, node_id: str, hostname: str, plan: HostPlan) -> _Host:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        node_cpus = int(resources.get("CPU", 0))
-        threads = model_threads(self.scenario, node_cpus)
-        cpus = max(1, min(threads, node_cpus))
-        offload = self.scenario.spec.llm.n_gpu_layers != 0
-        gpus = 1 if offload and resources.get("GPU", 0) >= 1 else 0
-        actor = self._cls.options(num_cpus=cpus, num_gpus=gpus, max_restarts=0, max_task_retries=0,
+        actor = self._cls.options(num_cpus=plan.cpus, num_gpus=plan.gpus, max_restarts=0, max_task_retries=0,
                                   scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)
-                                  ).remote(threads)
-        host = _Host(key=actor._actor_id.hex(), node_id=node_id, host=hostname, cpus=cpus, gpus=gpus, actor=actor)
+                                  ).remote(plan.threads)
+        host = _Host(key=actor._actor_id.hex(), node_id=node_id, host=hostname, cpus=plan.cpus, gpus=plan.gpus,
+                     actor=actor, threads=plan.threads)
         self.hosts.append(host)
         return host
 
@@ -257,7 +299,8 @@ class ModelPool:
         if node is None or self.replaced.get(host.node_id, 0) >= self.restarts:
             return
         self.replaced[host.node_id] = self.replaced.get(host.node_id, 0) + 1
-        self._spawn(host.node_id, host.host, node.get("Resources", {}))    # it loads with its first chunk
+        # the dead one's share (its CPUs or GPU are free again); it loads with its first chunk
+        self._spawn(host.node_id, host.host, HostPlan(1, host.threads, host.cpus, host.gpus))
 
     def close(self, pending: Any = None) -> None:
         """Kill every host (with what it runs): nothing of this eval is left running."""

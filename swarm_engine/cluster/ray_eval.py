@@ -57,7 +57,7 @@ ProgressFn = Callable[[int, int], None]
 def run_eval_cluster(scenario: Scenario, runs: int, seed: int = 42, *, address: str = "ray",
                      progress: ProgressFn | None = None, llm: bool = True, llm_fallback: bool = False,
                      memory: str | None = None, chunk_runs: int | None = None,
-                     retries: int = RETRIES) -> EvalResult:
+                     retries: int = RETRIES, hosts_per_node: int = 1) -> EvalResult:
     """:func:`swarm_engine.eval.runner.run_eval` on the Ray cluster this process is connected
     to (:func:`swarm_engine.cluster.connect.ray_cluster`); ``result.cluster`` says what ran where.
 
@@ -66,7 +66,9 @@ def run_eval_cluster(scenario: Scenario, runs: int, seed: int = 42, *, address: 
     seed order from the first one (``result.stopped``). An LLM-managed scenario
     whose model runs in process goes to one model host per node
     (:class:`~swarm_engine.cluster.model_host.ModelPool`, ``result.cluster["models"]``),
-    killed when the eval ends; ``retries`` also bounds a node's replacement hosts.
+    killed when the eval ends (``hosts_per_node`` of them per node, 0: as many as fit,
+    :func:`~swarm_engine.cluster.model_host.host_plan`); ``retries`` also bounds a
+    node's replacement hosts.
     """
     ray = import_ray()
     if not ray.is_initialized():
@@ -92,7 +94,7 @@ def run_eval_cluster(scenario: Scenario, runs: int, seed: int = 42, *, address: 
     dispatch: _Tasks | ModelPool = _Tasks(ray, cpus // CPUS_PER_CHUNK)
     try:
         if held_in_process(scenario, llm):
-            dispatch = ModelPool(ray, scenario, record, restarts=retries)
+            dispatch = ModelPool(ray, scenario, record, restarts=retries, hosts_per_node=hosts_per_node)
             dispatch.start(chunk_of(scenario, -1, seed, 1, **options))
             record.cpus_per_chunk = dispatch.cpus_per_chunk
         lost = _lost_errors(ray) + dispatch.lost_errors()

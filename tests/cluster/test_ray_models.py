@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from swarm_engine.cluster.model_host import MODEL_THREADS, held_in_process, model_threads
+from swarm_engine.cluster.model_host import MODEL_THREADS, HostPlan, held_in_process, host_plan, model_threads
 from swarm_engine.cluster.ray_eval import CRASH_ENV, run_eval_cluster
 from swarm_engine.errors import ClusterError
 from swarm_engine.eval.loader import load_scenario, parse_scenario
@@ -46,6 +46,35 @@ def one_local_ray(ray_temp_dir):
 @pytest.fixture(scope="module")
 def local(tiny):
     return run_eval(load_scenario(tiny), RUNS, SEED)
+
+
+@needs_model
+def test_as_many_hosts_as_fit_share_a_node_and_match_the_local_runs(tiny, local):
+    # the tests' scenario runs llama.cpp on 1 thread, so the 2-CPU node fits two hosts
+    remote = run_eval_cluster(load_scenario(tiny), RUNS, SEED, chunk_runs=1, hosts_per_node=0)
+    assert_same_runs(remote, local)
+    models = remote.cluster["models"]
+    assert len(models) == 2 and len({m["actor"] for m in models}) == 2
+    assert len({m["node_id"] for m in models}) == 1 and all(m["threads"] == 1 for m in models)
+    assert sum(m["chunks"] for m in models) == RUNS and all(m["chunks"] >= 1 for m in models)
+    assert remote.cluster["retries"] == [] and remote.llm["invocations"] == local.llm["invocations"]
+    _no_actors_left()
+
+
+def test_host_plan_fits_hosts_to_the_node(tiny):
+    sc = load_scenario(tiny)                                   # n_threads = 1, no offload
+    assert host_plan(sc, {"CPU": 8}) == HostPlan(count=1, threads=1, cpus=1, gpus=0)
+    assert host_plan(sc, {"CPU": 8}, 0) == HostPlan(count=8, threads=1, cpus=1, gpus=0)
+    assert host_plan(sc, {"CPU": 8}, 3).count == 3
+    assert host_plan(sc, {"CPU": 2}, 5).count == 2             # never more than fit
+    assert host_plan(sc, {"CPU": 8, "GPU": 2}, 0).gpus == 0     # no offload: GPUs are not asked for
+    four = parse_scenario(tiny.read_text().replace("extra = { n_threads = 1 }", "extra = { n_threads = 4 }"))
+    assert host_plan(four, {"CPU": 64}, 0) == HostPlan(count=16, threads=4, cpus=4, gpus=0)
+    assert host_plan(four, {"CPU": 2}, 0) == HostPlan(count=1, threads=4, cpus=2, gpus=0)
+    gpu = parse_scenario(tiny.read_text().replace('provider = "llama-cpp"', 'provider = "llama-cpp"\nn_gpu_layers = -1'))
+    assert host_plan(gpu, {"CPU": 16, "GPU": 4}, 0) == HostPlan(count=4, threads=1, cpus=1, gpus=1)   # one per GPU
+    assert host_plan(gpu, {"CPU": 16, "GPU": 4}) == HostPlan(count=1, threads=1, cpus=1, gpus=1)
+    assert host_plan(gpu, {"CPU": 16}, 0).gpus == 0             # offload asked, no GPU there: on CPUs
 
 
 def _no_actors_left() -> None:

@@ -10,6 +10,7 @@ real SIGINT lands (tests/cli/test_cli.py sends a real one).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import pickle
 
@@ -81,7 +82,10 @@ def test_chunks_cover_the_seeds_in_order(n, jobs):
     assert parts[0][0] == 5 and parts[-1][1] == 5 + n
     assert all(a[1] == b[0] for a, b in zip(parts, parts[1:]))
     assert len(parts) >= min(n, jobs)          # every job gets work
-    assert len(parts) <= max(jobs * jobs_mod.CHUNKS_PER_JOB, jobs)
+    assert len(parts) <= jobs * (jobs_mod.CHUNKS_PER_JOB + jobs_mod.GUIDED * 8)
+    sizes = [b - a for a, b in parts]
+    assert sizes == sorted(sizes, reverse=True) or n < jobs * jobs_mod.MIN_CHUNK   # guided: the last are the shortest
+    assert sizes[-1] <= max(jobs_mod.MIN_CHUNK, math.ceil(n / (jobs * jobs_mod.CHUNKS_PER_JOB)))
 
 
 def test_plan_native_runs_on_threads():
