@@ -17,7 +17,7 @@ import pytest
 
 from swarm_engine.cluster.model_host import MODEL_THREADS, HostPlan, held_in_process, host_plan, model_threads
 from swarm_engine.cluster.ray_eval import CRASH_ENV, run_eval_cluster
-from swarm_engine.errors import ClusterError
+from swarm_engine.errors import ClusterError, ConfigError
 from swarm_engine.eval.loader import load_scenario, parse_scenario
 from swarm_engine.eval.report import build_report
 from swarm_engine.eval.runner import run_eval
@@ -58,6 +58,13 @@ def test_as_many_hosts_as_fit_share_a_node_and_match_the_local_runs(tiny, local)
     assert len({m["node_id"] for m in models}) == 1 and all(m["threads"] == 1 for m in models)
     assert sum(m["chunks"] for m in models) == RUNS and all(m["chunks"] >= 1 for m in models)
     assert remote.cluster["retries"] == [] and remote.llm["invocations"] == local.llm["invocations"]
+    _no_actors_left()
+
+
+@needs_model
+def test_hosts_per_node_out_of_range_is_one_line_naming_the_option(tiny):
+    with pytest.raises(ConfigError, match=r"--hosts-per-node.*expected 0 \(as many as fit\) or 1\.\.64"):
+        run_eval_cluster(load_scenario(tiny), 2, SEED, hosts_per_node=65)
     _no_actors_left()
 
 
