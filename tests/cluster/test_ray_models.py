@@ -78,7 +78,8 @@ def test_host_plan_fits_hosts_to_the_node(tiny):
     four = parse_scenario(tiny.read_text().replace("extra = { n_threads = 1 }", "extra = { n_threads = 4 }"))
     assert host_plan(four, {"CPU": 64}, 0) == HostPlan(count=16, threads=4, cpus=4, gpus=0)
     assert host_plan(four, {"CPU": 2}, 0) == HostPlan(count=1, threads=4, cpus=2, gpus=0)
-    gpu = parse_scenario(tiny.read_text().replace('provider = "llama-cpp"', 'provider = "llama-cpp"\nn_gpu_layers = -1'))
+    offload = 'provider = "llama-cpp"\nn_gpu_layers = -1'
+    gpu = parse_scenario(tiny.read_text().replace('provider = "llama-cpp"', offload))
     assert host_plan(gpu, {"CPU": 16, "GPU": 4}, 0) == HostPlan(count=4, threads=1, cpus=1, gpus=1)   # one per GPU
     assert host_plan(gpu, {"CPU": 16, "GPU": 4}) == HostPlan(count=1, threads=1, cpus=1, gpus=1)
     assert host_plan(gpu, {"CPU": 16}, 0).gpus == 0             # offload asked, no GPU there: on CPUs
