@@ -22,10 +22,12 @@ Runner = Callable[..., EvalResult]
 
 @contextlib.contextmanager
 def eval_runner(cluster: str | None, *, trace: Any = None, learning: bool = False,
-                memory: str | None = None, hosts_per_node: int = 1) -> Iterator[Runner]:
+                memory: str | None = None, hosts_per_node: int = 1,
+                chunk_cpus: int = 0) -> Iterator[Runner]:
     """``run_eval`` without ``--cluster``; with it, a runner on that cluster while inside
     (``swarm eval``, and ``swarm learn once`` for its candidates' evals); ``hosts_per_node``
-    is the model hosts per node of an eval whose model runs in process."""
+    is the model hosts per node of an eval whose model runs in process, ``chunk_cpus``
+    the CPUs of each plain chunk (0: a whole node)."""
     if cluster is None:
         yield run_eval
         return
@@ -42,7 +44,8 @@ def eval_runner(cluster: str | None, *, trace: Any = None, learning: bool = Fals
             warn: Callable[[str], None] | None = None, **_local_only: Any) -> EvalResult:
         # trace and recorder are refused above; llm_stats is the local progress bar's
         result = run_eval_cluster(scenario, runs, seed, address=str(addr), progress=progress, llm=llm,
-                                  llm_fallback=llm_fallback, memory=memory, hosts_per_node=hosts_per_node)
+                                  llm_fallback=llm_fallback, memory=memory, hosts_per_node=hosts_per_node,
+                                  chunk_cpus=chunk_cpus)
         if warn is None:
             return result
         for r in result.cluster.get("retries", []):

@@ -227,6 +227,7 @@ def eval_command(
     memory: str | None = options.MEMORY_LIMIT,
     cluster: str | None = options.CLUSTER,
     hosts_per_node: int = options.HOSTS_PER_NODE,
+    chunk_cpus: int = options.CHUNK_CPUS,
     gui: bool = typer.Option(False, "--gui", help="Watch the eval in the dashboard (needs the gui extra): served "
                                                   "on 127.0.0.1 while it runs, up until Ctrl-C after it when "
                                                   "this is a terminal."),
@@ -265,7 +266,7 @@ def eval_command(
     dash = _dashboard(files.files, gui_port) if gui and loaded else None
     try:
         with eval_runner(cluster, trace=trace, learning=learning, memory=memory,
-                         hosts_per_node=hosts_per_node) as runner:
+                         hosts_per_node=hosts_per_node, chunk_cpus=chunk_cpus) as runner:
             for i, sc in loaded:
                 ran = _eval_watched(files, dash, i, sc, runs, seed, quiet, verbose, trace, learning,
                                     learning_key_, no_learned_model, fallback, n_jobs, runner, output)

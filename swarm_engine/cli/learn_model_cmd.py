@@ -44,11 +44,12 @@ def once_command(
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
     jobs: int | None = options.JOBS,
     cluster: str | None = options.CLUSTER,
+    chunk_cpus: int = options.CHUNK_CPUS,
 ) -> None:
     """Learn once: statistics, a parameter search by simulation, validation on held-out seeds."""
     store = _store()
     n_jobs, _asked = options.resolve_jobs(jobs, load_settings())
-    with eval_runner(cluster) as evaluate, \
+    with eval_runner(cluster, chunk_cpus=chunk_cpus) as evaluate, \
             console.status("learning...", spinner="dots") if not as_json else _null():
         out = learn_once(target, store=store, key=key, apply=not dry_run, train_runs=train_runs,
                          heldout_runs=heldout_runs, budget_seconds=budget,

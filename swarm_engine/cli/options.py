@@ -14,6 +14,7 @@ from swarm_engine.settings import Settings
 
 __all__ = ["RUNS", "SEED", "JOBS", "VERBOSE", "QUIET", "VARIANT", "PROVIDER", "MODEL", "ENDPOINT",
            "LEARNING", "LEARNING_KEY", "NO_LEARNED_MODEL", "LLM_FALLBACK", "MEMORY_LIMIT", "CLUSTER", "HOSTS_PER_NODE",
+           "CHUNK_CPUS",
            "resolve_runs", "resolve_seed", "resolve_jobs", "check_seeds", "resolve_learning", "resolve_llm_fallback",
            "llm_overrides", "scenario_overrides"]
 
@@ -35,6 +36,9 @@ HOSTS_PER_NODE = typer.Option(1, "--hosts-per-node", min=0, max=64,
                               help="With --cluster and a model in process (llama-cpp): model hosts per node, "
                                    "each with its own copy of the model and its [llm] n_threads CPUs (or one "
                                    "GPU); 0 = as many as fit.")
+CHUNK_CPUS = typer.Option(0, "--chunk-cpus", min=0, max=limits.MAX_JOBS,
+                          help="With --cluster: the CPUs (and threads) of each chunk of runs; 0 = a whole node "
+                               "per chunk, pinned to it \\[0].")
 VERBOSE = typer.Option(False, "-v", "--verbose", help="Print tick snapshots of the first run.")
 QUIET = typer.Option(False, "-q", "--quiet", help="No progress bar and no table.")
 VARIANT = typer.Option(None, "--variant", help="Apply the named [[variants]] overrides.")

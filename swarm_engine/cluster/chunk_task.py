@@ -120,9 +120,9 @@ def _build(chunk: Chunk) -> Scenario:
 
 
 def _run(sc: Scenario, chunk: Chunk) -> EvalResult:
-    # the one place a chunk's threads are chosen: chunk.jobs is the CPUs the driver
-    # asked Ray for (cluster.ray_eval.CPUS_PER_CHUNK), so a node runs as many chunks
-    # side by side as it has cores, each on its own threads
+    # the one place a chunk's threads are chosen: chunk.jobs is the CPUs the driver asked
+    # Ray for (cluster.dispatch: a whole node's, or --chunk-cpus), so the chunk's threads
+    # are the cores Ray holds for it
     return run_eval(sc, chunk.runs, chunk.seed, llm=chunk.llm, llm_fallback=chunk.llm_fallback, jobs=chunk.jobs)
 
 

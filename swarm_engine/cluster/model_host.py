@@ -289,7 +289,7 @@ class ModelPool:
         host.busy = None
         self.record.model_ran(host.key, payload["model"], int(len(payload["seeds"])))
 
-    def lost(self, ref: Any) -> None:
+    def lost(self, ref: Any, exc: BaseException | None = None) -> None:
         """``ref``'s host died: it is dropped, and replaced on its node while the node lives."""
         host = self.by_ref.pop(ref)
         self.hosts.remove(host)

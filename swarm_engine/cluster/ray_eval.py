@@ -1,8 +1,9 @@
 """``swarm eval --cluster``: an eval's seeds in chunks, each a Ray task, merged into one result.
 
 The driver hands out contiguous chunks of seeds in order (sized by
-:class:`~swarm_engine.cluster.chunking.ChunkSizer`), keeps two per slot in
-flight so no node waits on it, and merges the chunks by seed
+:class:`~swarm_engine.cluster.chunking.ChunkSizer`), each a whole node's or
+``chunk_cpus`` CPUs' worth (:mod:`swarm_engine.cluster.dispatch`), keeps two
+per slot in flight so no node waits on it, and merges the chunks by seed
 (:func:`swarm_engine.eval.merge.concat_results`): the result is the local
 one, run for run. A chunk whose worker or node died is submitted again
 (Ray's own retries are off so that every retry is seen and recorded in the
@@ -14,7 +15,7 @@ chunks to model hosts instead, one Ray actor per node that loads the model
 once (:mod:`swarm_engine.cluster.model_host`), one chunk at a time each; a
 chunk whose host died runs again on another host or on its node's
 replacement, recorded like a task's retry. Either way the loop below is the
-same: only the dispatch (:class:`_Tasks` or ``ModelPool``) differs.
+same: only the dispatch (``NodeTasks``, ``SpreadTasks`` or ``ModelPool``) differs.
 """
 
 from __future__ import annotations
@@ -26,9 +27,17 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from swarm_engine.cluster.chunk_task import Chunk, chunk_of, run_chunk
+from swarm_engine.cluster.chunk_task import Chunk, chunk_of
 from swarm_engine.cluster.chunking import ChunkSizer
 from swarm_engine.cluster.connect import import_ray
+from swarm_engine.cluster.dispatch import (
+    IN_FLIGHT_PER_SLOT,
+    NodeTasks,
+    SpreadTasks,
+    check_chunk_cpus,
+    lost_errors,
+    plain_tasks,
+)
 from swarm_engine.cluster.model_host import ModelPool, held_in_process
 from swarm_engine.cluster.record import ClusterRecord
 from swarm_engine.errors import ClusterError, ConfigError, SwarmError
@@ -37,19 +46,11 @@ from swarm_engine.eval.merge import concat_results, from_payload, no_runs
 from swarm_engine.eval.runner import EvalResult
 from swarm_engine.inputs import limits
 
-__all__ = ["run_eval_cluster", "CPUS_PER_CHUNK", "RETRIES", "IN_FLIGHT_PER_SLOT", "CRASH_ENV"]
+__all__ = ["run_eval_cluster", "RETRIES", "IN_FLIGHT_PER_SLOT", "CRASH_ENV", "MODEL_CHUNK_JOBS"]
 
-# CPUs (and run_eval threads, chunk_task._run) per chunk: one, so Ray fills a node's
-# cores with that many chunks side by side (smaller chunks balance better than one
-# chunk on every core, and no chunk waits for a whole node to be free)
-CPUS_PER_CHUNK = 1
 RETRIES = 3                  # resubmissions of one chunk after its worker or node died
-IN_FLIGHT_PER_SLOT = 2       # chunks queued per slot: the next one is there when one finishes
 CRASH_ENV = "SWARM_CLUSTER_CRASH"   # test-only fault injection: comma-separated chunk indices whose first attempt dies
-
-# Ray's errors for a task that died with its worker or node (retried); anything else is not
-_LOST = ("WorkerCrashedError", "NodeDiedError", "LocalRayletDiedError", "ObjectLostError", "OwnerDiedError",
-         "ObjectReconstructionFailedError", "RaySystemError", "ObjectFetchTimedOutError")
+MODEL_CHUNK_JOBS = 1         # a model host's chunk runs on one thread: its engine waits on the model
 
 ProgressFn = Callable[[int, int], None]
 
@@ -57,13 +58,15 @@ ProgressFn = Callable[[int, int], None]
 def run_eval_cluster(scenario: Scenario, runs: int, seed: int = 42, *, address: str = "ray",
                      progress: ProgressFn | None = None, llm: bool = True, llm_fallback: bool = False,
                      memory: str | None = None, chunk_runs: int | None = None,
-                     retries: int = RETRIES, hosts_per_node: int = 1) -> EvalResult:
+                     retries: int = RETRIES, hosts_per_node: int = 1, chunk_cpus: int = 0) -> EvalResult:
     """:func:`swarm_engine.eval.runner.run_eval` on the Ray cluster this process is connected
     to (:func:`swarm_engine.cluster.connect.ray_cluster`); ``result.cluster`` says what ran where.
 
     ``chunk_runs`` fixes the runs per chunk (default: adapted to the measured
-    costs); ``address`` is only recorded. Ctrl-C keeps the chunks finished in
-    seed order from the first one (``result.stopped``). An LLM-managed scenario
+    costs); ``chunk_cpus`` is the CPUs (and threads) of each chunk, 0 a whole
+    node (:mod:`~swarm_engine.cluster.dispatch`); ``address`` is only recorded.
+    Ctrl-C keeps the chunks finished in seed order from the first one
+    (``result.stopped``). An LLM-managed scenario
     whose model runs in process goes to one model host per node
     (:class:`~swarm_engine.cluster.model_host.ModelPool`, ``result.cluster["models"]``),
     killed when the eval ends (``hosts_per_node`` of them per node, 0: as many as fit,
@@ -78,11 +81,11 @@ def run_eval_cluster(scenario: Scenario, runs: int, seed: int = 42, *, address: 
     problem = limits.seeds_error(seed, runs)
     if problem:
         raise ConfigError(problem)
+    check_chunk_cpus(chunk_cpus)
     cpus = int(ray.cluster_resources().get("CPU", 0))
-    if cpus < CPUS_PER_CHUNK:
-        raise ClusterError(f"the Ray cluster at {address} has {cpus} CPUs; a chunk needs {CPUS_PER_CHUNK}")
-    record = ClusterRecord(address=address, ray_version=ray.__version__, cpus=cpus, cpus_per_chunk=CPUS_PER_CHUNK)
-    options: dict[str, Any] = {"memory": memory, "llm": llm, "llm_fallback": llm_fallback, "jobs": CPUS_PER_CHUNK}
+    record = ClusterRecord(address=address, ray_version=ray.__version__, cpus=cpus, cpus_per_chunk=0,
+                           chunk_cpus=chunk_cpus)
+    options: dict[str, Any] = {"memory": memory, "llm": llm, "llm_fallback": llm_fallback, "jobs": MODEL_CHUNK_JOBS}
     crash = _crash_indices()
     pending: dict[Any, Chunk] = {}
     queue: deque[Chunk] = deque()             # chunks to submit again, before any new one
@@ -91,13 +94,15 @@ def run_eval_cluster(scenario: Scenario, runs: int, seed: int = 42, *, address: 
     stopped = False
     t0 = time.perf_counter()
     busy = 0.0
-    dispatch: _Tasks | ModelPool = _Tasks(ray, cpus // CPUS_PER_CHUNK)
+    dispatch: NodeTasks | SpreadTasks | ModelPool | None = None
     try:
         if held_in_process(scenario, llm):
             dispatch = ModelPool(ray, scenario, record, restarts=retries, hosts_per_node=hosts_per_node)
             dispatch.start(chunk_of(scenario, -1, seed, 1, **options))
-            record.cpus_per_chunk = dispatch.cpus_per_chunk
-        lost = _lost_errors(ray) + dispatch.lost_errors()
+        else:
+            dispatch = plain_tasks(ray, chunk_cpus)
+        record.cpus_per_chunk = dispatch.cpus_per_chunk
+        lost = lost_errors(ray) + dispatch.lost_errors()
         sizer = ChunkSizer(runs, dispatch.slots, fixed=chunk_runs)
         while cursor < end or pending or queue:
             t = time.perf_counter()
@@ -112,9 +117,10 @@ def run_eval_cluster(scenario: Scenario, runs: int, seed: int = 42, *, address: 
                 pending[dispatch.submit(chunk)] = chunk
                 room -= 1
             busy += time.perf_counter() - t
-            if not pending:              # only a pool runs out of room: its hosts all died
+            if not pending:              # out of room: every model host, or every node, died
                 what = _named(queue[0]) if queue else f"seeds {cursor}..{end - 1}"
-                raise ClusterError(f"{what}: no model host is left to run on (every one died and none could "
+                left = "model host" if isinstance(dispatch, ModelPool) else "node"
+                raise ClusterError(f"{what}: no {left} is left to run on (every one died and none could "
                                    f"be started again)")
             ray.wait(list(pending), num_returns=1)
             t = time.perf_counter()
@@ -125,7 +131,7 @@ def run_eval_cluster(scenario: Scenario, runs: int, seed: int = 42, *, address: 
                 try:
                     payload = ray.get(ref)
                 except lost as exc:
-                    dispatch.lost(ref)
+                    dispatch.lost(ref, exc)
                     if chunk.attempt >= retries:
                         raise ClusterError(f"{_named(chunk)} was lost on all {chunk.attempt + 1} attempts, "
                                            f"last: {_line(exc)}") from None
@@ -137,7 +143,7 @@ def run_eval_cluster(scenario: Scenario, runs: int, seed: int = 42, *, address: 
                 dispatch.done(ref, payload)
                 part = from_payload(scenario, payload)
                 parts[chunk.index] = part
-                record.ran(part.runs, payload["node"], part.engine_seconds)
+                record.ran(part.runs, payload["node"], part.engine_seconds, int(part.jobs.get("used") or 1))
                 came.append(part)
                 done += part.runs
                 ok += int(part.success.sum())
@@ -150,7 +156,8 @@ def run_eval_cluster(scenario: Scenario, runs: int, seed: int = 42, *, address: 
     except KeyboardInterrupt:
         stopped = True
     finally:
-        dispatch.close(pending)               # a finished, failed or stopped eval leaves nothing running
+        if dispatch is not None:
+            dispatch.close(pending)           # a finished, failed or stopped eval leaves nothing running
     t = time.perf_counter()
     ordered: list[EvalResult] = []          # the chunks in seed order, up to the first one missing
     while len(ordered) in parts:
@@ -167,40 +174,6 @@ def run_eval_cluster(scenario: Scenario, runs: int, seed: int = 42, *, address: 
     record.wall_seconds = result.engine_seconds
     result.cluster = record.as_dict()
     return result
-
-
-class _Tasks:
-    """Plain chunk tasks, spread over the nodes: every eval but one whose model runs in process."""
-
-    def __init__(self, ray: Any, slots: int) -> None:
-        self.ray = ray
-        self.slots = slots
-        self.task = ray.remote(run_chunk).options(num_cpus=CPUS_PER_CHUNK, max_retries=0, scheduling_strategy="SPREAD")
-
-    def lost_errors(self) -> tuple[type[BaseException], ...]:
-        return ()
-
-    def room(self) -> int:
-        return self.slots * IN_FLIGHT_PER_SLOT      # Ray queues them; the sizer's in-flight count bounds it
-
-    def submit(self, chunk: Chunk) -> Any:
-        return self.task.remote(chunk)
-
-    def done(self, ref: Any, payload: dict[str, Any]) -> None:
-        pass
-
-    def lost(self, ref: Any) -> None:
-        pass
-
-    def close(self, pending: dict[Any, Chunk]) -> None:
-        for ref in pending:
-            self.ray.cancel(ref, force=True)
-
-
-def _lost_errors(ray: Any) -> tuple[type[BaseException], ...]:
-    """Ray's exception classes of a chunk lost with its worker or node (those this Ray has)."""
-    found = (getattr(ray.exceptions, name, None) for name in _LOST)
-    return tuple(e for e in found if isinstance(e, type) and issubclass(e, BaseException))
 
 
 def _named(chunk: Chunk) -> str:

@@ -11,7 +11,7 @@ import re
 import pytest
 
 from swarm_engine.cluster.ray_eval import CRASH_ENV, run_eval_cluster
-from swarm_engine.errors import ClusterError
+from swarm_engine.errors import ClusterError, ConfigError
 from swarm_engine.eval.builtin import builtin_scenario
 from swarm_engine.eval.loader import load_scenario
 from swarm_engine.eval.report import build_report
@@ -50,11 +50,34 @@ def test_report_equals_the_local_one(path, runs, seed, chunk):
     assert "cluster" not in build_report(local)
 
 
-def test_adapted_chunks_give_the_same_runs():
-    local, remote = _both(builtin_scenario("troubleshooting"), 3000, 11)
+@pytest.mark.parametrize(("chunk_cpus", "slots"), [(0, 1), (1, 2), (2, 1)])
+def test_adapted_chunks_give_the_same_runs(chunk_cpus, slots):
+    """A whole node per chunk (0: the local Ray's 2 CPUs, on 2 threads), or 1 or 2 CPUs each."""
+    local, remote = _both(builtin_scenario("troubleshooting"), 3000, 11, chunk_cpus=chunk_cpus)
     assert comparable(build_report(remote)) == comparable(build_report(local))
-    assert remote.cluster["chunks"] >= 4                   # every slot had work, twice over
+    assert remote.cluster["chunks"] >= 2 * slots           # every slot had work, twice over
     assert remote.cluster["cpus"] == 2 and remote.cluster["driver_seconds"] > 0
+    assert remote.cluster["chunk_cpus"] == chunk_cpus and remote.cluster["cpus_per_chunk"] == 2 // slots
+    [node] = remote.cluster["nodes"]
+    assert node["threads"] == 2 // slots                   # what the chunks' run_eval used there
+
+
+def test_whole_node_chunks_run_on_the_node_threads_and_match_big_evals():
+    sc = load_scenario(builtin_scenario("troubleshooting"))
+    remote = run_eval_cluster(sc, 200_000, 4, chunk_runs=50_000)
+    assert_same_runs(remote, run_eval(sc, 200_000, 4))
+    assert remote.cluster["cpus_per_chunk"] == 2 and remote.cluster["nodes"][0]["threads"] == 2
+
+
+@pytest.mark.parametrize(("chunk_cpus", "line"), [
+    (3, r"^no node of the Ray cluster has 3 CPUs for a chunk \(the most: 2\); give --chunk-cpus at most 2"),
+    (-1, r"^--chunk-cpus: got -1, expected 0 \(a whole node per chunk\) or 1\.\.1024$"),
+    (5000, r"^--chunk-cpus: got 5000, expected 0"),
+])
+def test_chunk_cpus_that_cannot_run_is_one_line(chunk_cpus, line):
+    sc = load_scenario(builtin_scenario("troubleshooting"))
+    with pytest.raises((ClusterError, ConfigError), match=line):
+        run_eval_cluster(sc, 20, 0, chunk_cpus=chunk_cpus)
 
 
 def test_a_worker_killed_mid_eval_is_retried_and_recorded(monkeypatch):

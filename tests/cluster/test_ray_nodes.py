@@ -43,11 +43,19 @@ def test_the_cli_joins_the_cluster_of_ray_address(nodes, swarm_exe_path, subproc
         [swarm_exe_path, "eval", str(path), "-n", "150", "-s", "9", "-q", *args], capture_output=True, text=True,
         env={**env, **more}, cwd=tmp_path, timeout=300)
     # and chunk 0's first worker dies (test-only fault injection): a warning line, a recorded retry
-    here, there = run("-o", "local.json"), run("-o", "cluster.json", "--cluster", "auto", SWARM_CLUSTER_CRASH="0")
+    here, there = run("-o", "local.json"), run("-o", "cluster.json", "--cluster", "auto", "--chunk-cpus", "1",
+                                               SWARM_CLUSTER_CRASH="0")
     assert here.returncode == 0 and there.returncode == 0, there.stderr
     local, remote = (json.loads((tmp_path / f).read_text()) for f in ("local.json", "cluster.json"))
     assert comparable(remote) == comparable(local)
     assert remote["cluster"]["address"] == f"auto ({nodes.address})" and remote["cluster"]["cpus"] == 2
+    assert remote["cluster"]["chunk_cpus"] == 1
+    # more CPUs per chunk than any node has: one line, exit 1, no run
+    big = run("-o", "big.json", "--cluster", "auto", "--chunk-cpus", "2")
+    lines = [line for line in big.stderr.splitlines() if line.strip()]
+    assert big.returncode == 1 and len(lines) == 1, big.stderr
+    assert lines[0].startswith("error: no node of the Ray cluster has 2 CPUs for a chunk (the most: 1)")
+    assert not (tmp_path / "big.json").exists()
     assert [r["chunk"] for r in remote["cluster"]["retries"]] == [0]
     assert "warning: chunk 0 (seeds 9.." in there.stderr and "ran again" in there.stderr
 
@@ -71,8 +79,10 @@ def test_a_node_killed_mid_eval_costs_a_retry_not_a_run(nodes):
     assert remote.runs == runs and not remote.stopped
     assert_same_runs(remote, run_eval(sc, runs, 3))
     assert remote.cluster["retries"], "no chunk was lost with the node"
-    # a chunk whose result was on the dead node's object store may come back as either object error
+    # a chunk whose result was on the dead node's object store may come back as either object
+    # error; one queued there (pinned: a whole node per chunk) as TaskUnschedulableError
     assert {r["error"] for r in remote.cluster["retries"]} <= {"WorkerCrashedError", "NodeDiedError",
                                                                "LocalRayletDiedError", "ObjectLostError",
-                                                               "ObjectReconstructionFailedError"}
+                                                               "ObjectReconstructionFailedError",
+                                                               "TaskUnschedulableError"}
     assert sum(n["runs"] for n in remote.cluster["nodes"]) == runs

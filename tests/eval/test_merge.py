@@ -50,3 +50,25 @@ def test_parts_must_follow_each_other(scenario):
     a, b = run_eval(scenario, 10, seed=0), run_eval(scenario, 10, seed=11)
     with pytest.raises(ConfigError, match="do not follow"):
         concat_results([a, b])
+
+
+def test_the_payload_is_packed_and_unpacks_to_the_same_arrays(scenario):
+    import dataclasses
+
+    part = run_eval(scenario, 50, seed=2**40)
+    payload = to_payload(part)
+    assert payload["seeds"] is None and payload["packed"]["seeds"] == {"range": [2**40, 50]}
+    assert payload["ticks"].dtype == np.int32 and payload["by_action"].dtype == np.int32
+    shipped = sum(a.nbytes for f in ARRAY_FIELDS if (a := payload[f]) is not None)
+    assert shipped < 0.6 * sum(getattr(part, f).nbytes for f in ARRAY_FIELDS)
+    back = from_payload(scenario, payload)
+    for f in ARRAY_FIELDS:
+        assert getattr(back, f).dtype == getattr(part, f).dtype and np.array_equal(getattr(back, f), getattr(part, f))
+    # values past int32 and seeds that are not a range travel as they are
+    odd = dataclasses.replace(part, ticks=part.ticks + 2**40, seeds=part.seeds[::-1].copy())
+    payload = to_payload(odd)
+    assert payload["ticks"].dtype == np.int64 and payload["seeds"].dtype == np.uint64
+    back = from_payload(scenario, payload)
+    assert np.array_equal(back.ticks, odd.ticks) and np.array_equal(back.seeds, odd.seeds)
+    empty = from_payload(scenario, to_payload(run_eval(scenario, 1, seed=0)))
+    assert empty.seeds.tolist() == [0]
