@@ -287,7 +287,7 @@ class ModelPool:
         """``ref``'s chunk came back: its host is free and counted."""
         host = self.by_ref.pop(ref)
         host.busy = None
-        self.record.model_ran(host.key, payload["model"], int(len(payload["seeds"])))
+        self.record.model_ran(host.key, payload["model"], int(len(payload["success"])))
 
     def lost(self, ref: Any, exc: BaseException | None = None) -> None:
         """``ref``'s host died: it is dropped, and replaced on its node while the node lives."""
