@@ -23,6 +23,7 @@ EXTENSIONS = {
     "swarm_engine._native._cascade": ["swarm_engine/_native/_cascade.pyx"],
     "swarm_engine._native._envs": ["swarm_engine/_native/_envs.pyx"],
     "swarm_engine._native._kernel": ["swarm_engine/_native/_kernel.pyx"],
+    "swarm_engine._native._json_rows": ["swarm_engine/_native/_json_rows.pyx"],
 }
 
 DIRECTIVES = {

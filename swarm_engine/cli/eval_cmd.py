@@ -370,7 +370,7 @@ def _eval_one(sc: Scenario, runs: int, seed: int, quiet: bool, verbose: bool, tr
     session = LearningSession.open(sc, learning=learning, key=learning_key, use_model=not no_learned_model,
                                    say=None if quiet else _say)
     result = _run_one(session.scenario, runs, seed, quiet, trace, session.recorder, fallback, jobs, runner, watched)
-    report = build_report(result, adapter_version=session.adapter)
+    report = build_report(result, lazy_runs=True, adapter_version=session.adapter)
     if trace is not None:              # the dashboard opens a run's events from here
         report["manifest"]["trace"] = str(trace.resolve())
     report["learning"] = session.close(result, seed, say=None if quiet else _say)

@@ -33,7 +33,7 @@ from swarm_engine.core.state import VERDICT_REASONS, Verdict
 from swarm_engine.eval import schema
 from swarm_engine.eval.conditions import evaluate
 
-__all__ = ["Judgement", "judge", "SUCCESS_REASON", "UNMET_REASON"]
+__all__ = ["Judgement", "judge", "reason_codes", "SUCCESS_REASON", "UNMET_REASON"]
 
 SUCCESS_REASON = "success"
 UNMET_REASON = "success_conditions_unmet"
@@ -75,6 +75,14 @@ def judge(spec: schema.ScenarioFile, verdict: np.ndarray, metrics: dict[str, np.
             reason[j] = f"failure_condition:{label}"
         success = success & ~hit
     return Judgement(success, reason, conds, _milestones(spec, metrics))
+
+
+def reason_codes(reason: list[str]) -> tuple[list[str], np.ndarray]:
+    """The distinct reasons, sorted, and each run's index among them (uint32): the
+    reasons as columns, for the trip to a cluster's driver and for the report's rows."""
+    names = sorted(set(reason))
+    lookup = {name: i for i, name in enumerate(names)}
+    return names, np.fromiter(map(lookup.__getitem__, reason), dtype=np.uint32, count=len(reason))
 
 
 def _milestones(spec: schema.ScenarioFile, metrics: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

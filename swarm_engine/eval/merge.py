@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from swarm_engine.errors import ConfigError
+from swarm_engine.eval.judge import reason_codes
 from swarm_engine.eval.loader import Scenario
 from swarm_engine.eval.runner import EvalResult
 
@@ -102,8 +103,10 @@ def to_payload(result: EvalResult) -> dict[str, Any]:
     with the scenario's sha256 so the receiver can check it merges the right thing."""
     packed: dict[str, Any] = {}
     arrays = {f: _pack(f, np.asarray(getattr(result, f)), packed) for f in ARRAY_FIELDS}
+    names, codes = reason_codes(result.reason)
     return {"sha256": result.scenario.sha256, "base_seed": result.base_seed, "requested": result.requested,
-            "reason": _reason_codes(result.reason), "engine_seconds": result.engine_seconds, "stopped": result.stopped,
+            "reason": {"names": names, "codes": codes}, "engine_seconds": result.engine_seconds,
+            "stopped": result.stopped,
             "llm": dict(result.llm), "conditions": dict(result.conditions),
             "milestones": dict(result.milestones), "per_run_llm": dict(result.per_run_llm), "jobs": dict(result.jobs),
             "packed": packed, **arrays}
@@ -120,13 +123,6 @@ def _pack(name: str, a: np.ndarray, packed: dict[str, Any]) -> np.ndarray | None
         packed[name] = {"dtype": "int64"}
         return a.astype(np.int32)
     return a
-
-
-def _reason_codes(reason: Sequence[str]) -> dict[str, Any]:
-    names = sorted(set(reason))
-    lookup = {name: i for i, name in enumerate(names)}
-    return {"names": names, "codes": np.fromiter(map(lookup.__getitem__, reason), dtype=np.uint32,
-                                                 count=len(reason))}
 
 
 def _reasons(packed: dict[str, Any]) -> list[str]:

@@ -229,7 +229,7 @@ class EvalJob:
         started = time.perf_counter()
         try:
             result = self.evaluate(started)
-            self.finish(result, build_report(result), started)
+            self.finish(result, build_report(result, lazy_runs=True), started)
         except SwarmError as exc:
             self._fail(one_line(str(exc)))
         except Exception as exc:        # a bug: the page says so, the server stays up

@@ -16,8 +16,9 @@ import pytest
 
 from swarm_engine.eval.builtin import builtin_scenario_files
 from swarm_engine.eval.loader import load_scenario
-from swarm_engine.eval.report import _TERMINATION, build_report
+from swarm_engine.eval.report import build_report
 from swarm_engine.eval.runner import run_eval
+from swarm_engine.eval.runs_json import termination_reason
 from swarm_engine.fsio import LONG_LIST, json_bytes, write_json
 
 NATIVE = [f for f in builtin_scenario_files() if not load_scenario(f).llm_managed]
@@ -27,7 +28,7 @@ def _reference_rows(result) -> list[dict]:
     names = result.scenario.actions
     miles = np.sum(list(result.milestones.values()), axis=0) if result.milestones else np.zeros(result.runs)
     return [{"index": i, "seed": int(result.seeds[i]), "success": bool(result.success[i]),
-             "termination_reason": "Success" if result.success[i] else _TERMINATION.get(result.reason[i], "Failure"),
+             "termination_reason": termination_reason(bool(result.success[i]), result.reason[i]),
              "reason": result.reason[i], "ticks": int(result.ticks[i]), "actions": int(result.actions[i]),
              "failed_actions": int(result.failed[i]),
              "actions_by_kind": {n: int(result.by_action[i, j]) for j, n in enumerate(names) if result.by_action[i, j]},
