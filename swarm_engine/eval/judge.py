@@ -64,16 +64,24 @@ def judge(spec: schema.ScenarioFile, verdict: np.ndarray, metrics: dict[str, np.
         success = (np.isin(v, _JUDGED) | timeout_judged) & held
     else:
         success = (v == Verdict.SUCCESS) | timeout_judged
-    reason = [SUCCESS_REASON if ok else VERDICT_REASONS[Verdict(int(x))] for ok, x in zip(success, v)]
-    for j in np.flatnonzero(~success & (v == Verdict.SUCCESS)):
-        reason[j] = UNMET_REASON
+    # reasons as codes into ``names``, vectorised (a list comprehension over the runs was
+    # 0.17 s at 10^6 runs), then one list of the strings
+    names = [SUCCESS_REASON, UNMET_REASON]
+    code = np.zeros(v.shape[0], np.intp)
+    present = np.flatnonzero(np.bincount(v - v.min())) + v.min() if v.size else v
+    for u in present.tolist():
+        names.append(VERDICT_REASONS[Verdict(u)])
+        code[v == u] = len(names) - 1
+    code[success] = 0
+    code[~success & (v == Verdict.SUCCESS)] = 1
     for i, c in enumerate(spec.conditions.failure):
         hit = evaluate(c, metrics)
         label = c.name or f"failure[{i}]"
         conds[label] = hit
-        for j in np.flatnonzero(hit & success):
-            reason[j] = f"failure_condition:{label}"
+        names.append(f"failure_condition:{label}")
+        code[hit & success] = len(names) - 1
         success = success & ~hit
+    reason = np.array(names, dtype=object)[code].tolist()
     return Judgement(success, reason, conds, _milestones(spec, metrics))
 
 
