@@ -124,3 +124,36 @@ def test_the_writer_refuses_columns_that_do_not_fit(template, message):
 
 def test_no_rows():
     assert encode_rows(0, [b"{", ("tokens", b""), ("int", np.zeros(0, np.int64)), b"}"], b",") == b""
+
+
+def test_pieces_are_written_in_order_and_a_failure_leaves_the_old_file(tmp_path):
+    from swarm_engine.fsio import write_bytes
+
+    target = tmp_path / "r.json"
+    pieces = [bytes([65 + i % 26]) * (1 + i % 7) for i in range(5_000)]
+    write_bytes(target, iter(pieces))
+    assert target.read_bytes() == b"".join(pieces)
+
+    def broken():
+        yield b"half of a new file"
+        raise ValueError("the encoder failed")
+
+    with pytest.raises(ValueError, match="the encoder failed"):
+        write_bytes(target, broken())
+    assert target.read_bytes() == b"".join(pieces)
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]          # no temp file left
+
+
+def test_a_piece_that_cannot_be_written_stops_the_write(tmp_path):
+    from swarm_engine.fsio import write_bytes
+
+    made = []
+
+    def pieces():
+        for i in range(100):
+            made.append(i)
+            yield "not bytes" if i == 3 else b"x"
+
+    with pytest.raises(TypeError):
+        write_bytes(tmp_path / "r.json", pieces())
+    assert not (tmp_path / "r.json").exists() and len(made) < 100      # it stopped early
