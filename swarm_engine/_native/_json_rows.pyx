@@ -170,7 +170,7 @@ cdef class RowWriter:
             buf = PyByteArray_FromStringAndSize(NULL, (stop - i) * self.bound + 1)
             out = PyByteArray_AS_STRING(buf)
             with nogil:
-                used = _rows(out, 0, i, stop, self.fields, self.nf, sep, n_sep)
+                used = _rows(out, i, stop, self.fields, self.nf, sep, n_sep)
             PyByteArray_Resize(buf, used)
             yield buf
             i = stop
@@ -246,9 +246,10 @@ cdef _set_keys(Field *fd, list strings, list held):
         fd.key_size[j] = len(<bytes>strings[j])
 
 
-cdef Py_ssize_t _rows(char *out, Py_ssize_t used, Py_ssize_t start, Py_ssize_t stop, Field *fields,
+cdef Py_ssize_t _rows(char *out, Py_ssize_t start, Py_ssize_t stop, Field *fields,
                       Py_ssize_t nf, const char *s_sep, Py_ssize_t n_sep) noexcept nogil:
-    cdef Py_ssize_t i, j, f, a, K
+    """Rows ``start`` to ``stop`` into ``out`` (room enough); the bytes written."""
+    cdef Py_ssize_t i, j, f, a, K, used = 0
     cdef Field *fd
     cdef bint first
     cdef int64_t v

@@ -57,9 +57,8 @@ def check_chunk_cpus(chunk_cpus: int) -> None:
 
 
 def plain_tasks(ray: Any, chunk_cpus: int) -> NodeTasks | SpreadTasks:
-    """The dispatch for ``chunk_cpus`` (0: a whole node per chunk); a one-line error when out
-    of range or when no node has that many CPUs."""
-    check_chunk_cpus(chunk_cpus)
+    """The dispatch for ``chunk_cpus`` (0: a whole node per chunk; the caller has checked its
+    range with :func:`check_chunk_cpus`); a one-line error when no node has that many CPUs."""
     return NodeTasks(ray) if chunk_cpus == 0 else SpreadTasks(ray, chunk_cpus)
 
 

@@ -45,11 +45,11 @@ def encode_runs(result: EvalResult, sep: bytes) -> Iterator[bytearray]:
                + b',"reason":' + _ENC.encode(name) for name in names for ok in (False, True)]
     template: list[Any] = [
         b'{"index":', ("int", np.arange(n, dtype=np.int64)),
-        b',"seed":', _number("uint", result.seeds),
+        b',"seed":', _number(result.seeds),
         b',"success":', ("pick", codes.astype(np.int64) * 2 + success, outcome),
-        b',"ticks":', _number("int", result.ticks),
-        b',"actions":', _number("int", result.actions),
-        b',"failed_actions":', _number("int", result.failed),
+        b',"ticks":', _number(result.ticks),
+        b',"actions":', _number(result.actions),
+        b',"failed_actions":', _number(result.failed),
         b',"actions_by_kind":', _by_kind(result),
         b',"conditions":', ("bools", _matrix(result.conditions, np.uint8, n), _keys(result.conditions)),
         b',"milestones":', ("floats", _tokens(_matrix(result.milestones, np.float64, n)), _keys(result.milestones)),
@@ -57,36 +57,32 @@ def encode_runs(result: EvalResult, sep: bytes) -> Iterator[bytearray]:
         b',"wall_seconds":', ("tokens", _tokens(np.asarray(result.wall))),
     ]
     for key, column in result.per_run_llm.items():
-        template += [b"," + _ENC.encode(key) + b":", _number("int", column)]
+        template += [b"," + _key(key), _number(column)]
     template.append(b"}")
     return RowWriter(n, template, sep).blocks()
 
 
-def _number(kind: str, column: Any) -> tuple:
-    """An integer column as the native writer formats it; any other as msgspec encodes its values."""
+def _number(column: Any) -> tuple:
+    """An integer column as the native writer formats it (signed or not); any other as msgspec
+    encodes its values."""
     a = np.asarray(column)
-    if a.dtype.kind == "u" and kind == "uint" or a.dtype.kind in "iu" and kind == "int" and _fits_int64(a):
-        return (kind, a)
+    if a.dtype.kind in "iu":
+        return ("uint" if a.dtype.kind == "u" else "int", a)
     return ("tokens", _tokens(a))
 
 
-def _fits_int64(a: np.ndarray) -> bool:
-    return a.dtype.kind == "i" or not a.size or int(a.max()) <= np.iinfo(np.int64).max
-
-
 def _by_kind(result: EvalResult) -> tuple:
-    m = np.asarray(result.by_action)
-    keys = [_ENC.encode(name) + b":" for name in result.scenario.actions]
-    if m.dtype.kind in "iu" and _fits_int64(m):
-        return ("ints", m, keys, True)
-    # not integer counts (never from the kernel): the dict path's own dicts, encoded one run at a time
-    rows = [_ENC.encode({k: v for k, v in zip(result.scenario.actions, row, strict=True) if v})
-            for row in m.tolist()]
-    return ("pick", np.arange(len(rows)), rows)
+    # the kernel's counts are int64; a cast that could change a value raises instead
+    m = np.asarray(result.by_action).astype(np.int64, casting="safe", copy=False)
+    return ("ints", m, [_key(name) for name in result.scenario.actions], True)
+
+
+def _key(name: str) -> bytes:
+    return _ENC.encode(name) + b":"
 
 
 def _keys(columns: dict[str, np.ndarray]) -> list[bytes]:
-    return [_ENC.encode(k) + b":" for k in columns]
+    return [_key(k) for k in columns]
 
 
 def _matrix(columns: dict[str, np.ndarray], dtype: type, n: int) -> np.ndarray:
